@@ -1,0 +1,47 @@
+# Moat's tooling. `make test` is the test command CI runs (.ci/run).
+GO      ?= go
+PKGS    := ./...
+FUZZTIME ?= 30s
+
+.PHONY: all build test check fuzz bench gen fmt vet
+
+all: build
+
+build:
+	$(GO) build -o moat ./cmd/moat
+
+# The whole test suite, with the race detector. PostgreSQL tests start a
+# throwaway server when initdb/pg_ctl are installed and skip (visibly)
+# otherwise; MOAT_REQUIRE_POSTGRES=1 turns the skip into a failure.
+test:
+	$(GO) vet $(PKGS)
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+# Static checks: formatting, vet, generated files up to date.
+check: vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(MAKE) gen
+	git diff --exit-code -- README.md
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+# Regenerate the configuration reference in README.md from the schema.
+gen:
+	$(GO) run ./cmd/moat config reference --write README.md
+
+# Run every fuzz target for FUZZTIME each.
+fuzz:
+	@for pkg in $$($(GO) list $(PKGS)); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+# Go benchmarks; the side-by-side comparisons with nginx and Knot are in bench/.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)

@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/moatmail/moat/internal/config"
+	"github.com/moatmail/moat/internal/devca"
+	"github.com/moatmail/moat/internal/dnsserver"
+	"github.com/moatmail/moat/internal/hosting"
+	"github.com/moatmail/moat/internal/policyserver"
+	"github.com/moatmail/moat/internal/snapshot"
+	"github.com/moatmail/moat/internal/store"
+)
+
+// DemoDomain is the domain `moat serve --dev` hosts so there is something
+// to query at once.
+const DemoDomain = "demo.moat.test"
+
+func newServeCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run Moat: authoritative DNS, HTTPS policy server, certificates",
+		Long: `Run Moat's servers: the authoritative DNS server for the service zone, the
+HTTPS MTA-STS policy server with on-demand ACME certificates, and the HTTP
+listener for ACME challenges. With --dev everything runs on 127.0.0.1 with a
+local development CA and a demo domain, and no DNS or certificates to set up.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			if err := c.ValidateServe(); err != nil {
+				return err
+			}
+			return serve(cmd.Context(), g, c)
+		},
+	}
+	addSchemaFlags(cmd.Flags(), func(name string) bool { return !isPersistent(name) })
+	return cmd
+}
+
+// serve wires the services and runs them until ctx ends or one fails.
+func serve(ctx context.Context, g *globals, c *config.Config) error {
+	log := g.logger(c)
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	st, err := openStore(ctx, log, c)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			log.Warn("closing the store", "err", err)
+		}
+	}()
+	set := settings(c)
+	if c.Dev {
+		if err := ensureDemo(ctx, st, set); err != nil {
+			return err
+		}
+	}
+
+	holder := new(snapshot.Holder)
+	watcher := hosting.NewWatcher(log, st, set, holder, c.Store.PollInterval)
+	if _, err := watcher.Refresh(ctx, true); err != nil {
+		return fmt.Errorf("building the serving snapshot: %w", err)
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 4)
+	running := 0
+	start := func(name string, fn func() error) {
+		running++
+		go func() {
+			err := fn()
+			if err != nil && ctx.Err() == nil {
+				err = fmt.Errorf("%s: %w", name, err)
+			} else {
+				err = nil
+			}
+			errc <- err
+		}()
+	}
+	start("snapshot watcher", func() error { watcher.Run(ctx); return nil })
+
+	var dnsAddr, httpsAddr, httpAddr string
+	if c.DNS.Listen != "" {
+		srv, pc, l, err := listenDNS(log, holder, c)
+		if err != nil {
+			cancel()
+			return drain(errc, running, err)
+		}
+		dnsAddr = pc.LocalAddr().String()
+		start("dns server", func() error { return srv.Serve(ctx, pc, l) })
+		log.Info("dns server listening", "addr", dnsAddr, "zone", c.Zone)
+	}
+	if c.HTTPS.Listen != "" {
+		var ca *devca.CA
+		if c.Dev {
+			if ca, err = devca.LoadOrCreate(c.DataDir); err != nil {
+				cancel()
+				return drain(errc, running, err)
+			}
+		}
+		ps, err := policyserver.New(log, holder, st, policyserver.Options{
+			ACMECA: c.ACME.CA, ACMEEmail: c.ACME.Email, ACMECARoot: c.ACME.CARoot, DevCA: ca,
+		})
+		if err != nil {
+			cancel()
+			return drain(errc, running, err)
+		}
+		hl, err := net.Listen("tcp", c.HTTPS.Listen)
+		if err != nil {
+			cancel()
+			return drain(errc, running, fmt.Errorf("https listener: %w", err))
+		}
+		httpsAddr = hl.Addr().String()
+		var pl net.Listener
+		if c.HTTP.Listen != "" {
+			if pl, err = net.Listen("tcp", c.HTTP.Listen); err != nil {
+				hl.Close()
+				cancel()
+				return drain(errc, running, fmt.Errorf("http listener: %w", err))
+			}
+			httpAddr = pl.Addr().String()
+		}
+		start("policy server", func() error { return ps.Serve(ctx, hl, pl) })
+		log.Info("policy server listening", "https", httpsAddr, "http", httpAddr)
+	}
+	if c.Dev {
+		printDevHelp(g, c, dnsAddr, httpsAddr)
+	}
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+		return drain(errc, running, nil)
+	case err := <-errc:
+		running--
+		cancel()
+		return drain(errc, running, err)
+	}
+}
+
+// drain waits for the running services to stop and returns first, or the
+// first error they report.
+func drain(errc <-chan error, running int, first error) error {
+	timeout := time.NewTimer(30 * time.Second)
+	defer timeout.Stop()
+	for ; running > 0; running-- {
+		select {
+		case err := <-errc:
+			if first == nil {
+				first = err
+			}
+		case <-timeout.C:
+			return errors.Join(first, errors.New("services did not stop within 30s"))
+		}
+	}
+	return first
+}
+
+func listenDNS(log *slog.Logger, holder *snapshot.Holder, c *config.Config) (*dnsserver.Server, net.PacketConn, net.Listener, error) {
+	hosts := map[string][]netip.Addr{}
+	for name, addrs := range c.DNS.Hosts {
+		for _, a := range addrs {
+			ip, err := netip.ParseAddr(a)
+			if err != nil {
+				return nil, nil, nil, fmt.Errorf("dns.hosts.%s: %w", name, err)
+			}
+			hosts[name] = append(hosts[name], ip)
+		}
+	}
+	srv, err := dnsserver.New(log, holder, dnsserver.Options{
+		Zone: c.Zone, Nameservers: c.DNS.Nameservers, Hostmaster: c.DNS.Hostmaster,
+		Hosts: hosts, TTL: c.DNS.TTL,
+	})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	pc, err := net.ListenPacket("udp", c.DNS.Listen)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("dns listener (udp): %w", err)
+	}
+	l, err := net.Listen("tcp", pc.LocalAddr().String())
+	if err != nil {
+		pc.Close()
+		return nil, nil, nil, fmt.Errorf("dns listener (tcp): %w", err)
+	}
+	return srv, pc, l, nil
+}
+
+// ensureDemo hosts the demo domain in --dev mode, once.
+func ensureDemo(ctx context.Context, st store.Store, set hosting.Settings) error {
+	if _, err := st.Domain(ctx, DemoDomain); err == nil {
+		return nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	_, err := hosting.New(st, set, nil).Add(ctx, DemoDomain, hosting.Spec{MX: []string{"mx1." + DemoDomain, "*.mx." + DemoDomain}})
+	if errors.Is(err, store.ErrExists) {
+		return nil // another process added it meanwhile
+	}
+	return err
+}
+
+func printDevHelp(g *globals, c *config.Config, dnsAddr, httpsAddr string) {
+	w := g.stdout
+	fmt.Fprintf(w, "\nMoat is running in development mode (data: %s, zone: %s).\n", c.DataDir, c.Zone)
+	caFile := c.DataPath(devca.RootFile)
+	if dnsAddr != "" {
+		host, port, _ := net.SplitHostPort(dnsAddr)
+		fmt.Fprintf(w, "\nThe demo domain's MTA-STS and TLS-RPT records, from Moat's DNS server:\n")
+		fmt.Fprintf(w, "  dig @%s -p %s +short %s._mta-sts.%s TXT\n", host, port, DemoDomain, c.Zone)
+		fmt.Fprintf(w, "  dig @%s -p %s +short %s._smtp._tls.%s TXT\n", host, port, DemoDomain, c.Zone)
+	}
+	if httpsAddr != "" {
+		host, port, _ := net.SplitHostPort(httpsAddr)
+		if host == "" || host == "::" || host == "0.0.0.0" {
+			host = "127.0.0.1"
+		}
+		fmt.Fprintf(w, "\nIts policy, over HTTPS with a certificate from the development CA (%s):\n", caFile)
+		fmt.Fprintf(w, "  curl --cacert %s --resolve mta-sts.%s:%s:%s https://mta-sts.%s:%s/.well-known/mta-sts.txt\n",
+			caFile, DemoDomain, port, host, DemoDomain, port)
+	}
+	fmt.Fprintf(w, "\nHost another domain (served within seconds, from another terminal):\n")
+	fmt.Fprintf(w, "  moat domains add example.test --mx mx1.example.test --dev --data %s\n", c.DataDir)
+	fmt.Fprintf(w, "  moat domains set example.test --mode enforce --dev --data %s\n\n", c.DataDir)
+}

@@ -1,0 +1,443 @@
+// Package config is Moat's one typed configuration: defaults, a YAML file
+// decoded strictly, MOAT_* environment variables and command-line flags, in
+// that order of precedence (flags win). Every field carries its
+// documentation and default next to it; Reference renders them for the
+// README, so the documentation cannot drift from the code.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	env "github.com/caarlos0/env/v11"
+	yaml "go.yaml.in/yaml/v3"
+	"golang.org/x/net/idna"
+)
+
+// ErrInvalid is wrapped by every validation error. The message names the
+// field (as spelled in the YAML file) and the offending value.
+var ErrInvalid = errors.New("config: invalid")
+
+// Config is the whole configuration. The struct tags are the schema:
+// yaml is the key in the file, env the MOAT_ variable (nested structs add
+// their prefix), flag the command-line flag of `moat serve` (when there is
+// one), doc the documentation; the default is what Default sets.
+type Config struct {
+	DataDir  string `yaml:"data" json:"data" env:"DATA" flag:"data" doc:"Data directory: the embedded SQLite database, the development CA. Created if absent."`
+	Database string `yaml:"database" json:"database" env:"DATABASE" flag:"database" doc:"Database URL. Empty: SQLite in the data directory. postgres://user:pass@host/db: PostgreSQL, shared by several instances."`
+	Dev      bool   `yaml:"dev" json:"dev" env:"DEV" flag:"dev" doc:"Development mode: listeners on 127.0.0.1 on unprivileged ports, a local CA instead of ACME, a demo domain."`
+
+	Zone       string `yaml:"zone" json:"zone" env:"ZONE" flag:"zone" doc:"Service zone delegated to Moat's DNS server; customers CNAME _mta-sts and _smtp._tls into it."`
+	PolicyHost string `yaml:"policy_host" json:"policy_host" env:"POLICY_HOST" flag:"policy-host" doc:"Host name customers CNAME mta-sts.<domain> to; it must resolve to the HTTPS listener. Default: mta-sts.<zone>."`
+
+	Log    Log    `yaml:"log" json:"log" envPrefix:"LOG_"`
+	DNS    DNS    `yaml:"dns" json:"dns" envPrefix:"DNS_"`
+	HTTPS  HTTPS  `yaml:"https" json:"https" envPrefix:"HTTPS_"`
+	HTTP   HTTP   `yaml:"http" json:"http" envPrefix:"HTTP_"`
+	ACME   ACME   `yaml:"acme" json:"acme" envPrefix:"ACME_"`
+	TLSRPT TLSRPT `yaml:"tlsrpt" json:"tlsrpt" envPrefix:"TLSRPT_"`
+	Store  Store  `yaml:"store" json:"store" envPrefix:"STORE_"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `yaml:"level" json:"level" env:"LEVEL" flag:"log-level" doc:"Minimum level: debug, info, warn or error."`
+	Format string `yaml:"format" json:"format" env:"FORMAT" flag:"log-format" doc:"text (human readable) or json."`
+}
+
+// DNS configures the authoritative DNS server for the service zone.
+type DNS struct {
+	Listen      string              `yaml:"listen" json:"listen" env:"LISTEN" flag:"dns-listen" doc:"UDP and TCP address of the authoritative DNS server. Empty disables it."`
+	Nameservers []string            `yaml:"nameservers" json:"nameservers" env:"NAMESERVERS" doc:"NS names of the zone (the first is the SOA MNAME). Default: ns1.<zone>."`
+	Hostmaster  string              `yaml:"hostmaster" json:"hostmaster" env:"HOSTMASTER" doc:"SOA contact mailbox. Default: hostmaster@<zone>."`
+	Hosts       map[string][]string `yaml:"hosts" json:"hosts" env:"-" doc:"A/AAAA records served inside the zone, name to addresses (for in-zone NS names and the policy host). YAML only."`
+	TTL         time.Duration       `yaml:"ttl" json:"ttl" env:"TTL" doc:"TTL of the TXT, NS and address records."`
+}
+
+// HTTPS configures the policy server's TLS listener.
+type HTTPS struct {
+	Listen string `yaml:"listen" json:"listen" env:"LISTEN" flag:"https-listen" doc:"Address of the HTTPS policy server (and TLS-ALPN-01 challenges). Empty disables it."`
+}
+
+// HTTP configures the plain HTTP listener (ACME HTTP-01 challenges only).
+type HTTP struct {
+	Listen string `yaml:"listen" json:"listen" env:"LISTEN" flag:"http-listen" doc:"Address of the HTTP listener for ACME HTTP-01 challenges. Empty disables it."`
+}
+
+// ACME configures certificate issuance for mta-sts.<domain> host names.
+type ACME struct {
+	CA     string `yaml:"ca" json:"ca" env:"CA" flag:"acme-ca" doc:"ACME directory URL."`
+	Email  string `yaml:"email" json:"email" env:"EMAIL" flag:"acme-email" doc:"Contact address for the ACME account (expiry notices)."`
+	CARoot string `yaml:"ca_root" json:"ca_root" env:"CA_ROOT" flag:"acme-ca-root" doc:"PEM file of roots to trust when talking to the ACME server (a private or test CA). Empty: the system roots."`
+}
+
+// TLSRPT configures what Moat publishes in every hosted domain's
+// _smtp._tls record.
+type TLSRPT struct {
+	RUA []string `yaml:"rua" json:"rua" env:"RUA" doc:"Report URIs (mailto: or https:) published in every hosted domain's TLS-RPT record before the domain's own extra URIs. Point them at Moat's report intake. Empty: only domains with their own URIs get a record."`
+}
+
+// Store configures the database.
+type Store struct {
+	PollInterval time.Duration `yaml:"poll_interval" json:"poll_interval" env:"POLL_INTERVAL" doc:"How often each instance checks the database for changes made elsewhere (CLI, other instances) and rebuilds what it serves."`
+}
+
+// Production defaults.
+const (
+	DefaultDataDir      = "./moat-data"
+	DefaultACMECA       = "https://acme-v02.api.letsencrypt.org/directory"
+	DefaultTTL          = 5 * time.Minute
+	DefaultPollInterval = time.Second
+
+	// DevZone is the service zone used by --dev when none is given.
+	DevZone = "sts.moat.test"
+)
+
+// Default returns the production defaults.
+func Default() Config {
+	return Config{
+		DataDir: DefaultDataDir,
+		Log:     Log{Level: "info", Format: "text"},
+		DNS:     DNS{Listen: ":53", TTL: DefaultTTL},
+		HTTPS:   HTTPS{Listen: ":443"},
+		HTTP:    HTTP{Listen: ":80"},
+		ACME:    ACME{CA: DefaultACMECA},
+		Store:   Store{PollInterval: DefaultPollInterval},
+	}
+}
+
+// DevDefault returns the defaults of --dev: loopback, unprivileged ports, a
+// fixed test zone and a report address under it.
+func DevDefault() Config {
+	c := Default()
+	c.Dev = true
+	c.Zone = DevZone
+	c.DNS.Listen = "127.0.0.1:5353"
+	c.HTTPS.Listen = "127.0.0.1:8443"
+	c.HTTP.Listen = "127.0.0.1:8080"
+	c.ACME.CA = ""
+	c.TLSRPT.RUA = []string{"mailto:tlsrpt@reports.moat.test"}
+	return c
+}
+
+// Source says where configuration comes from besides the defaults.
+type Source struct {
+	// File is a YAML file path; empty means none.
+	File string
+	// Environ is the environment as "KEY=value" pairs; nil means none.
+	Environ []string
+	// Flags are the flags the user set explicitly, by flag name (see the
+	// flag tags), as their string values. Lists are comma-separated.
+	Flags map[string]string
+}
+
+// Load builds the configuration from defaults, the file, the environment
+// and the flags, and validates it. --dev (from any source) switches the
+// defaults to DevDefault.
+func Load(src Source) (*Config, error) {
+	c, err := load(Default(), src)
+	if err != nil {
+		return nil, err
+	}
+	if c.Dev {
+		if c, err = load(DevDefault(), src); err != nil {
+			return nil, err
+		}
+	}
+	c.applyDerived()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func load(base Config, src Source) (*Config, error) {
+	c := base
+	if src.File != "" {
+		f, err := os.Open(src.File)
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		err = decodeYAML(f, &c)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("config: %s: %w", src.File, err)
+		}
+	}
+	if src.Environ != nil {
+		m := map[string]string{}
+		for _, kv := range src.Environ {
+			if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "MOAT_") {
+				m[k] = v
+			}
+		}
+		if err := checkEnv(m); err != nil {
+			return nil, err
+		}
+		if err := env.ParseWithOptions(&c, env.Options{Prefix: "MOAT_", Environment: m}); err != nil {
+			return nil, fmt.Errorf("%w: environment: %w", ErrInvalid, err)
+		}
+	}
+	for name, value := range src.Flags {
+		if err := setFlag(&c, name, value); err != nil {
+			return nil, err
+		}
+	}
+	return &c, nil
+}
+
+// decodeYAML decodes one YAML document strictly: unknown keys are errors
+// that name the line.
+func decodeYAML(r io.Reader, c *Config) error {
+	data, err := io.ReadAll(io.LimitReader(r, 1<<20))
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return nil
+}
+
+// applyDerived fills the defaults that depend on other fields.
+func (c *Config) applyDerived() {
+	c.Zone = normalizeName(c.Zone)
+	c.PolicyHost = normalizeName(c.PolicyHost)
+	if c.PolicyHost == "" && c.Zone != "" {
+		c.PolicyHost = "mta-sts." + c.Zone
+	}
+	if len(c.DNS.Nameservers) == 0 && c.Zone != "" {
+		c.DNS.Nameservers = []string{"ns1." + c.Zone}
+	}
+	for i, ns := range c.DNS.Nameservers {
+		c.DNS.Nameservers[i] = normalizeName(ns)
+	}
+	if c.DNS.Hostmaster == "" && c.Zone != "" {
+		c.DNS.Hostmaster = "hostmaster@" + c.Zone
+	}
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+}
+
+func normalizeName(s string) string {
+	return strings.ToLower(strings.TrimSuffix(strings.TrimSpace(s), "."))
+}
+
+func invalid(field string, value any, format string, args ...any) error {
+	return fmt.Errorf("%w: %s %q: %s", ErrInvalid, field, fmt.Sprint(value), fmt.Sprintf(format, args...))
+}
+
+// Validate checks every field and returns the first problem, naming the
+// field and the value.
+func (c *Config) Validate() error {
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return invalid("log.level", c.Log.Level, "want debug, info, warn or error")
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return invalid("log.format", c.Log.Format, "want text or json")
+	}
+	if c.Database != "" {
+		u, err := url.Parse(c.Database)
+		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			return invalid("database", redactURL(c.Database), "want empty (SQLite in the data directory) or a postgres:// URL")
+		}
+	}
+	if c.Zone != "" {
+		if err := CheckHostname(c.Zone); err != nil {
+			return invalid("zone", c.Zone, "%v", err)
+		}
+	}
+	if c.PolicyHost != "" {
+		if err := CheckHostname(c.PolicyHost); err != nil {
+			return invalid("policy_host", c.PolicyHost, "%v", err)
+		}
+	}
+	for _, l := range []struct{ field, addr string }{
+		{"dns.listen", c.DNS.Listen}, {"https.listen", c.HTTPS.Listen}, {"http.listen", c.HTTP.Listen},
+	} {
+		if l.addr == "" {
+			continue
+		}
+		if _, port, err := net.SplitHostPort(l.addr); err != nil {
+			return invalid(l.field, l.addr, "want host:port, e.g. 127.0.0.1:8443 or :443")
+		} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+			return invalid(l.field, l.addr, "port must be a number from 0 to 65535")
+		}
+	}
+	for _, ns := range c.DNS.Nameservers {
+		if err := CheckHostname(ns); err != nil {
+			return invalid("dns.nameservers", ns, "%v", err)
+		}
+	}
+	if c.DNS.Hostmaster != "" && !strings.Contains(c.DNS.Hostmaster, "@") {
+		return invalid("dns.hostmaster", c.DNS.Hostmaster, "want a mailbox such as hostmaster@example.net")
+	}
+	for name, addrs := range c.DNS.Hosts {
+		n := normalizeName(name)
+		if c.Zone == "" || (n != c.Zone && !strings.HasSuffix(n, "."+c.Zone)) {
+			return invalid("dns.hosts", name, "name is outside the zone %q", c.Zone)
+		}
+		if len(addrs) == 0 {
+			return invalid("dns.hosts", name, "no addresses")
+		}
+		for _, a := range addrs {
+			if _, err := netip.ParseAddr(a); err != nil {
+				return invalid("dns.hosts."+name, a, "not an IP address")
+			}
+		}
+	}
+	if c.DNS.TTL < time.Second || c.DNS.TTL > 7*24*time.Hour {
+		return invalid("dns.ttl", c.DNS.TTL, "want between 1s and 168h")
+	}
+	if !c.Dev {
+		if c.ACME.CA == "" {
+			return invalid("acme.ca", "", "required outside --dev")
+		}
+	}
+	if c.ACME.CA != "" {
+		u, err := url.Parse(c.ACME.CA)
+		if err != nil || u.Scheme != "https" || u.Host == "" {
+			return invalid("acme.ca", c.ACME.CA, "want an https:// ACME directory URL")
+		}
+	}
+	if c.ACME.Email != "" && !strings.Contains(c.ACME.Email, "@") {
+		return invalid("acme.email", c.ACME.Email, "not an email address")
+	}
+	if c.ACME.CARoot != "" {
+		if _, err := os.Stat(c.ACME.CARoot); err != nil {
+			return invalid("acme.ca_root", c.ACME.CARoot, "%v", err)
+		}
+	}
+	for _, u := range c.TLSRPT.RUA {
+		if err := CheckRUA(u); err != nil {
+			return invalid("tlsrpt.rua", u, "%v", err)
+		}
+	}
+	if c.Store.PollInterval < 100*time.Millisecond || c.Store.PollInterval > time.Minute {
+		return invalid("store.poll_interval", c.Store.PollInterval, "want between 100ms and 1m")
+	}
+	return nil
+}
+
+// ValidateServe checks what `moat serve` needs beyond Validate: a zone for
+// the DNS server and the records it serves, and at least one listener.
+func (c *Config) ValidateServe() error {
+	if c.Zone == "" {
+		return invalid("zone", "", "required by moat serve: the service zone delegated to Moat (--zone, MOAT_ZONE or zone:)")
+	}
+	if c.DNS.Listen == "" && c.HTTPS.Listen == "" {
+		return invalid("dns.listen", "", "nothing to serve: both dns.listen and https.listen are empty")
+	}
+	return nil
+}
+
+// CheckHostname reports whether s is a syntactically valid DNS host name in
+// A-label form (letters, digits, hyphens, labels of 1 to 63 bytes, at most
+// 253 bytes, at least two labels).
+func CheckHostname(s string) error {
+	if s == "" {
+		return errors.New("empty name")
+	}
+	if len(s) > 253 {
+		return fmt.Errorf("name is %d bytes long, the limit is 253", len(s))
+	}
+	labels := strings.Split(s, ".")
+	if len(labels) < 2 {
+		return errors.New("want at least two labels, like example.net")
+	}
+	for _, l := range labels {
+		if l == "" {
+			return errors.New("empty label")
+		}
+		if len(l) > 63 {
+			return fmt.Errorf("label %q is longer than 63 bytes", l)
+		}
+		if l[0] == '-' || l[len(l)-1] == '-' {
+			return fmt.Errorf("label %q starts or ends with a hyphen", l)
+		}
+		for i := 0; i < len(l); i++ {
+			ch := l[i]
+			if !(ch >= 'a' && ch <= 'z' || ch >= '0' && ch <= '9' || ch == '-' || ch == '_' || ch >= 'A' && ch <= 'Z') {
+				return fmt.Errorf("label %q has the character %q", l, ch)
+			}
+		}
+	}
+	return nil
+}
+
+// CheckRUA validates one TLS-RPT report URI (RFC 8460 §3: mailto: or
+// https:).
+func CheckRUA(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("not a URI: %w", err)
+	}
+	switch u.Scheme {
+	case "mailto":
+		addr := u.Opaque
+		if at := strings.LastIndexByte(addr, '@'); at <= 0 || at == len(addr)-1 {
+			return errors.New("mailto: needs an address like mailto:tlsrpt@example.net")
+		}
+	case "https":
+		if u.Host == "" {
+			return errors.New("https: URI without a host")
+		}
+	default:
+		return fmt.Errorf("scheme %q: TLS-RPT accepts only mailto: and https:", u.Scheme)
+	}
+	if strings.ContainsAny(s, ",; \t") {
+		return errors.New("must not contain ',', ';' or white space (they delimit the TXT record)")
+	}
+	return nil
+}
+
+// ToASCII converts a domain name given by a user (maybe a U-label IDN, maybe
+// upper-case, maybe with a trailing dot) to the lower-case A-label form
+// Moat stores.
+func ToASCII(name string) (string, error) {
+	n := strings.TrimSuffix(strings.TrimSpace(name), ".")
+	a, err := idna.Lookup.ToASCII(n)
+	if err != nil {
+		return "", fmt.Errorf("%q is not a valid domain name: %w", name, err)
+	}
+	a = strings.ToLower(a)
+	if err := CheckHostname(a); err != nil {
+		return "", fmt.Errorf("%q is not a valid domain name: %w", name, err)
+	}
+	return a, nil
+}
+
+// DataPath joins the data directory and name.
+func (c *Config) DataPath(name string) string { return filepath.Join(c.DataDir, name) }
+
+// redactURL hides a password in a database URL.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
+// Redacted returns the database URL without its password, for logs.
+func (c *Config) Redacted() string { return redactURL(c.Database) }

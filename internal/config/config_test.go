@@ -1,0 +1,178 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeFile(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "moat.yaml")
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestPrecedence(t *testing.T) {
+	file := writeFile(t, `
+zone: file.example.net
+dns:
+  listen: 127.0.0.1:1053
+  ttl: 10m
+https:
+  listen: 127.0.0.1:1443
+tlsrpt:
+  rua: [mailto:a@example.net]
+`)
+	c, err := Load(Source{
+		File:    file,
+		Environ: []string{"MOAT_DNS_LISTEN=127.0.0.1:2053", "MOAT_TLSRPT_RUA=mailto:b@example.net,https://r.example.net/v1/tlsrpt", "PATH=/bin"},
+		Flags:   map[string]string{"dns-listen": "127.0.0.1:3053"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Zone != "file.example.net" {
+		t.Errorf("zone = %q, want the file's", c.Zone)
+	}
+	if c.DNS.Listen != "127.0.0.1:3053" {
+		t.Errorf("dns.listen = %q, want the flag's (flags beat env beat file)", c.DNS.Listen)
+	}
+	if c.HTTPS.Listen != "127.0.0.1:1443" {
+		t.Errorf("https.listen = %q, want the file's", c.HTTPS.Listen)
+	}
+	if c.DNS.TTL != 10*time.Minute {
+		t.Errorf("dns.ttl = %v, want 10m", c.DNS.TTL)
+	}
+	if got := strings.Join(c.TLSRPT.RUA, " "); got != "mailto:b@example.net https://r.example.net/v1/tlsrpt" {
+		t.Errorf("tlsrpt.rua = %q, want the environment's list", got)
+	}
+	if c.HTTP.Listen != ":80" || c.DataDir != DefaultDataDir || c.ACME.CA != DefaultACMECA {
+		t.Errorf("defaults not kept: %+v", c)
+	}
+	if c.PolicyHost != "mta-sts.file.example.net" || c.DNS.Nameservers[0] != "ns1.file.example.net" || c.DNS.Hostmaster != "hostmaster@file.example.net" {
+		t.Errorf("derived defaults wrong: policy host %q, ns %v, hostmaster %q", c.PolicyHost, c.DNS.Nameservers, c.DNS.Hostmaster)
+	}
+}
+
+func TestDevDefaultsAndOverrides(t *testing.T) {
+	c, err := Load(Source{Flags: map[string]string{"dev": "true", "https-listen": "127.0.0.1:9443"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Dev || c.Zone != DevZone || c.DNS.Listen != "127.0.0.1:5353" || c.HTTP.Listen != "127.0.0.1:8080" {
+		t.Errorf("dev defaults not applied: %+v", c)
+	}
+	if c.HTTPS.Listen != "127.0.0.1:9443" {
+		t.Errorf("https.listen = %q, want the flag to beat the dev default", c.HTTPS.Listen)
+	}
+	// --dev from the environment switches the defaults too.
+	c, err = Load(Source{Environ: []string{"MOAT_DEV=true"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Zone != DevZone {
+		t.Errorf("MOAT_DEV=true: zone %q, want %q", c.Zone, DevZone)
+	}
+}
+
+func TestErrorsNameFieldAndValue(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		src  Source
+		want []string
+	}{
+		{"unknown key", Source{File: "-"}, []string{"line 3", "nonsense"}},
+		{"bad level", Source{Flags: map[string]string{"log-level": "loud"}}, []string{"log.level", `"loud"`}},
+		{"bad listen", Source{Flags: map[string]string{"zone": "sts.example.net", "dns-listen": "nowhere"}}, []string{"dns.listen", `"nowhere"`}},
+		{"bad port", Source{Flags: map[string]string{"zone": "sts.example.net", "https-listen": ":99999"}}, []string{"https.listen", "99999"}},
+		{"bad zone", Source{Flags: map[string]string{"zone": "bad_zone..net"}}, []string{"zone", "bad_zone..net", "empty label"}},
+		{"bad database", Source{Flags: map[string]string{"database": "mysql://x"}}, []string{"database", "mysql://x"}},
+		{"bad acme", Source{Flags: map[string]string{"acme-ca": "http://ca.example/dir"}}, []string{"acme.ca", "http://ca.example/dir"}},
+		{"bad rua", Source{Environ: []string{"MOAT_TLSRPT_RUA=ftp://x"}}, []string{"tlsrpt.rua", "ftp://x", "mailto"}},
+		{"bad env duration", Source{Environ: []string{"MOAT_DNS_TTL=forever"}}, []string{"environment", "MOAT_DNS_TTL"}},
+		{"bad flag bool", Source{Flags: map[string]string{"dev": "maybe"}}, []string{"--dev", "maybe"}},
+		{"host outside zone", Source{File: "hosts"}, []string{"dns.hosts", "ns1.elsewhere.net", "outside"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			switch tc.src.File {
+			case "-":
+				tc.src.File = writeFile(t, "zone: sts.example.net\ndns:\n  nonsense: 1\n")
+			case "hosts":
+				tc.src.File = writeFile(t, "zone: sts.example.net\ndns:\n  hosts:\n    ns1.elsewhere.net: [192.0.2.1]\n")
+			}
+			_, err := Load(tc.src)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("error %q does not wrap ErrInvalid", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not name %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestDNSListenNeedsZoneOnlyForServe(t *testing.T) {
+	c, err := Load(Source{})
+	if err != nil {
+		t.Fatalf("defaults must load for data commands: %v", err)
+	}
+	if err := c.ValidateServe(); err == nil || !strings.Contains(err.Error(), "zone") {
+		t.Fatalf("ValidateServe without a zone = %v, want an error naming zone", err)
+	}
+}
+
+func TestToASCII(t *testing.T) {
+	for in, want := range map[string]string{
+		"Example.COM.":     "example.com",
+		"bücher.example":   "xn--bcher-kva.example",
+		"XN--BCHER-KVA.de": "xn--bcher-kva.de",
+	} {
+		got, err := ToASCII(in)
+		if err != nil || got != want {
+			t.Errorf("ToASCII(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "com", "a..b", "-a.com", "a b.com", strings.Repeat("a", 64) + ".com"} {
+		if got, err := ToASCII(in); err == nil {
+			t.Errorf("ToASCII(%q) = %q, want an error", in, got)
+		}
+	}
+}
+
+func TestReferenceCoversSchema(t *testing.T) {
+	ref := Reference()
+	for _, f := range Fields() {
+		if !strings.Contains(ref, "`"+f.Key+"`") {
+			t.Errorf("reference misses %s", f.Key)
+		}
+		if f.Doc == "" {
+			t.Errorf("field %s has no documentation", f.Key)
+		}
+	}
+	if !strings.Contains(ref, "`MOAT_DNS_LISTEN`") || !strings.Contains(ref, "`--dns-listen`") {
+		t.Errorf("reference lacks env or flag names:\n%s", ref)
+	}
+}
+
+// TestREADMEReference keeps the README's configuration table generated
+// from the schema: run `make gen` after changing config.go.
+func TestREADMEReference(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatalf("README.md: %v", err)
+	}
+	if !strings.Contains(string(data), Reference()) {
+		t.Fatal("README.md's configuration reference is out of date: run `make gen`")
+	}
+}

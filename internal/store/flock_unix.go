@@ -1,0 +1,49 @@
+//go:build unix
+
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+)
+
+// lockFile takes an exclusive flock on path (created if absent), waiting for
+// it while ctx allows, and returns the function that releases it. The kernel
+// releases it too if the process dies. SQLite migrations run under it; it is
+// a file of its own because SQLite's locks on the database file must not be
+// disturbed.
+func lockFile(ctx context.Context, path string) (unlock func() error, err error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("migration lock: %w", err)
+	}
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
+			_ = f.Close()
+			return nil, fmt.Errorf("migration lock %s: %w", path, err)
+		}
+		select {
+		case <-ctx.Done():
+			_ = f.Close()
+			return nil, fmt.Errorf("migration lock %s: %w", path, ctx.Err())
+		case <-t.C:
+		}
+	}
+	return func() error {
+		// Closing the file releases the lock.
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("migration lock %s: %w", path, err)
+		}
+		return nil
+	}, nil
+}

@@ -1,0 +1,78 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // driver "pgx"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+)
+
+// PostgreSQL settings.
+const (
+	// pgMaxConns caps the connections of one instance, so that several
+	// instances stay well under the server's max_connections (100 by
+	// default).
+	pgMaxConns = 16
+	// pgMigrateLockID is the advisory lock id goose's session locker takes
+	// while migrating: "moat" in ASCII, so that another goose user of the
+	// same database does not wait for us.
+	pgMigrateLockID = 0x6d6f6174
+)
+
+func openPostgres(ctx context.Context, log *slog.Logger, url string) (_ Store, err error) {
+	// The URL is not in the errors: it may hold a password. pgx's own errors
+	// name host, user and database.
+	fail := func(err error) error { return fmt.Errorf("store: open postgres: %w", err) }
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		return nil, fail(err)
+	}
+	db.SetMaxOpenConns(pgMaxConns)
+	db.SetMaxIdleConns(pgMaxConns / 2)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	defer func() {
+		if err != nil {
+			_ = db.Close() // the open error is what the caller needs
+		}
+	}()
+	if err := db.PingContext(ctx); err != nil {
+		return nil, fail(err)
+	}
+	// Instances starting together: the first takes a session advisory lock
+	// and migrates; the others poll for it every second (for up to ten
+	// minutes) and then find nothing to do.
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(pgMigrateLockID), lock.WithLockTimeout(1, 600))
+	if err != nil {
+		return nil, fail(err)
+	}
+	if err := migrate(ctx, log, goose.DialectPostgres, "postgres", db, locker); err != nil {
+		return nil, fail(err)
+	}
+	return &sqlStore{d: postgresDialect(), r: db, w: db}, nil
+}
+
+func postgresDialect() dialect {
+	return dialect{
+		name: "postgres",
+		// Concurrent UpdateDomain calls on one domain queue on the row lock;
+		// under READ COMMITTED each then reads the row its predecessor
+		// committed, so no update is lost.
+		forUpdate: " FOR UPDATE",
+		timeArg:   func(t time.Time) any { return t },
+		// Lock expiry uses the database's clock: instances on several
+		// machines share these locks, and their clocks may differ.
+		tryLock: `INSERT INTO locks (name, owner, expires)
+			VALUES ($1, $2, now() + $3::bigint * interval '1 microsecond')
+			ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires = excluded.expires
+			WHERE locks.expires <= now() OR locks.owner = excluded.owner
+			RETURNING owner`,
+		tryLockArgs: func(name, owner string, ttl time.Duration, _ time.Time) []any {
+			return []any{name, owner, max(ttl.Microseconds(), 1)}
+		},
+	}
+}

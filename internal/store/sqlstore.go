@@ -1,0 +1,466 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// dialect holds what differs between SQLite and PostgreSQL. Everything else
+// is one SQL text: $N placeholders, ON CONFLICT and RETURNING work on both.
+type dialect struct {
+	name string // "sqlite" or "postgres", for error messages
+
+	// forUpdate is appended to the SELECT that starts UpdateDomain. On
+	// PostgreSQL it locks the row so concurrent writers queue up behind the
+	// transaction; SQLite's write transactions are exclusive already
+	// (BEGIN IMMEDIATE).
+	forUpdate string
+
+	// timeArg converts a time (already UTC, microsecond precision) to the
+	// column type: integer Unix nanoseconds on SQLite, timestamptz on
+	// PostgreSQL.
+	timeArg func(time.Time) any
+
+	// tryLock takes or extends a lock; it returns a row only when the caller
+	// holds the lock afterwards. tryLockArgs builds its arguments.
+	tryLock     string
+	tryLockArgs func(name, owner string, ttl time.Duration, now time.Time) []any
+}
+
+// sqlStore implements Store on database/sql for both dialects.
+type sqlStore struct {
+	d dialect
+	r *sql.DB // reads
+	w *sql.DB // writes; the same pool as r on PostgreSQL, a single connection on SQLite
+}
+
+var _ Store = (*sqlStore)(nil)
+
+// now is the time stamped on rows, at the precision both databases keep.
+func now() time.Time { return normTime(time.Now()) }
+
+// normTime brings t to what a round trip through either database returns:
+// UTC, microseconds (PostgreSQL's timestamptz precision).
+func normTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+// timeCol scans a time column of either dialect.
+type timeCol struct{ t *time.Time }
+
+func (c timeCol) Scan(src any) error {
+	switch v := src.(type) {
+	case int64: // SQLite: Unix nanoseconds
+		*c.t = time.Unix(0, v).UTC()
+	case time.Time: // PostgreSQL timestamptz
+		*c.t = v.UTC()
+	default:
+		return fmt.Errorf("store: time column holds %T, want integer or timestamp", src)
+	}
+	return nil
+}
+
+// encodeList stores a string list as a JSON array; nil becomes [].
+func encodeList(l []string) string {
+	if l == nil {
+		l = []string{}
+	}
+	b, err := json.Marshal(l)
+	if err != nil {
+		panic(err) // a []string always marshals
+	}
+	return string(b)
+}
+
+func decodeList(col, s string) ([]string, error) {
+	var l []string
+	if err := json.Unmarshal([]byte(s), &l); err != nil {
+		return nil, fmt.Errorf("store: column %s holds %q, not a JSON string array: %w", col, s, err)
+	}
+	if l == nil {
+		l = []string{}
+	}
+	return l, nil
+}
+
+// checkName guards the stored form of domain names: not empty, lower case,
+// no trailing dot (the Domain contract).
+func checkName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("store: domain name is empty")
+	case name != strings.ToLower(name):
+		return fmt.Errorf("store: domain name %q: not lower case", name)
+	case strings.HasSuffix(name, "."):
+		return fmt.Errorf("store: domain name %q: trailing dot", name)
+	}
+	return nil
+}
+
+// writeTx runs fn in a write transaction and commits it when fn returns nil.
+// fn's error is returned as is. A panic in fn rolls back and propagates.
+func (s *sqlStore) writeTx(ctx context.Context, what string, fn func(tx *sql.Tx) error) (err error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: %s: begin transaction: %w", what, err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			_ = tx.Rollback() // the error that made us roll back is what matters
+		}
+	}()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	done = true
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: %s: commit: %w", what, err)
+	}
+	return nil
+}
+
+// bumpSerial advances the change serial inside tx.
+func bumpSerial(ctx context.Context, tx *sql.Tx) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE change_serial SET value = value + 1 WHERE id = 1`); err != nil {
+		return fmt.Errorf("advance change serial: %w", err)
+	}
+	return nil
+}
+
+const domainCols = `name, mode, mx, max_age, rua, policy_id, version, created_at, updated_at`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanDomain(row scanner) (*Domain, error) {
+	var d Domain
+	var mx, rua string
+	if err := row.Scan(&d.Name, &d.Mode, &mx, &d.MaxAge, &rua, &d.PolicyID, &d.Version,
+		timeCol{&d.CreatedAt}, timeCol{&d.UpdatedAt}); err != nil {
+		return nil, err
+	}
+	var err error
+	if d.MX, err = decodeList("domains.mx", mx); err != nil {
+		return nil, err
+	}
+	if d.RUA, err = decodeList("domains.rua", rua); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+const versionCols = `domain, version, policy_id, mode, mx, max_age, policy, created_at`
+
+func scanVersion(row scanner) (*PolicyVersion, error) {
+	var v PolicyVersion
+	var mx string
+	if err := row.Scan(&v.Domain, &v.Version, &v.PolicyID, &v.Mode, &mx, &v.MaxAge, &v.Policy,
+		timeCol{&v.CreatedAt}); err != nil {
+		return nil, err
+	}
+	var err error
+	if v.MX, err = decodeList("policy_versions.mx", mx); err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+func (s *sqlStore) insertVersion(ctx context.Context, tx *sql.Tx, v *PolicyVersion) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO policy_versions (`+versionCols+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		v.Domain, v.Version, v.PolicyID, v.Mode, encodeList(v.MX), v.MaxAge, v.Policy, s.d.timeArg(v.CreatedAt))
+	if err != nil {
+		return fmt.Errorf("insert policy version %d: %w", v.Version, err)
+	}
+	return nil
+}
+
+// CreateDomain implements Store. Zero times in d and v are set to now;
+// d.Version and d.PolicyID, when zero, are taken from v. The filled-in values
+// are written back to d and v on success.
+func (s *sqlStore) CreateDomain(ctx context.Context, d *Domain, v *PolicyVersion) error {
+	if d == nil || v == nil {
+		return errors.New("store: create domain: nil domain or policy version")
+	}
+	if err := checkName(d.Name); err != nil {
+		return err
+	}
+	dd, vv := *d, *v
+	if vv.Version == 0 {
+		vv.Version = 1
+	}
+	if vv.Domain == "" {
+		vv.Domain = dd.Name
+	}
+	if dd.Version == 0 {
+		dd.Version = vv.Version
+	}
+	if dd.PolicyID == "" {
+		dd.PolicyID = vv.PolicyID
+	}
+	switch {
+	case vv.Version != 1:
+		return fmt.Errorf("store: create domain %q: first policy version must be 1, got %d", dd.Name, vv.Version)
+	case vv.Domain != dd.Name:
+		return fmt.Errorf("store: create domain %q: policy version is for domain %q", dd.Name, vv.Domain)
+	case dd.Version != vv.Version:
+		return fmt.Errorf("store: create domain %q: domain version %d differs from policy version %d", dd.Name, dd.Version, vv.Version)
+	case dd.PolicyID != vv.PolicyID:
+		return fmt.Errorf("store: create domain %q: domain policy id %q differs from policy version's %q", dd.Name, dd.PolicyID, vv.PolicyID)
+	}
+	t := now()
+	for _, p := range []*time.Time{&dd.CreatedAt, &dd.UpdatedAt, &vv.CreatedAt} {
+		if p.IsZero() {
+			*p = t
+		}
+		*p = normTime(*p)
+	}
+	dd.MX, dd.RUA, vv.MX = normList(dd.MX), normList(dd.RUA), normList(vv.MX)
+
+	err := s.writeTx(ctx, "create domain "+dd.Name, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO domains (`+domainCols+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (name) DO NOTHING`,
+			dd.Name, dd.Mode, encodeList(dd.MX), dd.MaxAge, encodeList(dd.RUA), dd.PolicyID, dd.Version,
+			s.d.timeArg(dd.CreatedAt), s.d.timeArg(dd.UpdatedAt))
+		if err != nil {
+			return fmt.Errorf("store: create domain %q: %w", dd.Name, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("store: create domain %q: %w", dd.Name, err)
+		} else if n == 0 {
+			return fmt.Errorf("%w: domain %q", ErrExists, dd.Name)
+		}
+		if err := s.insertVersion(ctx, tx, &vv); err != nil {
+			return fmt.Errorf("store: create domain %q: %w", dd.Name, err)
+		}
+		if err := bumpSerial(ctx, tx); err != nil {
+			return fmt.Errorf("store: create domain %q: %w", dd.Name, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	*d, *v = dd, vv
+	return nil
+}
+
+// normList returns l, or an empty list for nil, matching what a read
+// returns.
+func normList(l []string) []string {
+	if l == nil {
+		return []string{}
+	}
+	return l
+}
+
+// UpdateDomain implements Store. fn must not call the Store (on SQLite it
+// would wait for the single write connection that the transaction holds).
+// If fn leaves UpdatedAt unchanged it is set to now; CreatedAt and Name
+// cannot change. When fn returns a version, its Version (0: the next one)
+// must be the current version plus one, and d's Version and PolicyID (if
+// left unchanged) are set from it. Without a version, d's Version and
+// PolicyID must stay unchanged.
+func (s *sqlStore) UpdateDomain(ctx context.Context, name string, fn func(d *Domain) (*PolicyVersion, error)) (*Domain, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	var (
+		out  *Domain
+		outV *PolicyVersion
+		v    *PolicyVersion
+	)
+	err := s.writeTx(ctx, "update domain "+name, func(tx *sql.Tx) error {
+		old, err := scanDomain(tx.QueryRowContext(ctx,
+			`SELECT `+domainCols+` FROM domains WHERE name = $1`+s.d.forUpdate, name))
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("%w: domain %q", ErrNotFound, name)
+		} else if err != nil {
+			return fmt.Errorf("store: update domain %q: read: %w", name, err)
+		}
+		d := *old
+		d.MX, d.RUA = slices.Clone(old.MX), slices.Clone(old.RUA)
+		v, err = fn(&d)
+		if err != nil {
+			return err
+		}
+		if d.Name != old.Name {
+			return fmt.Errorf("store: update domain %q: the name cannot change (got %q)", name, d.Name)
+		}
+		d.CreatedAt = old.CreatedAt
+		if d.UpdatedAt.Equal(old.UpdatedAt) {
+			d.UpdatedAt = now()
+		}
+		d.UpdatedAt = normTime(d.UpdatedAt)
+		d.MX, d.RUA = normList(d.MX), normList(d.RUA)
+		var vv PolicyVersion
+		if v != nil {
+			vv = *v
+			if vv.Version == 0 {
+				vv.Version = old.Version + 1
+			}
+			if vv.Domain == "" {
+				vv.Domain = name
+			}
+			if d.Version == old.Version {
+				d.Version = vv.Version
+			}
+			if d.PolicyID == old.PolicyID {
+				d.PolicyID = vv.PolicyID
+			}
+			if vv.CreatedAt.IsZero() {
+				vv.CreatedAt = d.UpdatedAt
+			}
+			vv.CreatedAt = normTime(vv.CreatedAt)
+			vv.MX = normList(vv.MX)
+			switch {
+			case vv.Version != old.Version+1:
+				return fmt.Errorf("store: update domain %q: new policy version must be %d, got %d", name, old.Version+1, vv.Version)
+			case vv.Domain != name:
+				return fmt.Errorf("store: update domain %q: policy version is for domain %q", name, vv.Domain)
+			case d.Version != vv.Version:
+				return fmt.Errorf("store: update domain %q: domain version %d differs from new policy version %d", name, d.Version, vv.Version)
+			case d.PolicyID != vv.PolicyID:
+				return fmt.Errorf("store: update domain %q: domain policy id %q differs from new policy version's %q", name, d.PolicyID, vv.PolicyID)
+			}
+		} else if d.Version != old.Version || d.PolicyID != old.PolicyID {
+			return fmt.Errorf("store: update domain %q: version or policy id changed (%d %q → %d %q) without a new policy version",
+				name, old.Version, old.PolicyID, d.Version, d.PolicyID)
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE domains SET mode = $2, mx = $3, max_age = $4, rua = $5,
+			policy_id = $6, version = $7, updated_at = $8 WHERE name = $1`,
+			name, d.Mode, encodeList(d.MX), d.MaxAge, encodeList(d.RUA), d.PolicyID, d.Version, s.d.timeArg(d.UpdatedAt))
+		if err != nil {
+			return fmt.Errorf("store: update domain %q: %w", name, err)
+		}
+		if v != nil {
+			if err := s.insertVersion(ctx, tx, &vv); err != nil {
+				return fmt.Errorf("store: update domain %q: %w", name, err)
+			}
+			outV = &vv
+		}
+		if err := bumpSerial(ctx, tx); err != nil {
+			return fmt.Errorf("store: update domain %q: %w", name, err)
+		}
+		out = &d
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if v != nil {
+		*v = *outV // the caller's version shows what was recorded
+	}
+	return out, nil
+}
+
+// DeleteDomain implements Store.
+func (s *sqlStore) DeleteDomain(ctx context.Context, name string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	return s.writeTx(ctx, "delete domain "+name, func(tx *sql.Tx) error {
+		// policy_versions rows go with it: ON DELETE CASCADE.
+		res, err := tx.ExecContext(ctx, `DELETE FROM domains WHERE name = $1`, name)
+		if err != nil {
+			return fmt.Errorf("store: delete domain %q: %w", name, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("store: delete domain %q: %w", name, err)
+		} else if n == 0 {
+			return fmt.Errorf("%w: domain %q", ErrNotFound, name)
+		}
+		if err := bumpSerial(ctx, tx); err != nil {
+			return fmt.Errorf("store: delete domain %q: %w", name, err)
+		}
+		return nil
+	})
+}
+
+// Domain implements Store.
+func (s *sqlStore) Domain(ctx context.Context, name string) (*Domain, error) {
+	d, err := scanDomain(s.r.QueryRowContext(ctx, `SELECT `+domainCols+` FROM domains WHERE name = $1`, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: domain %q", ErrNotFound, name)
+	} else if err != nil {
+		return nil, fmt.Errorf("store: read domain %q: %w", name, err)
+	}
+	return d, nil
+}
+
+// Domains implements Store.
+func (s *sqlStore) Domains(ctx context.Context) ([]*Domain, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+domainCols+` FROM domains ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("store: list domains: %w", err)
+	}
+	defer rows.Close()
+	var l []*Domain
+	for rows.Next() {
+		d, err := scanDomain(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: list domains: %w", err)
+		}
+		l = append(l, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: list domains: %w", err)
+	}
+	return l, nil
+}
+
+// PolicyVersions implements Store.
+func (s *sqlStore) PolicyVersions(ctx context.Context, name string) ([]*PolicyVersion, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+versionCols+` FROM policy_versions
+		WHERE domain = $1 ORDER BY version DESC`, name)
+	if err != nil {
+		return nil, fmt.Errorf("store: policy versions of %q: %w", name, err)
+	}
+	defer rows.Close()
+	var l []*PolicyVersion
+	for rows.Next() {
+		v, err := scanVersion(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: policy versions of %q: %w", name, err)
+		}
+		l = append(l, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: policy versions of %q: %w", name, err)
+	}
+	if len(l) == 0 {
+		// Every domain has at least version 1, so none means no domain;
+		// check anyway rather than rely on it.
+		if _, err := s.Domain(ctx, name); err != nil {
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// Serial implements Store.
+func (s *sqlStore) Serial(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.r.QueryRowContext(ctx, `SELECT value FROM change_serial WHERE id = 1`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: read change serial: %w", err)
+	}
+	return n, nil
+}
+
+// Close implements Store.
+func (s *sqlStore) Close() error {
+	var errs []error
+	if s.r != s.w {
+		if err := s.r.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("store: close %s readers: %w", s.d.name, err))
+		}
+	}
+	if err := s.w.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("store: close %s: %w", s.d.name, err))
+	}
+	return errors.Join(errs...)
+}

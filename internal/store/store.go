@@ -1,0 +1,124 @@
+// Package store is Moat's persistent state: hosted domains and their policy
+// versions, a key/value area with locks for certificates (shared by every
+// instance), and a change serial that lets each instance notice changes made
+// by others.
+//
+// Two implementations share one contract: SQLite (embedded, the default) and
+// PostgreSQL. Open chooses by the database URL. Every method is safe for
+// concurrent use, also by several processes on the same database (the CLI
+// writes while `moat serve` reads).
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Callers test them with errors.Is.
+var (
+	// ErrNotFound: the domain, key or lock does not exist. Report it to the
+	// user naming what was looked up.
+	ErrNotFound = errors.New("store: not found")
+	// ErrExists: a domain with that name exists already.
+	ErrExists = errors.New("store: already exists")
+	// ErrLocked: a lock is held by another owner and has not expired.
+	ErrLocked = errors.New("store: locked by another owner")
+)
+
+// Domain is a hosted domain as stored. Name is lower-case, an A-label, no
+// trailing dot. The served policy is described by the latest PolicyVersion;
+// the fields here are the current settings.
+type Domain struct {
+	Name   string   // "example.com"
+	Mode   string   // "testing", "enforce" or "none"
+	MX     []string // MX patterns, e.g. "mx1.example.com", "*.example.net"
+	MaxAge int64    // policy max_age in seconds
+	RUA    []string // extra TLS-RPT rua URIs published besides Moat's own
+
+	PolicyID string // id of the currently served policy (latest version)
+	Version  int64  // number of the latest policy version, 1 for a new domain
+
+	CreatedAt time.Time // UTC
+	UpdatedAt time.Time // UTC
+}
+
+// PolicyVersion is one served policy of a domain, recorded in the same
+// transaction as the change that produced it. Versions are numbered from 1
+// per domain and never reused.
+type PolicyVersion struct {
+	Domain    string
+	Version   int64
+	PolicyID  string
+	Mode      string
+	MX        []string
+	MaxAge    int64
+	Policy    string // the exact policy file text served
+	CreatedAt time.Time
+}
+
+// KeyInfo describes a stored key of the key/value area.
+type KeyInfo struct {
+	Key      string
+	Size     int64
+	Modified time.Time
+}
+
+// Store is the persistent state. Implementations: SQLite and PostgreSQL.
+// All methods are safe for concurrent use by goroutines and processes.
+type Store interface {
+	// CreateDomain inserts d together with its first policy version v
+	// (v.Version must be 1) in one transaction. ErrExists if d.Name is
+	// taken.
+	CreateDomain(ctx context.Context, d *Domain, v *PolicyVersion) error
+
+	// UpdateDomain runs fn inside one write transaction with the current
+	// row of name. fn changes d in place and returns a new policy version to
+	// record, or nil when the served policy is unchanged. If fn returns an
+	// error nothing is written and that error is returned. ErrNotFound if the
+	// domain does not exist. The updated domain is returned.
+	UpdateDomain(ctx context.Context, name string, fn func(d *Domain) (*PolicyVersion, error)) (*Domain, error)
+
+	// DeleteDomain removes the domain and its versions. ErrNotFound if absent.
+	DeleteDomain(ctx context.Context, name string) error
+
+	// Domain returns one domain. ErrNotFound if absent.
+	Domain(ctx context.Context, name string) (*Domain, error)
+
+	// Domains returns every hosted domain ordered by name.
+	Domains(ctx context.Context) ([]*Domain, error)
+
+	// PolicyVersions returns the versions of a domain, newest first.
+	// ErrNotFound if the domain does not exist.
+	PolicyVersions(ctx context.Context, name string) ([]*PolicyVersion, error)
+
+	// Serial returns the change serial: a number that grows with every
+	// committed change to domains. It is cheap; instances poll it to
+	// notice changes made by other processes.
+	Serial(ctx context.Context) (int64, error)
+
+	// Put stores value under key, replacing any earlier value.
+	Put(ctx context.Context, key string, value []byte) error
+	// Get returns the value of key. ErrNotFound if absent.
+	Get(ctx context.Context, key string) ([]byte, error)
+	// Stat describes key. ErrNotFound if absent.
+	Stat(ctx context.Context, key string) (KeyInfo, error)
+	// Delete removes key and every key under key+"/". ErrNotFound if none
+	// existed.
+	Delete(ctx context.Context, key string) error
+	// List returns the keys under prefix+"/" (all depths when recursive,
+	// otherwise the direct children, a child directory listed once as its
+	// path). ErrNotFound if there are none.
+	List(ctx context.Context, prefix string, recursive bool) ([]string, error)
+
+	// TryLock takes the named lock for owner until ttl has passed. It returns
+	// ErrLocked if another owner holds an unexpired lock. Taking a lock one
+	// already holds extends it.
+	TryLock(ctx context.Context, name, owner string, ttl time.Duration) error
+	// Unlock releases the named lock if owner holds it. ErrNotFound if
+	// owner does not hold it.
+	Unlock(ctx context.Context, name, owner string) error
+
+	// Close releases the database.
+	Close() error
+}
