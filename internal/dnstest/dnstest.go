@@ -171,7 +171,14 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 			}
 			m.Answer = append(m.Answer, in.Answer...)
 			m.Rcode = in.Rcode
-			break
+			// Like a recursive resolver, chase a CNAME chain that leaves
+			// the forwarded zone.
+			next := chainEnd(in.Answer, name)
+			if next == name || answered(in.Answer, next, q.Qtype) {
+				break
+			}
+			name = next
+			continue
 		}
 		rrs, exists := s.records[name]
 		var cname *dns.CNAME
@@ -195,4 +202,31 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 		name = dns.CanonicalName(cname.Target)
 	}
 	w.WriteMsg(m)
+}
+
+// chainEnd follows the CNAMEs of rrs from name and returns the last target.
+func chainEnd(rrs []dns.RR, name string) string {
+	for hops := 0; hops < 10; hops++ {
+		next := ""
+		for _, rr := range rrs {
+			if c, ok := rr.(*dns.CNAME); ok && dns.CanonicalName(c.Hdr.Name) == name {
+				next = dns.CanonicalName(c.Target)
+			}
+		}
+		if next == "" {
+			break
+		}
+		name = next
+	}
+	return name
+}
+
+// answered reports whether rrs hold a record of type qtype for name.
+func answered(rrs []dns.RR, name string, qtype uint16) bool {
+	for _, rr := range rrs {
+		if dns.CanonicalName(rr.Header().Name) == name && rr.Header().Rrtype == qtype {
+			return true
+		}
+	}
+	return false
 }
