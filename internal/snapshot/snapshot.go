@@ -70,9 +70,39 @@ func (s *Snapshot) HasDescendant(name string) bool {
 	if name == "" {
 		return true
 	}
-	prefix := reverse(name) + "."
-	i := sort.SearchStrings(s.reversed, prefix)
-	return i < len(s.reversed) && strings.HasPrefix(s.reversed[i], prefix)
+	// Search for the first reversed name >= reverse(name)+"." without
+	// building that string: cmpRev compares it byte by byte.
+	n := len(name) + 1
+	i := sort.Search(len(s.reversed), func(i int) bool { return cmpRev(s.reversed[i], name) >= 0 })
+	if i == len(s.reversed) {
+		return false
+	}
+	r := s.reversed[i]
+	return len(r) > n && cmpRev(r[:n], name) == 0
+}
+
+// cmpRev compares r with reverse(name)+"." as strings.
+func cmpRev(r, name string) int {
+	n := len(name) + 1
+	for j := 0; j < n && j < len(r); j++ {
+		var c byte = '.'
+		if j < len(name) {
+			c = name[len(name)-1-j]
+		}
+		if r[j] != c {
+			if r[j] < c {
+				return -1
+			}
+			return 1
+		}
+	}
+	switch {
+	case len(r) < n:
+		return -1
+	case len(r) > n:
+		return 1
+	}
+	return 0
 }
 
 // Serial is the store change serial the snapshot was built from.

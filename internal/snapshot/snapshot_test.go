@@ -53,3 +53,11 @@ func TestNormalize(t *testing.T) {
 		}
 	}
 }
+
+func TestHasDescendantDoesNotAllocate(t *testing.T) {
+	s := New(1, time.Unix(0, 0), []*Domain{{Name: "example.com"}, {Name: "a.example.org"}})
+	long := "some.very.long.random.name.that.is.not.hosted.anywhere.example.net"
+	if n := testing.AllocsPerRun(100, func() { s.HasDescendant(long); s.HasDescendant("example.org") }); n != 0 {
+		t.Errorf("HasDescendant allocates %.0f times per call", n)
+	}
+}
