@@ -92,6 +92,11 @@ type Options struct {
 	// ShutdownTimeout bounds the graceful shutdown Serve performs when its
 	// context ends. Default 10 seconds.
 	ShutdownTimeout time.Duration
+	// Services are other host names served on the same HTTPS listener, each
+	// by its handler (e.g. the report intake host), with certificates from
+	// the same machinery. Names are matched case-insensitively, without
+	// port or trailing dot.
+	Services map[string]http.Handler
 }
 
 func (o *Options) setDefaults() {
@@ -131,6 +136,10 @@ type Server struct {
 	roots   *x509.CertPool // trusted for the ACME server; nil: system roots
 	handler http.Handler
 
+	services map[string]http.Handler // lower-case host → handler
+	ready    chan struct{}           // closed once Serve has built the TLS config
+	getCert  func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+
 	mu       sync.Mutex
 	started  bool
 	closed   bool
@@ -154,7 +163,21 @@ func New(log *slog.Logger, snaps *snapshot.Holder, kv KV, opts Options) (*Server
 		return nil, fmt.Errorf("%w: a KV store is required unless DevCA is set", ErrOptions)
 	}
 	opts.setDefaults()
-	s := &Server{log: log, snaps: snaps, kv: kv, opts: opts, handler: NewHandler(snaps)}
+	s := &Server{log: log, snaps: snaps, kv: kv, opts: opts, ready: make(chan struct{}), services: map[string]http.Handler{}}
+	for name, h := range opts.Services {
+		s.services[snapshot.Normalize(strings.ToLower(name))] = h
+	}
+	policies := NewHandler(snaps)
+	s.handler = policies
+	if len(s.services) > 0 {
+		s.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if h := s.services[hostOnly(r.Host)]; h != nil {
+				h.ServeHTTP(w, r)
+				return
+			}
+			policies.ServeHTTP(w, r)
+		})
+	}
 	if opts.ACMECARoot != "" && opts.DevCA == nil {
 		pem, err := os.ReadFile(opts.ACMECARoot)
 		if err != nil {
@@ -174,8 +197,33 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // hosted reports whether name (a Host header or TLS server name) is
 // "mta-sts.<domain>" for a domain of the current snapshot. It never blocks.
 func (s *Server) hosted(name string) bool {
+	if len(s.services) > 0 && s.services[hostOnly(name)] != nil {
+		return true
+	}
 	d := policyDomain(name)
 	return d != "" && s.snaps.Load().Lookup(d) != nil
+}
+
+// hostOnly lower-cases a Host header or server name and removes a port and
+// a trailing dot.
+func hostOnly(host string) string {
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && strings.IndexByte(host[i:], ']') < 0 {
+		host = host[:i]
+	}
+	return snapshot.Normalize(host)
+}
+
+// GetCertificate returns the certificate for a hosted policy host or a
+// Services name, for other TLS listeners of the process (the report
+// intake's own listener, SMTP STARTTLS). It waits until Serve has set up
+// the certificate machinery, or fails when the handshake's context ends.
+func (s *Server) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	select {
+	case <-s.ready:
+	case <-hello.Context().Done():
+		return nil, hello.Context().Err()
+	}
+	return s.getCert(hello)
 }
 
 // decide is certmagic's on-demand DecisionFunc: certificates are obtained
@@ -257,6 +305,8 @@ func (s *Server) Serve(ctx context.Context, httpsLn, httpLn net.Listener) error 
 			tlsCfg.NextProtos = append(tlsCfg.NextProtos, acmez.ACMETLS1Protocol)
 		}
 	}
+	s.getCert = tlsCfg.GetCertificate
+	close(s.ready)
 	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
 	base := func(net.Listener) context.Context { return ctx }
 	s.https = &http.Server{

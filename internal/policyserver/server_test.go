@@ -370,3 +370,42 @@ func TestServeLifecycle(t *testing.T) {
 		t.Errorf("second Shutdown: %v", err)
 	}
 }
+
+// TestServices serves another host name (the report intake) on the same
+// listener with a certificate from the same machinery, and lends that
+// machinery to another TLS listener through GetCertificate.
+func TestServices(t *testing.T) {
+	intake := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "intake "+r.URL.Path) })
+	r, roots := startDev(t, testHolder("example.test"), Options{Services: map[string]http.Handler{"Reports.Example.NET.": intake}})
+	c := client(r.httpsAddr, roots)
+	if code, _, body := get(t, c, "POST", "https://reports.example.net/v1/tlsrpt"); code != 200 || body != "intake /v1/tlsrpt" {
+		t.Fatalf("service host: %d %q", code, body)
+	}
+	if code, _, body := get(t, c, "GET", "https://mta-sts.example.test/.well-known/mta-sts.txt"); code != 200 || body != policyFor("example.test") {
+		t.Fatalf("policy beside a service: %d %q", code, body)
+	}
+
+	ln := tls.NewListener(listen(t), &tls.Config{GetCertificate: r.srv.GetCertificate})
+	defer ln.Close()
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				_ = conn.(*tls.Conn).Handshake()
+				conn.Close()
+			}()
+		}
+	}()
+	for name, ok := range map[string]bool{"reports.example.net": true, "mta-sts.example.test": true, "other.example.net": false} {
+		conn, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{ServerName: name, RootCAs: roots})
+		if (err == nil) != ok {
+			t.Errorf("GetCertificate for %s on another listener: err %v, want success %v", name, err, ok)
+		}
+		if err == nil {
+			conn.Close()
+		}
+	}
+}
