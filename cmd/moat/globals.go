@@ -102,7 +102,7 @@ func openStore(ctx context.Context, log *slog.Logger, c *config.Config) (store.S
 
 // settings returns the hosting settings of the configuration.
 func settings(c *config.Config) hosting.Settings {
-	return hosting.Settings{Zone: c.Zone, PolicyHost: c.PolicyHost, RUA: c.TLSRPT.RUA}
+	return hosting.Settings{Zone: c.Zone, PolicyHost: c.PolicyHost, RUA: c.PublishedRUA()}
 }
 
 // session is what most data commands need: configuration, logger, store

@@ -46,6 +46,7 @@ type Config struct {
 	HTTP   HTTP   `yaml:"http" json:"http" envPrefix:"HTTP_"`
 	ACME   ACME   `yaml:"acme" json:"acme" envPrefix:"ACME_"`
 	TLSRPT TLSRPT `yaml:"tlsrpt" json:"tlsrpt" envPrefix:"TLSRPT_"`
+	Intake Intake `yaml:"intake" json:"intake" envPrefix:"INTAKE_"`
 	Store  Store  `yaml:"store" json:"store" envPrefix:"STORE_"`
 }
 
@@ -84,7 +85,21 @@ type ACME struct {
 // TLSRPT configures what Moat publishes in every hosted domain's
 // _smtp._tls record.
 type TLSRPT struct {
-	RUA []string `yaml:"rua" json:"rua" env:"RUA" doc:"Report URIs (mailto: or https:) published in every hosted domain's TLS-RPT record before the domain's own extra URIs. Point them at Moat's report intake. Empty: only domains with their own URIs get a record."`
+	RUA []string `yaml:"rua" json:"rua" env:"RUA" doc:"Report URIs (mailto: or https:) published in every hosted domain's TLS-RPT record before the domain's own extra URIs. Empty: derived from the intake settings, mailto:<each intake address> and https://<intake.host>/v1/tlsrpt, so that reports come to Moat's intake."`
+}
+
+// Intake configures TLS-RPT report intake (RFC 8460 §5): by HTTPS POST and
+// by SMTP. The published rua (tlsrpt.rua) is derived from it.
+type Intake struct {
+	Host          string   `yaml:"host" json:"host" env:"HOST" doc:"Host name of the report intake: the https rua is https://<host>/v1/tlsrpt, and the SMTP server greets with it. It must resolve to Moat. Default: reports.<zone>."`
+	Addresses     []string `yaml:"addresses" json:"addresses" env:"ADDRESSES" doc:"Mailboxes the SMTP intake accepts reports for, published as mailto: rua; other recipients are refused. Default: tlsrpt@<host>."`
+	ReportListen  string   `yaml:"report_listen" json:"report_listen" env:"REPORT_LISTEN" flag:"report-listen" doc:"A separate listener for POST /v1/tlsrpt. Empty: the endpoint is served on the HTTPS listener for Host <intake.host>."`
+	ReportTLS     bool     `yaml:"report_tls" json:"report_tls" env:"REPORT_TLS" doc:"Serve TLS on intake.report_listen (certificate for intake.host from ACME or the development CA). false: plain HTTP, for a TLS-terminating proxy in front."`
+	SMTPListen    string   `yaml:"smtp_listen" json:"smtp_listen" env:"SMTP_LISTEN" flag:"smtp-listen" doc:"Address of the SMTP intake (STARTTLS offered). Empty disables it."`
+	RequireDKIM   bool     `yaml:"require_dkim" json:"require_dkim" env:"REQUIRE_DKIM" doc:"Refuse reports by mail that are not DKIM-signed or whose signature fails (RFC 8460 §3 asks reporters to sign)."`
+	MaxReportSize int64    `yaml:"max_report_size" json:"max_report_size" env:"MAX_REPORT_SIZE" doc:"Largest report body (HTTPS) or message (SMTP) accepted, in bytes."`
+	MaxReportJSON int64    `yaml:"max_report_json" json:"max_report_json" env:"MAX_REPORT_JSON" doc:"Largest report after decompression, in bytes (gzip bombs are refused)."`
+	RatePerIP     float64  `yaml:"rate_per_ip" json:"rate_per_ip" env:"RATE_PER_IP" doc:"HTTPS reports per second accepted from one client IP (bursts of five times as many); beyond it, 429."`
 }
 
 // Store configures the database.
@@ -113,6 +128,10 @@ func Default() Config {
 		HTTP:    HTTP{Listen: ":80"},
 		ACME:    ACME{CA: DefaultACMECA},
 		Store:   Store{PollInterval: DefaultPollInterval},
+		Intake: Intake{
+			ReportTLS: true, SMTPListen: ":25",
+			MaxReportSize: 10 << 20, MaxReportJSON: 64 << 20, RatePerIP: 10,
+		},
 	}
 }
 
@@ -126,7 +145,7 @@ func DevDefault() Config {
 	c.HTTPS.Listen = "127.0.0.1:8443"
 	c.HTTP.Listen = "127.0.0.1:8080"
 	c.ACME.CA = ""
-	c.TLSRPT.RUA = []string{"mailto:tlsrpt@reports.moat.test"}
+	c.Intake.SMTPListen = "127.0.0.1:2525"
 	return c
 }
 
@@ -233,6 +252,32 @@ func (c *Config) applyDerived() {
 	if c.DataDir == "" {
 		c.DataDir = DefaultDataDir
 	}
+	c.Intake.Host = normalizeName(c.Intake.Host)
+	if c.Intake.Host == "" && c.Zone != "" {
+		c.Intake.Host = "reports." + c.Zone
+	}
+	if len(c.Intake.Addresses) == 0 && c.Intake.Host != "" {
+		c.Intake.Addresses = []string{"tlsrpt@" + c.Intake.Host}
+	}
+	for i, a := range c.Intake.Addresses {
+		c.Intake.Addresses[i] = strings.ToLower(strings.TrimSpace(a))
+	}
+}
+
+// PublishedRUA is the rua Moat publishes in every hosted domain's TLS-RPT
+// record: tlsrpt.rua when set, else Moat's intake addresses and endpoint.
+func (c *Config) PublishedRUA() []string {
+	if len(c.TLSRPT.RUA) > 0 {
+		return c.TLSRPT.RUA
+	}
+	var rua []string
+	for _, a := range c.Intake.Addresses {
+		rua = append(rua, "mailto:"+a)
+	}
+	if c.Intake.Host != "" {
+		rua = append(rua, "https://"+c.Intake.Host+"/v1/tlsrpt")
+	}
+	return rua
 }
 
 func normalizeName(s string) string {
@@ -332,6 +377,37 @@ func (c *Config) Validate() error {
 		if err := CheckRUA(u); err != nil {
 			return invalid("tlsrpt.rua", u, "%v", err)
 		}
+	}
+	if c.Intake.Host != "" {
+		if err := CheckHostname(c.Intake.Host); err != nil {
+			return invalid("intake.host", c.Intake.Host, "%v", err)
+		}
+	}
+	for _, a := range c.Intake.Addresses {
+		if at := strings.LastIndexByte(a, '@'); at <= 0 || CheckHostname(a[at+1:]) != nil {
+			return invalid("intake.addresses", a, "not an email address")
+		}
+	}
+	for _, l := range []struct{ field, addr string }{
+		{"intake.report_listen", c.Intake.ReportListen}, {"intake.smtp_listen", c.Intake.SMTPListen},
+	} {
+		if l.addr == "" {
+			continue
+		}
+		if _, port, err := net.SplitHostPort(l.addr); err != nil {
+			return invalid(l.field, l.addr, "want host:port, e.g. 127.0.0.1:2525 or :25")
+		} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+			return invalid(l.field, l.addr, "port must be a number from 0 to 65535")
+		}
+	}
+	if c.Intake.MaxReportSize < 1024 || c.Intake.MaxReportSize > 1<<30 {
+		return invalid("intake.max_report_size", c.Intake.MaxReportSize, "want 1024 to 1073741824 bytes")
+	}
+	if c.Intake.MaxReportJSON < c.Intake.MaxReportSize/10 || c.Intake.MaxReportJSON > 4<<30 {
+		return invalid("intake.max_report_json", c.Intake.MaxReportJSON, "want at least a tenth of intake.max_report_size and at most 4 GiB")
+	}
+	if c.Intake.RatePerIP <= 0 {
+		return invalid("intake.rate_per_ip", c.Intake.RatePerIP, "want a positive number of reports per second")
 	}
 	if c.Store.PollInterval < 100*time.Millisecond || c.Store.PollInterval > time.Minute {
 		return invalid("store.poll_interval", c.Store.PollInterval, "want between 100ms and 1m")

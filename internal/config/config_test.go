@@ -176,3 +176,34 @@ func TestREADMEReference(t *testing.T) {
 		t.Fatal("README.md's configuration reference is out of date: run `make gen`")
 	}
 }
+
+func TestPublishedRUADerivedFromIntake(t *testing.T) {
+	c, err := Load(Source{Flags: map[string]string{"zone": "sts.example.net"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.PublishedRUA(), ","); got != "mailto:tlsrpt@reports.sts.example.net,https://reports.sts.example.net/v1/tlsrpt" {
+		t.Errorf("derived rua %q", got)
+	}
+	c, err = Load(Source{Flags: map[string]string{"zone": "sts.example.net"}, Environ: []string{
+		"MOAT_INTAKE_HOST=Reports.Example.NET", "MOAT_INTAKE_ADDRESSES=TLS@reports.example.net,b@reports.example.net"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.PublishedRUA(), ","); got != "mailto:tls@reports.example.net,mailto:b@reports.example.net,https://reports.example.net/v1/tlsrpt" {
+		t.Errorf("rua from intake settings %q", got)
+	}
+	c, err = Load(Source{Flags: map[string]string{"zone": "sts.example.net"}, Environ: []string{"MOAT_TLSRPT_RUA=mailto:x@y.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.PublishedRUA(), ","); got != "mailto:x@y.example" {
+		t.Errorf("explicit rua %q", got)
+	}
+	if _, err := Load(Source{Environ: []string{"MOAT_INTAKE_MAX_REPORT_SIZE=12x"}}); err == nil || !strings.Contains(err.Error(), "MOAT_INTAKE_MAX_REPORT_SIZE") {
+		t.Errorf("bad size: %v", err)
+	}
+	if _, err := Load(Source{Flags: map[string]string{"smtp-listen": "25"}}); err == nil || !strings.Contains(err.Error(), "intake.smtp_listen") {
+		t.Errorf("bad smtp listen: %v", err)
+	}
+}

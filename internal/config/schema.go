@@ -50,6 +50,10 @@ func Fields() []Field {
 				f.Type = "list"
 			case sf.Type.Kind() == reflect.Map:
 				f.Type = "map"
+			case sf.Type.Kind() == reflect.Int64:
+				f.Type = "int"
+			case sf.Type.Kind() == reflect.Float64:
+				f.Type = "float"
 			default:
 				f.Type = "string"
 			}
@@ -105,6 +109,18 @@ func setFlag(c *Config, name, value string) error {
 				return invalid("--"+name, value, "want a duration such as 30s or 5m")
 			}
 			v.SetInt(int64(d))
+		case "int":
+			n, err := strconv.ParseInt(value, 10, 64)
+			if err != nil {
+				return invalid("--"+name, value, "want an integer")
+			}
+			v.SetInt(n)
+		case "float":
+			x, err := strconv.ParseFloat(value, 64)
+			if err != nil {
+				return invalid("--"+name, value, "want a number")
+			}
+			v.SetFloat(x)
 		case "list":
 			var items []string
 			for _, s := range strings.Split(value, ",") {
@@ -171,6 +187,14 @@ func checkEnv(m map[string]string) error {
 		case "duration":
 			if _, err := time.ParseDuration(v); err != nil {
 				return fmt.Errorf("%w: environment %s=%q: want a duration such as 30s or 5m", ErrInvalid, f.Env, v)
+			}
+		case "int":
+			if _, err := strconv.ParseInt(v, 10, 64); err != nil {
+				return fmt.Errorf("%w: environment %s=%q: want an integer", ErrInvalid, f.Env, v)
+			}
+		case "float":
+			if _, err := strconv.ParseFloat(v, 64); err != nil {
+				return fmt.Errorf("%w: environment %s=%q: want a number", ErrInvalid, f.Env, v)
 			}
 		case "bool":
 			if _, err := strconv.ParseBool(v); err != nil {
