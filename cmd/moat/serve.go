@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"github.com/moatmail/moat/internal/devca"
 	"github.com/moatmail/moat/internal/dnsserver"
 	"github.com/moatmail/moat/internal/hosting"
+	"github.com/moatmail/moat/internal/intake"
 	"github.com/moatmail/moat/internal/policyserver"
 	"github.com/moatmail/moat/internal/snapshot"
 	"github.com/moatmail/moat/internal/store"
@@ -95,17 +98,29 @@ func serve(ctx context.Context, g *globals, c *config.Config) error {
 	}
 	start("snapshot watcher", func() error { watcher.Run(ctx); return nil })
 
-	var dnsAddr, httpsAddr, httpAddr string
+	// The ingester outlives the listeners: on shutdown they stop first, so
+	// every report they accepted is committed and answered.
+	ingCtx, stopIngester := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopIngester()
+	ing := intake.NewIngester(log, st, func(domain string) bool { return holder.Load().Lookup(domain) != nil },
+		intake.IngestOpts{MaxDecompressed: c.Intake.MaxReportJSON})
+	ingDone := make(chan struct{})
+	go func() { defer close(ingDone); _ = ing.Run(ingCtx) }()
+	defer func() { stopIngester(); <-ingDone }()
+	reportHandler := intake.NewHTTPHandler(log, ing, intake.HTTPOpts{MaxBody: c.Intake.MaxReportSize, RatePerIP: c.Intake.RatePerIP})
+
+	var a addrs
 	if c.DNS.Listen != "" {
 		srv, pc, l, err := listenDNS(log, holder, c)
 		if err != nil {
 			cancel()
 			return drain(errc, running, err)
 		}
-		dnsAddr = pc.LocalAddr().String()
+		a.dns = pc.LocalAddr().String()
 		start("dns server", func() error { return srv.Serve(ctx, pc, l) })
-		log.Info("dns server listening", "addr", dnsAddr, "zone", c.Zone)
+		log.Info("dns server listening", "addr", a.dns, "zone", c.Zone)
 	}
+	var ps *policyserver.Server
 	if c.HTTPS.Listen != "" {
 		var ca *devca.CA
 		if c.Dev {
@@ -114,8 +129,14 @@ func serve(ctx context.Context, g *globals, c *config.Config) error {
 				return drain(errc, running, err)
 			}
 		}
-		ps, err := policyserver.New(log, holder, st, policyserver.Options{
-			ACMECA: c.ACME.CA, ACMEEmail: c.ACME.Email, ACMECARoot: c.ACME.CARoot, DevCA: ca,
+		services := map[string]http.Handler{}
+		if c.Intake.Host != "" {
+			// POST /v1/tlsrpt on the HTTPS listener for the intake host; the
+			// certificate for it comes from the same machinery.
+			services[c.Intake.Host] = reportHandler
+		}
+		ps, err = policyserver.New(log, holder, st, policyserver.Options{
+			ACMECA: c.ACME.CA, ACMEEmail: c.ACME.Email, ACMECARoot: c.ACME.CARoot, DevCA: ca, Services: services,
 		})
 		if err != nil {
 			cancel()
@@ -126,7 +147,7 @@ func serve(ctx context.Context, g *globals, c *config.Config) error {
 			cancel()
 			return drain(errc, running, fmt.Errorf("https listener: %w", err))
 		}
-		httpsAddr = hl.Addr().String()
+		a.https = hl.Addr().String()
 		var pl net.Listener
 		if c.HTTP.Listen != "" {
 			if pl, err = net.Listen("tcp", c.HTTP.Listen); err != nil {
@@ -134,13 +155,55 @@ func serve(ctx context.Context, g *globals, c *config.Config) error {
 				cancel()
 				return drain(errc, running, fmt.Errorf("http listener: %w", err))
 			}
-			httpAddr = pl.Addr().String()
+			a.http = pl.Addr().String()
 		}
 		start("policy server", func() error { return ps.Serve(ctx, hl, pl) })
-		log.Info("policy server listening", "https", httpsAddr, "http", httpAddr)
+	}
+	var tlsConf *tls.Config
+	if ps != nil {
+		tlsConf = &tls.Config{GetCertificate: ps.GetCertificate, MinVersion: tls.VersionTLS12}
+	}
+	if c.Intake.ReportListen != "" {
+		l, err := net.Listen("tcp", c.Intake.ReportListen)
+		if err != nil {
+			cancel()
+			return drain(errc, running, fmt.Errorf("report listener: %w", err))
+		}
+		a.report = l.Addr().String()
+		if c.Intake.ReportTLS {
+			if tlsConf == nil {
+				l.Close()
+				cancel()
+				return drain(errc, running, errors.New("intake.report_tls needs the certificate machinery of the HTTPS listener (https.listen); set intake.report_tls: false behind a TLS proxy"))
+			}
+			l = tls.NewListener(l, tlsConf)
+		}
+		srv := &http.Server{Handler: reportHandler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+			WriteTimeout: 2 * time.Minute, IdleTimeout: time.Minute, MaxHeaderBytes: 16 << 10,
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+		start("report listener", func() error { return serveHTTP(ctx, srv, l) })
+		log.Info("report intake listening", "addr", a.report, "tls", c.Intake.ReportTLS)
+	}
+	if c.Intake.SMTPListen != "" {
+		l, err := net.Listen("tcp", c.Intake.SMTPListen)
+		if err != nil {
+			cancel()
+			return drain(errc, running, fmt.Errorf("smtp listener: %w", err))
+		}
+		a.smtp = l.Addr().String()
+		host := c.Intake.Host
+		if host == "" {
+			host = "localhost"
+		}
+		smtpSrv := intake.NewSMTPServer(log, ing, intake.SMTPOpts{
+			Hostname: host, TLSConfig: tlsConf, Recipients: c.Intake.Addresses,
+			MaxMessageBytes: c.Intake.MaxReportSize * 2, RequireDKIM: c.Intake.RequireDKIM,
+		})
+		start("smtp intake", func() error { return smtpSrv.Serve(ctx, l) })
+		log.Info("smtp intake listening", "addr", a.smtp, "recipients", c.Intake.Addresses, "starttls", tlsConf != nil)
 	}
 	if c.Dev {
-		printDevHelp(g, c, dnsAddr, httpsAddr)
+		printDevHelp(g, c, a)
 	}
 
 	select {
@@ -152,6 +215,25 @@ func serve(ctx context.Context, g *globals, c *config.Config) error {
 		cancel()
 		return drain(errc, running, err)
 	}
+}
+
+// addrs are the addresses the listeners got.
+type addrs struct{ dns, https, http, report, smtp string }
+
+// serveHTTP serves srv on l until ctx ends, then shuts it down gracefully.
+func serveHTTP(ctx context.Context, srv *http.Server, l net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	<-errc
+	return err
 }
 
 // drain waits for the running services to stop and returns first, or the
@@ -216,7 +298,8 @@ func ensureDemo(ctx context.Context, st store.Store, set hosting.Settings) error
 	return err
 }
 
-func printDevHelp(g *globals, c *config.Config, dnsAddr, httpsAddr string) {
+func printDevHelp(g *globals, c *config.Config, a addrs) {
+	dnsAddr, httpsAddr := a.dns, a.https
 	w := g.stdout
 	fmt.Fprintf(w, "\nMoat is running in development mode (data: %s, zone: %s).\n", c.DataDir, c.Zone)
 	caFile := c.DataPath(devca.RootFile)
@@ -235,6 +318,27 @@ func printDevHelp(g *globals, c *config.Config, dnsAddr, httpsAddr string) {
 		fmt.Fprintf(w, "  curl --cacert %s --resolve mta-sts.%s:%s:%s https://mta-sts.%s:%s/.well-known/mta-sts.txt\n",
 			caFile, DemoDomain, port, host, DemoDomain, port)
 	}
+	if httpsAddr != "" && c.Intake.Host != "" {
+		host, port, _ := net.SplitHostPort(httpsAddr)
+		if host == "" || host == "::" || host == "0.0.0.0" {
+			host = "127.0.0.1"
+		}
+		fmt.Fprintf(w, "\nSend a TLS-RPT report by HTTPS (RFC 8460 §5.4):\n")
+		fmt.Fprintf(w, "  curl --cacert %s --resolve %s:%s:%s -H 'Content-Type: application/tlsrpt+json' --data-binary @report.json https://%s:%s/v1/tlsrpt\n",
+			caFile, c.Intake.Host, port, host, c.Intake.Host, port)
+	}
+	if a.smtp != "" && len(c.Intake.Addresses) > 0 {
+		host, port, _ := net.SplitHostPort(a.smtp)
+		if host == "" || host == "::" || host == "0.0.0.0" {
+			host = "127.0.0.1"
+		}
+		fmt.Fprintf(w, "\nOr by mail (SMTP with STARTTLS on %s):\n", a.smtp)
+		fmt.Fprintf(w, "  swaks --server %s --port %s --tls --tls-ca-path %s --to %s --attach-type application/tlsrpt+json --attach @report.json\n",
+			host, port, caFile, c.Intake.Addresses[0])
+	}
+	fmt.Fprintf(w, "\nImport reports from files, and see what they say:\n")
+	fmt.Fprintf(w, "  moat import --data %s PATH...\n", c.DataDir)
+	fmt.Fprintf(w, "  moat reports tlsrpt summary --data %s\n", c.DataDir)
 	fmt.Fprintf(w, "\nHost another domain (served within seconds, from another terminal):\n")
 	fmt.Fprintf(w, "  moat domains add example.test --mx mx1.example.test --dev --data %s\n", c.DataDir)
 	fmt.Fprintf(w, "  moat domains set example.test --mode enforce --dev --data %s\n\n", c.DataDir)

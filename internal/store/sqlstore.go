@@ -38,6 +38,8 @@ type sqlStore struct {
 	d dialect
 	r *sql.DB // reads
 	w *sql.DB // writes; the same pool as r on PostgreSQL, a single connection on SQLite
+
+	gz gzipWriters // reused by InsertTLSRPT (reports_codec.go); the zero value is ready
 }
 
 var _ Store = (*sqlStore)(nil)

@@ -119,6 +119,9 @@ type Store interface {
 	// owner does not hold it.
 	Unlock(ctx context.Context, name, owner string) error
 
+	// ReportStore keeps TLS-RPT reports (reports.go).
+	ReportStore
+
 	// Close releases the database.
 	Close() error
 }

@@ -68,6 +68,11 @@ const (
 	// ResultUnspecified is Moat's name for failed sessions a report counts
 	// in its summary but does not detail.
 	ResultUnspecified = "unspecified"
+	// ResultDetailExcess is Moat's rollup entry for failed sessions a
+	// report details beyond its total-failure-session-count (Mail.ru): the
+	// details are counted per result type, and this entry is subtracted
+	// so that totals equal the reports' totals.
+	ResultDetailExcess = "detail-excess"
 )
 
 // FailureDetail describes failed sessions of one kind.

@@ -57,6 +57,12 @@ func Run(t *testing.T, fresh func(t *testing.T) store.Options) {
 		{"TwoInstances", testTwoInstances},
 		{"OpenConcurrently", testOpenConcurrently},
 		{"Reopen", testReopen},
+		{"ReportDedup", testReportDedup},
+		{"ReportInvalidInput", testReportInvalidInput},
+		{"ReportByID", testReportByID},
+		{"ReportList", testReportList},
+		{"ReportRollups", testReportRollups},
+		{"ReportsConcurrent", testReportsConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, fresh) })

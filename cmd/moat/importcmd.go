@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/moatmail/moat/internal/intake"
+	"github.com/moatmail/moat/internal/store"
+)
+
+func newImportCmd(g *globals) *cobra.Command {
+	var (
+		asJSON   bool
+		progress string
+	)
+	cmd := &cobra.Command{
+		Use:   "import PATH...",
+		Short: "Import TLS-RPT reports from files: .json, .json.gz, .zip, .eml, mbox files, Maildir folders, directories",
+		Long: `Import TLS-RPT reports from files. Each PATH may be a report (.json, .json.gz,
+.gz, .zip), a mail message (.eml), an mbox file, a Maildir folder or a directory
+(read recursively); the kind is recognized by content. Reports are stored as if
+they had arrived by HTTPS or SMTP (deduplicated by organization and report id);
+a report that cannot be parsed is kept and marked; a file or mail that holds no
+TLS report is listed with the reason and not stored. Exit code 1 when a file
+could not be read.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := g.open(cmd)
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			ctx := cmd.Context()
+			hosted, err := hostedSet(ctx, s.st)
+			if err != nil {
+				return err
+			}
+			ing := intake.NewIngester(s.log, s.st, hosted, intake.IngestOpts{MaxDecompressed: s.cfg.Intake.MaxReportJSON})
+			runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+			var wg sync.WaitGroup
+			wg.Go(func() { _ = ing.Run(runCtx) })
+			defer func() { stop(); wg.Wait() }()
+
+			showProgress := progress == "always" || (progress == "auto" && isTerminal(g.stderr))
+			opts := intake.ImportOpts{}
+			if showProgress {
+				start := time.Now()
+				opts.Progress = func(p intake.ImportProgress) {
+					total := "?"
+					if p.FilesTotal > 0 {
+						total = fmt.Sprint(p.FilesTotal)
+					}
+					line := fmt.Sprintf("\rimport: %d/%s files, %d messages, %d reports, %s", p.FilesDone, total, p.Messages, p.Reports, time.Since(start).Round(time.Second))
+					if p.Done {
+						line += "\n"
+					}
+					fmt.Fprintf(g.stderr, "%-78s", line)
+				}
+			} else if progress != "never" && progress != "auto" && progress != "always" {
+				return fmt.Errorf("--progress %q: want auto, always or never", progress)
+			}
+			st, err := intake.Import(ctx, ing, args, opts)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				if err := printJSON(g.stdout, importView(st)); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintf(g.stdout, "files %d, messages %d, reports stored %d (invalid, kept: %d), duplicates %d, not reports %d, errors %d\n",
+					st.Files, st.Messages, st.Reports, st.Invalid, st.Duplicates, len(st.NotReports), len(st.Errors))
+				for _, p := range st.NotReports {
+					fmt.Fprintf(g.stdout, "  not a report: %s: %s\n", p.Path, p.Reason)
+				}
+				for _, p := range st.Errors {
+					fmt.Fprintf(g.stdout, "  error: %s: %s\n", p.Path, p.Reason)
+				}
+			}
+			if len(st.Errors) > 0 {
+				return &exitErr{code: exitError, err: fmt.Errorf("%d input(s) could not be read", len(st.Errors))}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().StringVar(&progress, "progress", "auto", "progress line on stderr: auto (when a terminal), always or never")
+	return cmd
+}
+
+type importJSON struct {
+	Files      int         `json:"files"`
+	Messages   int         `json:"messages"`
+	Reports    int         `json:"reports"`
+	Duplicates int         `json:"duplicates"`
+	Invalid    int         `json:"invalid"`
+	NotReports []issueJSON `json:"not_reports"`
+	Errors     []issueJSON `json:"errors"`
+}
+
+type issueJSON struct {
+	Path   string `json:"path"`
+	Reason string `json:"reason"`
+}
+
+func issues(in []intake.ImportIssue) []issueJSON {
+	out := make([]issueJSON, 0, len(in))
+	for _, i := range in {
+		out = append(out, issueJSON{Path: i.Path, Reason: i.Reason})
+	}
+	return out
+}
+
+func importView(st intake.ImportStats) importJSON {
+	return importJSON{Files: st.Files, Messages: st.Messages, Reports: st.Reports, Duplicates: st.Duplicates, Invalid: st.Invalid,
+		NotReports: issues(st.NotReports), Errors: issues(st.Errors)}
+}
+
+// hostedSet returns a lookup of the hosted domains, read once.
+func hostedSet(ctx context.Context, st store.Store) (func(string) bool, error) {
+	ds, err := st.Domains(ctx)
+	if err != nil {
+		return nil, err
+	}
+	set := make(map[string]bool, len(ds))
+	for _, d := range ds {
+		set[d.Name] = true
+	}
+	return func(name string) bool { return set[name] }, nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}

@@ -1,0 +1,492 @@
+package intake
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-msgauth/dkim"
+	"github.com/emersion/go-smtp"
+
+	"github.com/moatmail/moat/internal/tlsrpt"
+)
+
+// DKIM results recorded with reports received by mail.
+const (
+	DKIMPass = "pass" // at least one signature verifies
+	DKIMFail = "fail" // signed, but no signature verifies
+	DKIMNone = "none" // not signed
+)
+
+// Resolver looks up DNS TXT records (DKIM keys). *net.Resolver fits.
+// It must be safe for concurrent use.
+type Resolver interface {
+	LookupTXT(ctx context.Context, name string) ([]string, error)
+}
+
+// SMTPOpts configures the SMTP intake. Recipients is required; every
+// other field has a documented zero-value default.
+type SMTPOpts struct {
+	// Hostname is the name the server greets with and answers EHLO with.
+	// Empty means "localhost".
+	Hostname string
+	// TLSConfig enables STARTTLS when set (RFC 3207). Nil: no STARTTLS.
+	TLSConfig *tls.Config
+	// Recipients are the report addresses accepted (the mailto: rua Moat
+	// publishes), compared case-insensitively. Mail for any other address
+	// is refused at RCPT: this server never relays.
+	Recipients []string
+	// MaxMessageBytes is the largest message accepted, advertised with
+	// SIZE (RFC 1870). Zero means 20 MiB (RFC 8460 §5.2 calls ten
+	// megabytes a common limit; base64 adds a third).
+	MaxMessageBytes int64
+	// MaxRecipients is the number of RCPT commands accepted per message.
+	// Zero means 10.
+	MaxRecipients int
+	// ReadTimeout bounds the wait for each command, and for the whole
+	// message from the DATA command on. Zero means 5 minutes (RFC 5321
+	// §4.5.3.2.7 asks at least that much between commands).
+	ReadTimeout time.Duration
+	// WriteTimeout bounds each reply. Zero means 1 minute.
+	WriteTimeout time.Duration
+	// RequireTLS refuses MAIL before STARTTLS with 530 5.7.0. Ignored
+	// without TLSConfig.
+	RequireTLS bool
+	// RequireDKIM refuses a report that is not DKIM-signed or whose
+	// signatures all fail (550 5.7.20; 451 4.4.3 when a key lookup failed
+	// temporarily). RFC 8460 §3: reports SHOULD be signed by the reporting
+	// organization. false: the result is recorded with the report.
+	RequireDKIM bool
+	// Resolver looks up DKIM keys. Nil means a default net.Resolver (the
+	// system's DNS).
+	Resolver Resolver
+	// DKIMTimeout bounds the DKIM verification of one message. Zero means
+	// 20 seconds.
+	DKIMTimeout time.Duration
+	// MaxConnections bounds simultaneous connections; more are answered
+	// 421 and closed. Zero means 200.
+	MaxConnections int
+	// MaxConnectionsPerIP bounds simultaneous connections from one IP
+	// address (IPv6: one /64). Zero means 20.
+	MaxConnectionsPerIP int
+	// SubmitTimeout bounds the wait for the commit of a report after the
+	// message is received. Zero means 60 seconds.
+	SubmitTimeout time.Duration
+}
+
+func (o SMTPOpts) withDefaults() SMTPOpts {
+	if o.Hostname == "" {
+		o.Hostname = "localhost"
+	}
+	if o.MaxMessageBytes <= 0 {
+		o.MaxMessageBytes = 20 << 20
+	}
+	if o.MaxRecipients <= 0 {
+		o.MaxRecipients = 10
+	}
+	if o.ReadTimeout <= 0 {
+		o.ReadTimeout = 5 * time.Minute
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = time.Minute
+	}
+	if o.Resolver == nil {
+		o.Resolver = &net.Resolver{}
+	}
+	if o.DKIMTimeout <= 0 {
+		o.DKIMTimeout = 20 * time.Second
+	}
+	if o.MaxConnections <= 0 {
+		o.MaxConnections = 200
+	}
+	if o.MaxConnectionsPerIP <= 0 {
+		o.MaxConnectionsPerIP = 20
+	}
+	if o.SubmitTimeout <= 0 {
+		o.SubmitTimeout = 60 * time.Second
+	}
+	return o
+}
+
+// SMTPServer receives reports by mail (RFC 8460 §5.3). It accepts mail only
+// for the configured report addresses, extracts the report, verifies DKIM,
+// stores the report through the Ingester and answers 250 only once it is
+// committed.
+//
+// Decisions:
+//   - One report per message (RFC 8460 §5.3): the first candidate part
+//     that decodes is stored (see Ingester.SubmitParts).
+//   - A mail without a report (a DMARC report, a bounce, spam) is refused
+//     with 550 5.6.0 and the reason; nothing is stored.
+//   - A report that does not parse is stored as invalid and answered 250
+//     with a note: it is kept and visible, and a bounce would not help
+//     the sender, who cannot fix its reporter from a DSN.
+//   - A duplicate is answered 250.
+type SMTPServer struct {
+	log        *slog.Logger
+	ing        *Ingester
+	opts       SMTPOpts
+	recipients map[string]bool
+	domains    map[string]bool // domains of the recipients
+	srv        *smtp.Server
+	ctx        context.Context // set by Serve; the sessions' parent context
+	ctxMu      sync.Mutex
+	connID     atomic.Uint64
+
+	mu      sync.Mutex
+	total   int
+	perAddr map[netip.Prefix]int
+}
+
+// NewSMTPServer returns an SMTP intake storing through ing. log receives
+// one line per message and per refused connection; nil discards.
+func NewSMTPServer(log *slog.Logger, ing *Ingester, opts SMTPOpts) *SMTPServer {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	opts = opts.withDefaults()
+	s := &SMTPServer{
+		log:        log,
+		ing:        ing,
+		opts:       opts,
+		recipients: make(map[string]bool),
+		domains:    make(map[string]bool),
+		perAddr:    make(map[netip.Prefix]int),
+		ctx:        context.Background(),
+	}
+	for _, r := range opts.Recipients {
+		r = strings.ToLower(strings.TrimSpace(r))
+		s.recipients[r] = true
+		if at := strings.LastIndexByte(r, '@'); at >= 0 {
+			s.domains[r[at+1:]] = true
+		}
+	}
+	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
+	srv.Domain = opts.Hostname
+	srv.TLSConfig = opts.TLSConfig
+	srv.MaxMessageBytes = opts.MaxMessageBytes
+	srv.MaxRecipients = opts.MaxRecipients
+	srv.ReadTimeout = opts.ReadTimeout
+	srv.WriteTimeout = opts.WriteTimeout
+	srv.ErrorLog = slogPrinter{log}
+	s.srv = srv
+	return s
+}
+
+// Serve accepts connections on l until ctx is done or Shutdown is called.
+// When ctx is done the listener and every connection are closed at once
+// (a message in transfer is not acknowledged, so the sender retries); use
+// Shutdown first for a graceful stop. It returns nil after a stop.
+func (s *SMTPServer) Serve(ctx context.Context, l net.Listener) error {
+	s.ctxMu.Lock()
+	s.ctx = ctx
+	s.ctxMu.Unlock()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case <-ctx.Done():
+			_ = s.srv.Close()
+		case <-stop:
+		}
+	}()
+	err := s.srv.Serve(&limitListener{Listener: l, s: s})
+	if errors.Is(err, smtp.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting connections and waits until the open ones end
+// (or ctx does; then it returns ctx's error).
+func (s *SMTPServer) Shutdown(ctx context.Context) error {
+	err := s.srv.Shutdown(ctx)
+	if errors.Is(err, smtp.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+func (s *SMTPServer) baseContext() context.Context {
+	s.ctxMu.Lock()
+	defer s.ctxMu.Unlock()
+	return s.ctx
+}
+
+func (s *SMTPServer) newSession(c *smtp.Conn) (smtp.Session, error) {
+	return &session{
+		s:      s,
+		conn:   c,
+		id:     s.connID.Add(1),
+		remote: remoteIP(c.Conn().RemoteAddr().String()),
+	}, nil
+}
+
+// session is one SMTP connection's state.
+type session struct {
+	s      *SMTPServer
+	conn   *smtp.Conn
+	id     uint64
+	remote netip.Addr
+	from   string
+	rcpts  []string
+}
+
+func smtpErr(code int, ec smtp.EnhancedCode, format string, args ...any) *smtp.SMTPError {
+	return &smtp.SMTPError{Code: code, EnhancedCode: ec, Message: oneLine(fmt.Sprintf(format, args...))}
+}
+
+// oneLine makes text safe for one reply line: no control characters,
+// bounded length.
+func oneLine(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(s, "?"))
+	const maxLen = 450 // RFC 5321 §4.5.3.1.5: reply lines up to 512 octets
+	if len(s) > maxLen {
+		s = strings.ToValidUTF8(s[:maxLen], "") + "..."
+	}
+	return s
+}
+
+func (ss *session) isTLS() bool {
+	_, ok := ss.conn.TLSConnectionState()
+	return ok
+}
+
+func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
+	if ss.s.opts.RequireTLS && ss.s.opts.TLSConfig != nil && !ss.isTLS() {
+		return smtpErr(530, smtp.EnhancedCode{5, 7, 0}, "Must issue a STARTTLS command first")
+	}
+	if opts != nil && opts.Size > ss.s.opts.MaxMessageBytes {
+		// RFC 1870 §6.2: a declared size beyond the limit is refused at MAIL.
+		return smtpErr(552, smtp.EnhancedCode{5, 3, 4}, "message size %d exceeds the limit of %d bytes", opts.Size, ss.s.opts.MaxMessageBytes)
+	}
+	ss.from = from
+	ss.rcpts = ss.rcpts[:0]
+	return nil
+}
+
+func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	addr := strings.ToLower(to)
+	if ss.s.recipients[addr] {
+		ss.rcpts = append(ss.rcpts, addr)
+		return nil
+	}
+	accepted := strings.Join(ss.s.opts.Recipients, ", ")
+	if at := strings.LastIndexByte(addr, '@'); at >= 0 && ss.s.domains[addr[at+1:]] {
+		return smtpErr(550, smtp.EnhancedCode{5, 1, 1}, "<%s>: no such mailbox (this server only accepts TLS reports for %s)", to, accepted)
+	}
+	// No relaying, ever.
+	return smtpErr(550, smtp.EnhancedCode{5, 7, 1}, "<%s>: relaying denied (this server only accepts TLS reports for %s)", to, accepted)
+}
+
+func (ss *session) Reset() {
+	ss.from = ""
+	ss.rcpts = ss.rcpts[:0]
+}
+
+func (ss *session) Logout() error { return nil }
+
+// Data receives one message and answers only after its report is stored.
+// A panic here is recovered by go-smtp, which answers 421 and closes the
+// connection.
+func (ss *session) Data(r io.Reader) error {
+	start := time.Now()
+	data, err := io.ReadAll(r)
+	if err != nil {
+		var se *smtp.SMTPError
+		if errors.As(err, &se) {
+			return se // 552 5.3.4 when beyond MaxMessageBytes
+		}
+		return smtpErr(451, smtp.EnhancedCode{4, 3, 0}, "reading the message failed: %v", err)
+	}
+	log := ss.s.log.With("conn", ss.id, "remote", ss.remote, "from", ss.from, "size", len(data))
+	ctx := ss.s.baseContext()
+
+	dres, dwhy, dtemp := ss.s.verifyDKIM(ctx, data)
+	log = log.With("dkim", dres)
+	if ss.s.opts.RequireDKIM && dres != DKIMPass {
+		log.Info("tlsrpt mail refused: DKIM", "why", dwhy, "temporary", dtemp)
+		if dtemp {
+			return smtpErr(451, smtp.EnhancedCode{4, 4, 3}, "DKIM key lookup failed temporarily (%s); please retry", dwhy)
+		}
+		// RFC 8460 §3: reports SHOULD be DKIM-signed by the reporting
+		// organization; this server is configured to insist.
+		return smtpErr(550, smtp.EnhancedCode{5, 7, 20}, "report refused: DKIM %s (%s); this server requires reports signed by the reporting organization (RFC 8460 §3)", dres, dwhy)
+	}
+
+	msg, err := tlsrpt.ExtractMessage(bytes.NewReader(data), ss.s.ing.MaxDecompressed())
+	if err != nil {
+		log.Info("tlsrpt mail refused", "err", err)
+		if errors.Is(err, tlsrpt.ErrTooLarge) {
+			return smtpErr(552, smtp.EnhancedCode{5, 3, 4}, "report too large: %v", err)
+		}
+		return smtpErr(550, smtp.EnhancedCode{5, 6, 0}, "no TLS report in this message: %s", reason(err, tlsrpt.ErrNoReport))
+	}
+	detail := fmt.Sprintf("from=<%s> ip=%s helo=%s", ss.from, ss.remote, ss.conn.Hostname())
+	if msg.MessageID != "" {
+		detail += " message-id=" + msg.MessageID
+	}
+	sctx, cancel := context.WithTimeout(ctx, ss.s.opts.SubmitTimeout)
+	defer cancel()
+	res, err := ss.s.ing.SubmitParts(sctx, Submission{Source: SourceSMTP, SourceDetail: detail, DKIM: dres,
+		ReportSubmitter: msg.ReportSubmitter}, msg.Parts)
+	switch {
+	case errors.Is(err, ErrNotReport):
+		log.Info("tlsrpt mail refused", "err", err)
+		return smtpErr(550, smtp.EnhancedCode{5, 6, 0}, "no TLS report in this message: %s", reason(err, ErrNotReport))
+	case errors.Is(err, ErrTooLarge):
+		log.Info("tlsrpt mail refused", "err", err)
+		return smtpErr(552, smtp.EnhancedCode{5, 3, 4}, "%v", err)
+	case err != nil:
+		log.Warn("tlsrpt report not stored", "err", err)
+		return smtpErr(451, smtp.EnhancedCode{4, 3, 0}, "the report could not be stored; please retry later")
+	}
+	log.Info("tlsrpt report received", "id", res.ID, "duplicate", res.Duplicate, "status", res.Status,
+		"org", res.OrganizationName, "report_id", res.ReportID, "duration", time.Since(start))
+	switch {
+	case res.Duplicate:
+		return smtpErr(250, smtp.EnhancedCode{2, 0, 0}, "report already received (report %d)", res.ID)
+	case res.Error != "":
+		return smtpErr(250, smtp.EnhancedCode{2, 6, 0}, "invalid report kept as report %d: %s", res.ID, res.Error)
+	default:
+		return smtpErr(250, smtp.EnhancedCode{2, 0, 0}, "report stored (report %d)", res.ID)
+	}
+}
+
+// reason is err's message without the sentinel's prefix.
+func reason(err, sentinel error) string {
+	return strings.TrimPrefix(err.Error(), sentinel.Error()+": ")
+}
+
+// verifyDKIM checks the message's DKIM signatures (RFC 6376). It returns
+// DKIMPass when any signature verifies, DKIMNone when there is none, and
+// DKIMFail otherwise, with a description, and whether the failure is only
+// temporary (a key lookup failed).
+func (s *SMTPServer) verifyDKIM(ctx context.Context, data []byte) (result, why string, temporary bool) {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.DKIMTimeout)
+	defer cancel()
+	lookup := func(name string) (txts []string, err error) {
+		// The verifier may call this from its own goroutines: a panic
+		// here would end the process, so it becomes an error.
+		defer func() {
+			if p := recover(); p != nil {
+				txts, err = nil, fmt.Errorf("DKIM key lookup of %s failed internally: %v", name, p)
+			}
+		}()
+		return s.opts.Resolver.LookupTXT(ctx, name)
+	}
+	verifs, err := dkim.VerifyWithOptions(bytes.NewReader(data), &dkim.VerifyOptions{LookupTXT: lookup, MaxVerifications: 8})
+	if err != nil && !errors.Is(err, dkim.ErrTooManySignatures) {
+		return DKIMFail, "message header unreadable: " + err.Error(), false
+	}
+	if len(verifs) == 0 {
+		return DKIMNone, "no DKIM-Signature", false
+	}
+	var reasons []string
+	temporary = true
+	for _, v := range verifs {
+		if v.Err == nil {
+			return DKIMPass, "d=" + v.Domain, false
+		}
+		if !dkim.IsTempFail(v.Err) {
+			temporary = false
+		}
+		reasons = append(reasons, fmt.Sprintf("d=%s: %v", v.Domain, v.Err))
+	}
+	return DKIMFail, strings.Join(reasons, "; "), temporary
+}
+
+// limitListener refuses connections beyond the limits with a 421 reply.
+type limitListener struct {
+	net.Listener
+	s *SMTPServer
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		key := clientKey(remoteIP(c.RemoteAddr().String()))
+		if why := l.s.acquire(key); why != "" {
+			l.s.log.Info("smtp connection refused", "remote", c.RemoteAddr().String(), "why", why)
+			// A fresh connection's send buffer is empty: this write does
+			// not block the accept loop for long.
+			_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+			_, _ = fmt.Fprintf(c, "421 4.7.0 %s %s, try again later\r\n", l.s.opts.Hostname, why)
+			_ = c.Close()
+			continue
+		}
+		return &countedConn{Conn: c, release: func() { l.s.release(key) }}, nil
+	}
+}
+
+func (s *SMTPServer) acquire(key netip.Prefix) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.total >= s.opts.MaxConnections {
+		return "too many connections"
+	}
+	if s.perAddr[key] >= s.opts.MaxConnectionsPerIP {
+		return "too many connections from your address"
+	}
+	s.total++
+	s.perAddr[key]++
+	return ""
+}
+
+func (s *SMTPServer) release(key netip.Prefix) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.total--
+	if s.perAddr[key]--; s.perAddr[key] <= 0 {
+		delete(s.perAddr, key)
+	}
+}
+
+// countedConn gives its connection slot back once, when closed.
+type countedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *countedConn) Close() error {
+	// The slot is free before the peer can see the connection end.
+	c.once.Do(c.release)
+	return c.Conn.Close()
+}
+
+// slogPrinter adapts go-smtp's logger to slog: recovered panics are
+// errors; connection failures (failed TLS handshakes, resets: what
+// scanners cause all day) are informational.
+type slogPrinter struct{ log *slog.Logger }
+
+func (p slogPrinter) Printf(format string, v ...any) { p.print(fmt.Sprintf(format, v...)) }
+
+func (p slogPrinter) Println(v ...any) { p.print(fmt.Sprintln(v...)) }
+
+func (p slogPrinter) print(msg string) {
+	msg = strings.TrimSpace(msg)
+	if strings.Contains(msg, "panic") {
+		p.log.Error("smtp server: " + msg)
+		return
+	}
+	p.log.Info("smtp server: " + msg)
+}

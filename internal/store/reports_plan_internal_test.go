@@ -1,0 +1,79 @@
+package store
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestReportQueryPlans checks on SQLite that the report and rollup queries
+// the dashboard will run are index ranges: no step of their plans scans a
+// whole table or index. (The queries are the ones the methods build.)
+func TestReportQueryPlans(t *testing.T) {
+	st, err := Open(t.Context(), nil, Options{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer st.Close()
+	s := st.(*sqlStore)
+	since, until := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+
+	type query struct {
+		name string
+		text string
+		args []any
+	}
+	var queries []query
+	for _, f := range []ReportFilter{
+		{Domain: "example.com", Since: since, Until: until},
+		{Domain: "example.com", Since: since},
+		{Since: since, Until: until},
+		{Status: ReportInvalid, Since: since},
+	} {
+		text, args := s.listQuery(f, 100)
+		queries = append(queries, query{fmt.Sprintf("list %+v", f), text, args})
+		q := s.reportQuery(f)
+		queries = append(queries, query{fmt.Sprintf("count %+v", f), `SELECT count(*) FROM ` + q.from + q.where, q.args})
+	}
+	for _, q := range []RollupQuery{
+		{Domain: "example.com", Since: since, Until: until, GroupBy: []string{"result_type"}},
+		{Domain: "example.com", Since: since, Until: until, GroupBy: []string{"day", "result_type"}},
+		{Domain: "example.com", Since: since, Until: until, GroupBy: []string{"organization", "sending_ip", "result_type"}},
+		{Domain: "example.com", PolicyType: "sts", Since: since, GroupBy: []string{"receiving_mx", "result_type"}},
+		{Since: since, Until: until, GroupBy: []string{"domain", "result_type"}},
+	} {
+		text, args, _, err := s.rollupQuery(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		queries = append(queries, query{fmt.Sprintf("rollups %+v", q), text, args})
+	}
+	queries = append(queries, query{"duplicate by identity", reportByIdentitySQL, []any{"Org", "id"}},
+		query{"duplicate by digest", reportByDigestSQL, []any{"00"}})
+
+	for _, q := range queries {
+		rows, err := s.r.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+q.text, q.args...)
+		if err != nil {
+			t.Fatalf("%s: EXPLAIN: %v", q.name, err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatalf("%s: EXPLAIN: %v", q.name, err)
+			}
+			plan = append(plan, detail)
+		}
+		if err := rows.Close(); err != nil {
+			t.Fatal(err)
+		}
+		for _, step := range plan {
+			if strings.HasPrefix(step, "SCAN") {
+				t.Errorf("%s: plan scans: %q\nquery: %s", q.name, plan, q.text)
+				break
+			}
+		}
+	}
+}

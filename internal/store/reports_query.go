@@ -1,0 +1,352 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// reportListCols are the columns of a report in lists: everything but the
+// stored bytes. reportCols adds them.
+const (
+	reportListCols = `r.id, r.received_at, r.source, r.source_detail, r.digest, r.media_type, r.dkim,
+		r.status, r.error, r.warnings, r.organization, r.report_id, r.contact, r.dated, r.start_time,
+		r.end_time, r.domains, r.hosted, r.successful, r.failed`
+	reportCols = reportListCols + `, r.raw, r.raw_gzip, r.raw_size, r.normalized`
+)
+
+// scanReportList scans reportListCols into a new report.
+func scanReportList(row scanner, extra ...any) (*TLSRPTReport, error) {
+	var (
+		r                 TLSRPTReport
+		warnings, domains string
+		dated             int
+	)
+	dest := []any{&r.ID, timeCol{&r.ReceivedAt}, &r.Source, &r.SourceDetail, &r.Digest, &r.MediaType,
+		&r.DKIM, &r.Status, &r.Error, &warnings, &r.OrganizationName, &r.ReportID, &r.ContactInfo, &dated,
+		timeCol{&r.StartTime}, timeCol{&r.EndTime}, &domains, &r.Hosted, &r.Successful, &r.Failed}
+	if err := row.Scan(append(dest, extra...)...); err != nil {
+		return nil, err
+	}
+	if dated&datedStart == 0 {
+		r.StartTime = time.Time{}
+	}
+	if dated&datedEnd == 0 {
+		r.EndTime = time.Time{}
+	}
+	var err error
+	if r.Warnings, err = decodeList("tlsrpt_reports.warnings", warnings); err != nil {
+		return nil, err
+	}
+	if r.Domains, err = decodeList("tlsrpt_reports.domains", domains); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// reportQuery builds the FROM and WHERE of a report filter, with its
+// arguments. The columns that period bounds and order apply to are those of
+// tlsrpt_report_domains when filtering by domain (one range of its primary
+// key), else those of tlsrpt_reports (its end_time index).
+type reportQuery struct {
+	from, where, order string
+	args               []any
+}
+
+func (s *sqlStore) reportQuery(f ReportFilter) reportQuery {
+	var (
+		q     reportQuery
+		conds []string
+	)
+	arg := func(v any) string {
+		q.args = append(q.args, v)
+		return fmt.Sprintf("$%d", len(q.args))
+	}
+	q.from = `tlsrpt_reports r`
+	start, end, id := "r.start_time", "r.end_time", "r.id"
+	if f.Domain != "" {
+		// Domains are stored lower-case, without a trailing dot.
+		domain := strings.TrimSuffix(strings.ToLower(f.Domain), ".")
+		q.from = `tlsrpt_report_domains d JOIN tlsrpt_reports r ON r.id = d.report`
+		start, end, id = "d.start_time", "d.end_time", "d.report"
+		conds = append(conds, "d.domain = "+arg(domain))
+	}
+	if !f.Since.IsZero() {
+		conds = append(conds, end+" >= "+arg(s.d.timeArg(normTime(f.Since))))
+	}
+	if !f.Until.IsZero() {
+		conds = append(conds, start+" < "+arg(s.d.timeArg(normTime(f.Until))))
+	}
+	if f.Status != "" {
+		conds = append(conds, "r.status = "+arg(f.Status))
+	}
+	if len(conds) > 0 {
+		q.where = " WHERE " + strings.Join(conds, " AND ")
+	}
+	q.order = " ORDER BY " + end + " DESC, " + id + " DESC"
+	return q
+}
+
+// listQuery returns the SQL text of a page of TLSRPTReports and its
+// arguments.
+func (s *sqlStore) listQuery(f ReportFilter, limit int) (string, []any) {
+	q := s.reportQuery(f)
+	text := fmt.Sprintf(`SELECT %s FROM %s%s%s LIMIT $%d OFFSET $%d`,
+		reportListCols, q.from, q.where, q.order, len(q.args)+1, len(q.args)+2)
+	return text, append(q.args, limit, f.Offset)
+}
+
+// TLSRPTReports implements ReportStore. Reports come newest period first:
+// by end of period, latest first, then by id, highest first. Undated
+// reports count as periods of the instant they were received. A negative
+// Limit or Offset is an error.
+func (s *sqlStore) TLSRPTReports(ctx context.Context, f ReportFilter) ([]*TLSRPTReport, error) {
+	if f.Limit < 0 || f.Offset < 0 {
+		return nil, fmt.Errorf("store: list tlsrpt reports: negative limit %d or offset %d", f.Limit, f.Offset)
+	}
+	limit := f.Limit
+	if limit == 0 {
+		limit = defaultReportLimit
+	}
+	text, args := s.listQuery(f, limit)
+	rows, err := s.r.QueryContext(ctx, text, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: list tlsrpt reports: %w", err)
+	}
+	defer rows.Close()
+	l := []*TLSRPTReport{}
+	for rows.Next() {
+		r, err := scanReportList(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: list tlsrpt reports: %w", err)
+		}
+		l = append(l, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: list tlsrpt reports: %w", err)
+	}
+	return l, nil
+}
+
+// CountTLSRPTReports implements ReportStore.
+func (s *sqlStore) CountTLSRPTReports(ctx context.Context, f ReportFilter) (int64, error) {
+	q := s.reportQuery(f)
+	var n int64
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM `+q.from+q.where, q.args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: count tlsrpt reports: %w", err)
+	}
+	return n, nil
+}
+
+// TLSRPTReportByID implements ReportStore. Rollups is left nil: the store
+// keeps the rollups summed over all reports, not per report.
+func (s *sqlStore) TLSRPTReportByID(ctx context.Context, id int64) (*TLSRPTReport, error) {
+	var (
+		raw, normalized []byte
+		rawGzip         bool
+		rawSize         int64
+	)
+	r, err := scanReportList(s.r.QueryRowContext(ctx, `SELECT `+reportCols+` FROM tlsrpt_reports r WHERE r.id = $1`, id),
+		&raw, &rawGzip, &rawSize, &normalized)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: tlsrpt report %d", ErrNotFound, id)
+	} else if err != nil {
+		return nil, fmt.Errorf("store: read tlsrpt report %d: %w", id, err)
+	}
+	fail := func(err error) error { return fmt.Errorf("store: read tlsrpt report %d: %w", id, err) }
+	if rawGzip {
+		if raw, err = gunzip("tlsrpt_reports.raw", raw, rawSize); err != nil {
+			return nil, fail(err)
+		}
+	} else if int64(len(raw)) != rawSize {
+		return nil, fail(fmt.Errorf("column tlsrpt_reports.raw holds %d bytes, the row says %d", len(raw), rawSize))
+	}
+	if raw == nil {
+		raw = []byte{} // SQLite returns an empty blob as nil
+	}
+	r.Raw = raw
+	if len(normalized) > 0 {
+		if r.Normalized, err = gunzip("tlsrpt_reports.normalized", normalized, -1); err != nil {
+			return nil, fail(err)
+		}
+	}
+	if r.Policies, err = s.reportPolicies(ctx, id); err != nil {
+		return nil, fail(err)
+	}
+	return r, nil
+}
+
+// reportPolicies reads the policies of report id with their failures.
+func (s *sqlStore) reportPolicies(ctx context.Context, id int64) ([]TLSRPTPolicy, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT policy_type, domain, strings, mx_hosts, successful, failed
+		FROM tlsrpt_policies WHERE report = $1 ORDER BY idx`, id)
+	if err != nil {
+		return nil, fmt.Errorf("policies: %w", err)
+	}
+	defer rows.Close()
+	var ps []TLSRPTPolicy
+	for rows.Next() {
+		var (
+			p             TLSRPTPolicy
+			strs, mxHosts string
+		)
+		if err := rows.Scan(&p.Type, &p.Domain, &strs, &mxHosts, &p.Successful, &p.Failed); err != nil {
+			return nil, fmt.Errorf("policies: %w", err)
+		}
+		if p.Strings, err = decodeList("tlsrpt_policies.strings", strs); err != nil {
+			return nil, err
+		}
+		if p.MXHosts, err = decodeList("tlsrpt_policies.mx_hosts", mxHosts); err != nil {
+			return nil, err
+		}
+		ps = append(ps, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("policies: %w", err)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, fmt.Errorf("policies: %w", err)
+	}
+
+	frows, err := s.r.QueryContext(ctx, `SELECT policy, result_type, sending_ip, receiving_mx, receiving_helo,
+		receiving_ip, sessions, reason_code, additional_info
+		FROM tlsrpt_failures WHERE report = $1 ORDER BY policy, idx`, id)
+	if err != nil {
+		return nil, fmt.Errorf("failure details: %w", err)
+	}
+	defer frows.Close()
+	for frows.Next() {
+		var (
+			pi int
+			f  TLSRPTFailure
+		)
+		if err := frows.Scan(&pi, &f.ResultType, &f.SendingMTAIP, &f.ReceivingMX, &f.ReceivingHelo,
+			&f.ReceivingIP, &f.Sessions, &f.ReasonCode, &f.AdditionalInfo); err != nil {
+			return nil, fmt.Errorf("failure details: %w", err)
+		}
+		if pi < 0 || pi >= len(ps) {
+			return nil, fmt.Errorf("failure detail of policy %d, but the report has %d policies", pi, len(ps))
+		}
+		ps[pi].Failures = append(ps[pi].Failures, f)
+	}
+	if err := frows.Err(); err != nil {
+		return nil, fmt.Errorf("failure details: %w", err)
+	}
+	return ps, nil
+}
+
+// rollupGroupNames lists the names RollupQuery.GroupBy accepts: the
+// columns of tlsrpt_daily of the same names.
+const rollupGroupNames = "day, domain, policy_type, result_type, organization, sending_ip, receiving_mx"
+
+// rollupDest returns where a RollupRow keeps the group column name, or nil
+// for an unknown name.
+func rollupDest(name string) func(r *RollupRow) any {
+	switch name {
+	case "day":
+		return func(r *RollupRow) any { return timeCol{&r.Day} }
+	case "domain":
+		return func(r *RollupRow) any { return &r.Domain }
+	case "policy_type":
+		return func(r *RollupRow) any { return &r.PolicyType }
+	case "result_type":
+		return func(r *RollupRow) any { return &r.ResultType }
+	case "organization":
+		return func(r *RollupRow) any { return &r.Organization }
+	case "sending_ip":
+		return func(r *RollupRow) any { return &r.SendingIP }
+	case "receiving_mx":
+		return func(r *RollupRow) any { return &r.ReceivingMX }
+	}
+	return nil
+}
+
+// TLSRPTRollups implements ReportStore. Rows are days with Since <= day <
+// Until (times as given, in UTC). Groups come ordered by the GroupBy
+// columns, each ascending (bytewise for text). A GroupBy name that is
+// unknown or listed twice is an error naming it.
+func (s *sqlStore) TLSRPTRollups(ctx context.Context, q RollupQuery) ([]RollupRow, error) {
+	text, args, dests, err := s.rollupQuery(q)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.r.QueryContext(ctx, text, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: tlsrpt rollups by %q: %w", q.GroupBy, err)
+	}
+	defer rows.Close()
+	out := []RollupRow{}
+	for rows.Next() {
+		var r RollupRow
+		dest := make([]any, 0, len(dests)+1)
+		for _, d := range dests {
+			dest = append(dest, d(&r))
+		}
+		if err := rows.Scan(append(dest, &r.Sessions)...); err != nil {
+			return nil, fmt.Errorf("store: tlsrpt rollups by %q: %w", q.GroupBy, err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: tlsrpt rollups by %q: %w", q.GroupBy, err)
+	}
+	return out, nil
+}
+
+// rollupQuery returns the SQL text of q, its arguments, and where each
+// group column is scanned to.
+func (s *sqlStore) rollupQuery(q RollupQuery) (string, []any, []func(*RollupRow) any, error) {
+	var (
+		cols  []string
+		dests []func(*RollupRow) any
+	)
+	for _, g := range q.GroupBy {
+		dest := rollupDest(g)
+		if dest == nil {
+			return "", nil, nil, fmt.Errorf("store: tlsrpt rollups: unknown group-by column %q (want one of %s)", g, rollupGroupNames)
+		}
+		if slices.Contains(cols, g) {
+			return "", nil, nil, fmt.Errorf("store: tlsrpt rollups: group-by column %q listed twice", g)
+		}
+		cols = append(cols, g)
+		dests = append(dests, dest)
+	}
+
+	var (
+		conds []string
+		args  []any
+	)
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	if q.Domain != "" {
+		conds = append(conds, "domain = "+arg(strings.TrimSuffix(strings.ToLower(q.Domain), ".")))
+	}
+	if q.PolicyType != "" {
+		conds = append(conds, "policy_type = "+arg(q.PolicyType))
+	}
+	if !q.Since.IsZero() {
+		conds = append(conds, "day >= "+arg(s.d.timeArg(normTime(q.Since))))
+	}
+	if !q.Until.IsZero() {
+		conds = append(conds, "day < "+arg(s.d.timeArg(normTime(q.Until))))
+	}
+	text := `SELECT `
+	if len(cols) > 0 {
+		text += strings.Join(cols, ", ") + ", "
+	}
+	// SUM of bigint is numeric on PostgreSQL; back to bigint.
+	text += `CAST(COALESCE(SUM(sessions), 0) AS BIGINT) FROM tlsrpt_daily`
+	if len(conds) > 0 {
+		text += " WHERE " + strings.Join(conds, " AND ")
+	}
+	if len(cols) > 0 {
+		text += " GROUP BY " + strings.Join(cols, ", ") + " ORDER BY " + strings.Join(cols, ", ")
+	}
+	return text, args, dests, nil
+}
