@@ -195,12 +195,22 @@ func serve(ctx context.Context, g *globals, c *config.Config) error {
 		if host == "" {
 			host = "localhost"
 		}
+		var smtpTLS *tls.Config
+		if tlsConf != nil && c.Intake.Host != "" {
+			// Sending MTAs often send no SNI, or the name they looked up:
+			// whatever they ask, they get the intake host's certificate.
+			smtpTLS = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+				h := *hello
+				h.ServerName = c.Intake.Host
+				return ps.GetCertificate(&h)
+			}}
+		}
 		smtpSrv := intake.NewSMTPServer(log, ing, intake.SMTPOpts{
-			Hostname: host, TLSConfig: tlsConf, Recipients: c.Intake.Addresses,
+			Hostname: host, TLSConfig: smtpTLS, Recipients: c.Intake.Addresses,
 			MaxMessageBytes: c.Intake.MaxReportSize * 2, RequireDKIM: c.Intake.RequireDKIM,
 		})
 		start("smtp intake", func() error { return smtpSrv.Serve(ctx, l) })
-		log.Info("smtp intake listening", "addr", a.smtp, "recipients", c.Intake.Addresses, "starttls", tlsConf != nil)
+		log.Info("smtp intake listening", "addr", a.smtp, "recipients", c.Intake.Addresses, "starttls", smtpTLS != nil)
 	}
 	if c.Dev {
 		printDevHelp(g, c, a)
