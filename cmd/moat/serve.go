@@ -111,13 +111,13 @@ func serve(ctx context.Context, g *globals, c *config.Config) error {
 
 	var a addrs
 	if c.DNS.Listen != "" {
-		srv, pc, l, err := listenDNS(log, holder, c)
+		srv, ls, err := listenDNS(ctx, log, holder, c)
 		if err != nil {
 			cancel()
 			return drain(errc, running, err)
 		}
-		a.dns = pc.LocalAddr().String()
-		start("dns server", func() error { return srv.Serve(ctx, pc, l) })
+		a.dns = ls.Addr()
+		start("dns server", func() error { return srv.ServeListeners(ctx, ls) })
 		log.Info("dns server listening", "addr", a.dns, "zone", c.Zone)
 	}
 	var ps *policyserver.Server
@@ -264,13 +264,13 @@ func drain(errc <-chan error, running int, first error) error {
 	return first
 }
 
-func listenDNS(log *slog.Logger, holder *snapshot.Holder, c *config.Config) (*dnsserver.Server, net.PacketConn, net.Listener, error) {
+func listenDNS(ctx context.Context, log *slog.Logger, holder *snapshot.Holder, c *config.Config) (*dnsserver.Server, *dnsserver.Listeners, error) {
 	hosts := map[string][]netip.Addr{}
 	for name, addrs := range c.DNS.Hosts {
 		for _, a := range addrs {
 			ip, err := netip.ParseAddr(a)
 			if err != nil {
-				return nil, nil, nil, fmt.Errorf("dns.hosts.%s: %w", name, err)
+				return nil, nil, fmt.Errorf("dns.hosts.%s: %w", name, err)
 			}
 			hosts[name] = append(hosts[name], ip)
 		}
@@ -280,18 +280,13 @@ func listenDNS(log *slog.Logger, holder *snapshot.Holder, c *config.Config) (*dn
 		Hosts: hosts, TTL: c.DNS.TTL,
 	})
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
-	pc, err := net.ListenPacket("udp", c.DNS.Listen)
+	ls, err := srv.Listen(ctx, c.DNS.Listen)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("dns listener (udp): %w", err)
+		return nil, nil, err
 	}
-	l, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		pc.Close()
-		return nil, nil, nil, fmt.Errorf("dns listener (tcp): %w", err)
-	}
-	return srv, pc, l, nil
+	return srv, ls, nil
 }
 
 // ensureDemo hosts the demo domain in --dev mode, once.

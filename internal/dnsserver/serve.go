@@ -16,37 +16,66 @@ import (
 // 1035 §4.2.2), and no UDP datagram is larger.
 const maxMsg = 65535
 
-// ListenAndServe listens on addr ("host:port") over UDP and TCP, the same
-// port for both (RFC 7766 §5: TCP support is required), and serves until
-// ctx is done or Shutdown is called, like Serve. With port 0 both share the
-// port the UDP socket got. On Linux it opens one SO_REUSEPORT UDP socket
-// per UDP reader, so that the kernel spreads queries over them.
-func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
+// Listeners are the sockets of one address: one or more UDP sockets (one
+// per reader on Linux, with SO_REUSEPORT) and a TCP listener on the same
+// port.
+type Listeners struct {
+	udp []net.PacketConn
+	tcp net.Listener
+}
+
+// Addr is the address the listeners got ("127.0.0.1:5353").
+func (ls *Listeners) Addr() string { return ls.udp[0].LocalAddr().String() }
+
+// Close closes every socket; for listeners that will not be served.
+func (ls *Listeners) Close() error {
+	var errs []error
+	for _, pc := range ls.udp {
+		errs = append(errs, pc.Close())
+	}
+	errs = append(errs, ls.tcp.Close())
+	return errors.Join(errs...)
+}
+
+// Listen opens the sockets ListenAndServe serves, so that a caller learns
+// the address (port 0) before serving them with ServeListeners. UDP and
+// TCP share the port (RFC 7766 §5: TCP support is required). On Linux it
+// opens one SO_REUSEPORT UDP socket per UDP reader, so that the kernel
+// spreads queries over them.
+func (s *Server) Listen(ctx context.Context, addr string) (*Listeners, error) {
 	var lc net.ListenConfig
-	var pcs []net.PacketConn
-	var l net.Listener
-	var err error
-	closeUDP := func() {
+	for attempt := 0; ; attempt++ {
+		pcs, err := listenUDP(ctx, addr, s.udpReaders)
+		if err != nil {
+			return nil, fmt.Errorf("%w: udp %s: %w", ErrListen, addr, err)
+		}
+		l, err := lc.Listen(ctx, "tcp", pcs[0].LocalAddr().String())
+		if err == nil {
+			return &Listeners{udp: pcs, tcp: l}, nil
+		}
 		for _, pc := range pcs {
 			_ = pc.Close()
 		}
-	}
-	for attempt := 0; ; attempt++ {
-		pcs, err = listenUDP(ctx, addr, s.udpReaders)
-		if err != nil {
-			return fmt.Errorf("%w: udp %s: %w", ErrListen, addr, err)
-		}
-		l, err = lc.Listen(ctx, "tcp", pcs[0].LocalAddr().String())
-		if err == nil {
-			break
-		}
-		closeUDP()
 		if _, port, _ := net.SplitHostPort(addr); port != "0" || attempt >= 10 {
-			return fmt.Errorf("%w: tcp %s: %w", ErrListen, addr, err)
+			return nil, fmt.Errorf("%w: tcp %s: %w", ErrListen, addr, err)
 		}
 		// Port 0: the UDP port is taken over TCP; try another one.
 	}
-	return s.serve(ctx, pcs, (s.udpReaders+len(pcs)-1)/len(pcs), l)
+}
+
+// ServeListeners serves the sockets of Listen, like Serve.
+func (s *Server) ServeListeners(ctx context.Context, ls *Listeners) error {
+	return s.serve(ctx, ls.udp, (s.udpReaders+len(ls.udp)-1)/len(ls.udp), ls.tcp)
+}
+
+// ListenAndServe listens on addr ("host:port") over UDP and TCP (see
+// Listen) and serves until ctx is done or Shutdown is called, like Serve.
+func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
+	ls, err := s.Listen(ctx, addr)
+	if err != nil {
+		return err
+	}
+	return s.ServeListeners(ctx, ls)
 }
 
 // Serve answers queries on pc (UDP, read by Options.UDPReaders goroutines)
