@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -212,12 +213,10 @@ func (s Settings) verifyTXT(ctx context.Context, r Resolver, want Record, wantTX
 	}
 	c.Status, c.Detail = compare(txts)
 	if c.Status != StatusSelf {
-		c.Fix = delegateFix(want) + " (replacing the TXT record), or publish the TXT record " + strconvQuote(wantTXT)
+		c.Fix = delegateFix(want) + " (replacing the TXT record), or publish the TXT record " + strconv.Quote(wantTXT)
 	}
 	return c
 }
-
-func strconvQuote(s string) string { return fmt.Sprintf("%q", s) }
 
 // compareSTS judges self-published _mta-sts TXT records.
 func compareSTS(found []string, id string) (string, string) {
