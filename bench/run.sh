@@ -5,6 +5,8 @@
 #   policy-fresh  one new TLS connection per fetch, Moat vs nginx
 #   dns           TXT answers, Moat vs Knot DNS
 #   memory        Moat's RSS with N hosted domains vs an empty server
+#   intake        TLS-RPT reports stored durably by HTTPS and SMTP, Moat vs
+#                 Postfix's smtp-sink (which discards them) for SMTP
 #   all           everything above (the default)
 #
 # Every server listens on 127.0.0.1 on free high ports; nothing else is
@@ -23,15 +25,18 @@
 #   DNS_OUTSTANDING [200] dnsperf -q
 #   DNS_QPS [0]           dnsperf -Q (0: as fast as the server answers)
 #   SERVER_THREADS [2]    nginx worker_processes, Knot udp-workers and Moat's GOMAXPROCS
+#   INTAKE_CLIENTS [16]   concurrent intakeload clients (intake)
+#   INTAKE_N [DURATION*6000]  reports built per intake run, at most (a third for 20 KB reports)
+#   INTAKE_BASE [/var/tmp]    where the intake's database lives: a disk, so that fsync costs what it costs
 #   WORK_BASE [/dev/shm]  where the temporary directory is made
 #   KEEP_WORK [0]         1: keep the temporary directory (its path is printed)
 set -euo pipefail
 
 MODE=${1:-all}
 case $MODE in
-policy | policy-fresh | dns | memory | all) ;;
+policy | policy-fresh | dns | memory | intake | all) ;;
 *)
-	echo "usage: $0 [policy|policy-fresh|dns|memory|all]" >&2
+	echo "usage: $0 [policy|policy-fresh|dns|memory|intake|all]" >&2
 	exit 2
 	;;
 esac
@@ -47,6 +52,9 @@ DNS_THREADS=${DNS_THREADS:-1}
 DNS_OUTSTANDING=${DNS_OUTSTANDING:-200}
 DNS_QPS=${DNS_QPS:-0}
 SERVER_THREADS=${SERVER_THREADS:-2}
+INTAKE_CLIENTS=${INTAKE_CLIENTS:-16}
+INTAKE_N=${INTAKE_N:-$((DURATION * 6000))}
+INTAKE_BASE=${INTAKE_BASE:-/var/tmp}
 WORK_BASE=${WORK_BASE:-/dev/shm}
 KEEP_WORK=${KEEP_WORK:-0}
 ZONE=sts.test
@@ -64,23 +72,27 @@ need() {
 	done
 	if ((${#missing[@]})); then
 		echo "missing tools: ${missing[*]}" >&2
-		echo "install them with: apt-get install -y nginx-light knot knot-dnsutils dnsperf wrk (and Go for the build)" >&2
+		echo "install them with: apt-get install -y nginx-light knot knot-dnsutils dnsperf wrk postfix (and Go for the build)" >&2
+		echo "(postfix only for its smtp-sink: Moat's benchmark never starts Postfix itself; stop it if the package started it)" >&2
 		exit 1
 	fi
 }
 
+# Debian installs nginx, knotd and smtp-sink under /usr/sbin, which a
+# non-root PATH may lack.
+PATH=$PATH:/usr/sbin:/usr/lib/postfix/sbin
 need go awk ps ss timeout getconf sort
 case $MODE in
 policy | policy-fresh) need wrk nginx ;;
 dns) need dnsperf knotd kdig ;;
-all) need wrk nginx dnsperf knotd kdig ;;
+intake) need smtp-sink ;;
+all) need wrk nginx dnsperf knotd kdig smtp-sink ;;
 esac
-# Debian installs nginx and knotd under /usr/sbin, which a non-root PATH may lack.
-PATH=$PATH:/usr/sbin
 
 # --- processes and cleanup -----------------------------------------------
 
 WORK=$(mktemp -d "$WORK_BASE/moat-bench.XXXXXX")
+INTAKE_WORK= # on a disk (INTAKE_BASE), made by the intake benchmark
 PIDS=()
 
 stop_pid() {
@@ -100,9 +112,12 @@ cleanup() {
 	done
 	wait 2>/dev/null || true
 	if [ "$KEEP_WORK" = 1 ]; then
-		echo "work directory kept: $WORK" >&2
+		echo "work directory kept: $WORK ${INTAKE_WORK}" >&2
 	else
 		rm -rf "$WORK"
+		if [ -n "$INTAKE_WORK" ]; then
+			rm -rf "$INTAKE_WORK"
+		fi
 	fi
 }
 trap cleanup EXIT
@@ -171,6 +186,7 @@ go build -o "$BIN/seed" ./bench/cmd/seed
 go build -o "$BIN/leafcert" ./bench/cmd/leafcert
 go build -o "$BIN/snapmem" ./bench/cmd/snapmem
 go build -o "$BIN/tlsload" ./bench/cmd/tlsload
+go build -o "$BIN/intakeload" ./bench/cmd/intakeload
 
 DATA=$WORK/data
 MOAT_DNS=$(free_port)
@@ -211,19 +227,22 @@ if [ "$MODE" = memory ] || [ "$MODE" = all ]; then
 	stop_moat
 fi
 
-echo "seeding $N domains ..."
-mkdir -p "$WORK/peer"
-chmod 755 "$WORK" "$WORK/peer"
-"$BIN/seed" -data "$DATA" -n "$N" -zone "$ZONE" -zone-out "$WORK/peer/$ZONE.zone" \
-	-policy-out "$WORK/peer/mta-sts.txt" -queries-out "$WORK/peer/queries.txt"
-"$BIN/leafcert" -data "$DATA" -name mta-sts.d1.test -cert "$WORK/peer/cert.pem" -key "$WORK/peer/key.pem"
-chmod 644 "$WORK/peer/"*
+# The intake benchmark hosts no domains: it has its own Moat (below).
+if [ "$MODE" != intake ]; then
+	echo "seeding $N domains ..."
+	mkdir -p "$WORK/peer"
+	chmod 755 "$WORK" "$WORK/peer"
+	"$BIN/seed" -data "$DATA" -n "$N" -zone "$ZONE" -zone-out "$WORK/peer/$ZONE.zone" \
+		-policy-out "$WORK/peer/mta-sts.txt" -queries-out "$WORK/peer/queries.txt"
+	"$BIN/leafcert" -data "$DATA" -name mta-sts.d1.test -cert "$WORK/peer/cert.pem" -key "$WORK/peer/key.pem"
+	chmod 644 "$WORK/peer/"*
 
-start_moat
-if [ "$MODE" = memory ] || [ "$MODE" = all ]; then
-	sleep 3
-	RSS_FULL=$(rss_kb "$MOAT_PID")
-	"$BIN/snapmem" -data "$DATA" -zone "$ZONE" >"$WORK/snapmem.txt"
+	start_moat
+	if [ "$MODE" = memory ] || [ "$MODE" = all ]; then
+		sleep 3
+		RSS_FULL=$(rss_kb "$MOAT_PID")
+		"$BIN/snapmem" -data "$DATA" -zone "$ZONE" >"$WORK/snapmem.txt"
+	fi
 fi
 
 # --- policy over HTTPS: Moat vs nginx ------------------------------------
@@ -492,35 +511,214 @@ if [ "$MODE" = dns ] || [ "$MODE" = all ]; then
 	done
 fi
 
+# --- TLS-RPT intake: Moat (durable) vs smtp-sink (discards) ---------------
+
+RESULTS_INTAKE=$WORK/results-intake
+: >"$RESULTS_INTAKE"
+IMOAT_PID=
+IMOAT_HTTPS=
+IMOAT_SMTP=
+IDATA=
+SINK_PID=
+SINK_PORT=
+
+# start_intake_moat runs Moat with its database on a disk (INTAKE_BASE):
+# reports are acknowledged only once committed with synchronous=FULL, and
+# the fsync of /dev/shm costs nothing. The per-IP rate limit is lifted:
+# every client is 127.0.0.1.
+start_intake_moat() {
+	INTAKE_WORK=$(mktemp -d "$INTAKE_BASE/moat-bench-intake.XXXXXX")
+	IDATA=$INTAKE_WORK/data
+	IMOAT_HTTPS=$(free_port)
+	IMOAT_SMTP=$(free_port)
+	: >"$WORK/moat-intake.log"
+	MOAT_INTAKE_RATE_PER_IP=1000000 GOMAXPROCS=$SERVER_THREADS "$BIN/moat" serve --dev --data "$IDATA" --log-level warn \
+		--https-listen "127.0.0.1:$IMOAT_HTTPS" --http-listen "" --dns-listen "" \
+		--smtp-listen "127.0.0.1:$IMOAT_SMTP" >>"$WORK/moat-intake.log" 2>&1 &
+	IMOAT_PID=$!
+	PIDS+=("$IMOAT_PID")
+	wait_for 60 "moat serve (log: $WORK/moat-intake.log)" grep -q "Moat is running" "$WORK/moat-intake.log"
+}
+
+# start_sink runs Postfix's smtp-sink: one process, one event loop, every
+# message read to the end and thrown away (no parsing, no disk).
+start_sink() {
+	local user=()
+	SINK_PORT=$(free_port)
+	if [ "$(id -u)" = 0 ]; then
+		user=(-u nobody) # required when started as root
+	fi
+	smtp-sink "${user[@]}" -h reports.sts.moat.test "127.0.0.1:$SINK_PORT" 256 >"$WORK/smtp-sink.log" 2>&1 &
+	SINK_PID=$!
+	PIDS+=("$SINK_PID")
+	wait_for 10 "smtp-sink (log: $WORK/smtp-sink.log)" sh -c "ss -Htln 'sport = :$SINK_PORT' | grep -q ."
+}
+
+# stored_reports prints how many reports Moat's database holds, with
+# status STATUS when given, as `moat reports tlsrpt list` counts them.
+stored_reports() {
+	local status=()
+	if [ -n "${1:-}" ]; then
+		status=(--status "$1")
+	fi
+	"$BIN/moat" reports tlsrpt list --data "$IDATA" --json --limit 1 "${status[@]}" 2>>"$WORK/moat-intake.log" |
+		sed -n 's/^  "total": \([0-9]*\).*/\1/p'
+}
+
+# run_intake KEY PEER ROUND ARGS... runs one intakeload run; ARGS are its
+# -mode, -size and other flags. Moat's runs require every report to be
+# answered as stored with a distinct id, and the database to hold exactly
+# as many more reports as were acknowledged, none of them invalid.
+run_intake() {
+	local key=$1 peer=$2 round=$3
+	shift 3
+	local out=$WORK/intake-$key-$peer-$round.txt dur=$DURATION n=$INTAKE_N port pid mode expect=() gp
+	[ "$round" = warmup ] && dur=2
+	case " $* " in *" -size large "*) n=$((INTAKE_N / 3)) ;; esac
+	case " $* " in *" -mode smtp "*) mode=smtp ;; *) mode=https ;; esac
+	if [ "$peer" = moat ]; then
+		pid=$IMOAT_PID
+		expect=(-expect-stored)
+		port=$IMOAT_HTTPS
+		[ $mode = smtp ] && port=$IMOAT_SMTP
+	else
+		pid=$SINK_PID
+		port=$SINK_PORT
+	fi
+	local stored0 stored1 before after
+	[ "$peer" = moat ] && stored0=$(stored_reports)
+	"$BIN/intakeload" -addr "127.0.0.1:$port" -c "$INTAKE_CLIENTS" -d "${dur}s" -n "$n" \
+		-run "$key-$peer-$round" -wait "${expect[@]}" "$@" >"$out" 2>&1 &
+	gp=$!
+	PIDS+=("$gp")
+	# The reports are built (and compressed) before the clock starts.
+	wait_for 120 "intakeload to build its reports ($out)" \
+		sh -c "grep -qx ready '$out' || ! kill -0 $gp"
+	before=$(cpu_ticks "$pid")
+	kill -USR1 "$gp" 2>/dev/null || true
+	local rc=0
+	wait "$gp" || rc=$?
+	after=$(cpu_ticks "$pid")
+	forget_pid "$gp"
+	if [ "$rc" != 0 ]; then
+		echo "intake load ($key) against $peer failed:" >&2
+		cat "$out" >&2
+		exit 1
+	fi
+	local reps rps json wire conns
+	reps=$(awk '$1 == "reports" {print $2}' "$out")
+	rps=$(awk '$1 == "reports/s" {print $2}' "$out")
+	json=$(awk '$1 == "json-bytes" {print $2}' "$out")
+	wire=$(awk '$1 == "wire-bytes" {print $2}' "$out")
+	conns=$(awk '$1 == "connections" {print $2}' "$out")
+	if [ -z "$reps" ] || [ "$reps" -eq 0 ]; then
+		echo "intake load ($key) against $peer acknowledged no report:" >&2
+		cat "$out" >&2
+		exit 1
+	fi
+	local check=""
+	if [ "$peer" = moat ]; then
+		stored1=$(stored_reports)
+		if [ "$((stored1 - stored0))" != "$reps" ]; then
+			echo "$key: $reps reports acknowledged but $((stored1 - stored0)) stored ($stored0 before, $stored1 after)" >&2
+			exit 1
+		fi
+		if [ "$(stored_reports invalid)" != 0 ] || [ "$(stored_reports warnings)" != 0 ]; then
+			echo "$key: reports stored as invalid or with warnings: the generator's reports should conform" >&2
+			exit 1
+		fi
+		check="stored $((stored1 - stored0))"
+	fi
+	[ "$round" = warmup ] && return 0
+	local us
+	us=$(awk -v t=$((after - before)) -v hz="$HZ" -v r="$reps" 'BEGIN {printf "%.2f", t * 1e6 / hz / r}')
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$key" "$peer" "$round" "$reps" "$rps" "$us" "$json" "$wire" "$conns" >>"$RESULTS_INTAKE"
+	printf '  %-22s %-5s round %s: %8s reports %9s reports/s %8s µs CPU/report  %s conns%s  load %s%s\n' \
+		"$key" "$peer" "$round" "$reps" "$rps" "$us" "$conns" "${check:+  $check}" "$(load_avg)" \
+		"$([ "$reps" = "$n" ] && echo "  (all $n built reports sent before ${dur}s)")"
+}
+
+# The paths measured: KEY|PEERS|intakeload flags. Keys name the path and
+# the report size (1k: ~1 KB of JSON, one policy, 2 failure details; 20k:
+# ~22 KB, 80 failure details).
+INTAKE_PATHS=(
+	"https-gzip-1k|moat|-mode https -size small -encoding gzip"
+	"https-json-1k|moat|-mode https -size small -encoding json"
+	"https-gzip-20k|moat|-mode https -size large -encoding gzip"
+	"https-fresh-gzip-1k|moat|-mode https -size small -encoding gzip -per-conn 1"
+	"smtp-1k|moat sink|-mode smtp -size small -per-conn 1"
+	"smtp-10perconn-1k|moat sink|-mode smtp -size small -per-conn 10"
+	"smtp-starttls-1k|moat|-mode smtp -size small -per-conn 1 -starttls"
+	"smtp-20k|moat sink|-mode smtp -size large -per-conn 1"
+)
+
+if [ "$MODE" = intake ] || [ "$MODE" = all ]; then
+	if [ -n "$MOAT_PID" ]; then
+		stop_moat # the seeded one: no CPU taken from the intake runs
+	fi
+	start_intake_moat
+	start_sink
+	echo "intake: $INTAKE_CLIENTS clients, ${DURATION}s per run, $ROUNDS rounds, database on $(df --output=source "$INTAKE_BASE" | tail -1)" \
+		"($INTAKE_BASE), smtp-sink of Postfix $(dpkg-query -W -f '${Version}' postfix 2>/dev/null || echo '?'), load $(load_avg)"
+	for spec in "${INTAKE_PATHS[@]}"; do
+		IFS='|' read -r key peers flags <<<"$spec"
+		read -ra args <<<"$flags"
+		for peer in $peers; do
+			run_intake "$key" "$peer" warmup "${args[@]}"
+		done
+		for r in $(seq "$ROUNDS"); do
+			order=$peers
+			if ! ((r % 2)); then
+				order=$(echo "$peers" | awk '{for (i = NF; i >= 1; i--) printf "%s ", $i}')
+			fi
+			for peer in $order; do
+				run_intake "$key" "$peer" "$r" "${args[@]}"
+			done
+		done
+	done
+	INTAKE_STORED=$(stored_reports)
+	INTAKE_DB_KB=$(du -sk "$IDATA" | cut -f1)
+	stop_pid "$IMOAT_PID"
+	forget_pid "$IMOAT_PID"
+	stop_pid "$SINK_PID"
+	forget_pid "$SINK_PID"
+	# RFC 8460 reports are decoded by internal/tlsrpt; its Go benchmark
+	# decodes a report of about 1 MB (5,000 failure details).
+	go test -run '^$' -bench '^BenchmarkDecode$' -benchtime 2s -count 3 ./internal/tlsrpt/ >"$WORK/decode-bench.txt" 2>&1 ||
+		{ cat "$WORK/decode-bench.txt" >&2; exit 1; }
+fi
+
 # --- report --------------------------------------------------------------
 
-echo
-echo "== results: median of $ROUNDS runs (N=$N domains, $(nproc) CPUs shared by servers and load generators)"
-awk -F'\t' '
-function median(list,    a, n, i, j, t) {
-	n = split(list, a, " ")
-	for (i = 2; i <= n; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
-	return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-}
-{
-	k = $1 SUBSEP $2
-	if (!(k in reqs)) { order[++nk] = k }
-	reqs[k] = reqs[k] " " $4; rps[k] = rps[k] " " $5; us[k] = us[k] " " $6
-}
-END {
-	printf "%-13s %-6s %12s %12s %14s %12s\n", "benchmark", "peer", "requests", "req/s", "CPU µs/req", "Moat/peer"
-	for (i = 1; i <= nk; i++) {
-		split(order[i], p, SUBSEP)
-		med[order[i]] = median(us[order[i]])
+if [ -s "$RESULTS" ]; then
+	echo
+	echo "== results: median of $ROUNDS runs (N=$N domains, $(nproc) CPUs shared by servers and load generators)"
+	awk -F'\t' '
+	function median(list,    a, n, i, j, t) {
+		n = split(list, a, " ")
+		for (i = 2; i <= n; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+		return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 	}
-	for (i = 1; i <= nk; i++) {
-		split(order[i], p, SUBSEP)
-		ratio = "-"
-		if (p[2] != "moat" && ((p[1] SUBSEP "moat") in med) && med[order[i]] > 0)
-			ratio = sprintf("%.2f", med[p[1] SUBSEP "moat"] / med[order[i]])
-		printf "%-13s %-6s %12d %12.0f %14.2f %12s\n", p[1], p[2], median(reqs[order[i]]), median(rps[order[i]]), med[order[i]], ratio
+	{
+		k = $1 SUBSEP $2
+		if (!(k in reqs)) { order[++nk] = k }
+		reqs[k] = reqs[k] " " $4; rps[k] = rps[k] " " $5; us[k] = us[k] " " $6
 	}
-}' "$RESULTS"
+	END {
+		printf "%-13s %-6s %12s %12s %14s %12s\n", "benchmark", "peer", "requests", "req/s", "CPU µs/req", "Moat/peer"
+		for (i = 1; i <= nk; i++) {
+			split(order[i], p, SUBSEP)
+			med[order[i]] = median(us[order[i]])
+		}
+		for (i = 1; i <= nk; i++) {
+			split(order[i], p, SUBSEP)
+			ratio = "-"
+			if (p[2] != "moat" && ((p[1] SUBSEP "moat") in med) && med[order[i]] > 0)
+				ratio = sprintf("%.2f", med[p[1] SUBSEP "moat"] / med[order[i]])
+			printf "%-13s %-6s %12d %12.0f %14.2f %12s\n", p[1], p[2], median(reqs[order[i]]), median(rps[order[i]]), med[order[i]], ratio
+		}
+	}' "$RESULTS"
+fi
 
 if [ "$MODE" = memory ] || [ "$MODE" = all ]; then
 	echo
@@ -528,4 +726,53 @@ if [ "$MODE" = memory ] || [ "$MODE" = all ]; then
 	awk -v e="$RSS_EMPTY" -v f="$RSS_FULL" -v n="$N" 'BEGIN {
 		printf "moat serve RSS: %d KiB with 1 domain, %d KiB with %d more: %.0f bytes per domain\n", e, f, n, (f - e) * 1024 / n }'
 	cat "$WORK/snapmem.txt"
+fi
+
+if [ -s "$RESULTS_INTAKE" ]; then
+	echo
+	echo "== intake: median of $ROUNDS runs ($INTAKE_CLIENTS clients; $(nproc) CPUs shared by the server and the load generator)"
+	echo "   Moat acknowledges a report once committed to SQLite (WAL, synchronous=FULL) on $INTAKE_BASE;"
+	echo "   smtp-sink reads each message and discards it: the ceiling, not durable, no parsing."
+	echo "   JSON B: mean report size; sent B: mean HTTP body or SMTP message (base64 in multipart/report)."
+	awk -F'\t' '
+	function median(list,    a, n, i, j, t) {
+		n = split(list, a, " ")
+		for (i = 2; i <= n; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+		return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+	}
+	{
+		k = $1 SUBSEP $2
+		if (!(k in reps)) { order[++nk] = k }
+		reps[k] = reps[k] " " $4; rps[k] = rps[k] " " $5; us[k] = us[k] " " $6; json[k] = $7; wire[k] = $8
+	}
+	END {
+		printf "%-20s %-5s %7s %7s %8s %10s %11s %15s %10s %10s\n", "path", "peer", "JSON B", "sent B", "clients",
+			"reports", "reports/s", "CPU µs/report", "rate M/s", "CPU M/s"
+		for (i = 1; i <= nk; i++) {
+			mus[order[i]] = median(us[order[i]]); mrps[order[i]] = median(rps[order[i]])
+		}
+		for (i = 1; i <= nk; i++) {
+			k = order[i]
+			split(k, p, SUBSEP)
+			m = p[1] SUBSEP "moat"
+			rr = "-"; cr = "-"
+			if (p[2] != "moat" && (m in mus) && mus[k] > 0 && mrps[k] > 0) {
+				rr = sprintf("%.2f", mrps[m] / mrps[k]); cr = sprintf("%.2f", mus[m] / mus[k])
+			}
+			printf "%-20s %-5s %7d %7d %8d %10d %11.0f %15.2f %10s %10s\n", p[1], p[2], json[k], wire[k], clients,
+				median(reps[k]), mrps[k], mus[k], rr, cr
+		}
+	}' clients="$INTAKE_CLIENTS" "$RESULTS_INTAKE"
+	echo "   rate M/s: Moat's reports/s over smtp-sink's; CPU M/s: Moat's CPU per report over smtp-sink's."
+	echo "   Moat's database after the runs: $INTAKE_STORED reports, $INTAKE_DB_KB KiB."
+	awk '/^BenchmarkDecode/ {
+		for (i = 1; i <= NF; i++) { if ($(i + 1) == "ns/op") ns = $i; if ($(i + 1) == "MB/s") mbs = $i }
+		n++; nss[n] = ns; bytes = mbs * ns / 1e3
+	}
+	END {
+		for (i = 2; i <= n; i++) { t = nss[i]; for (j = i - 1; j >= 1 && nss[j] > t; j--) nss[j + 1] = nss[j]; nss[j + 1] = t }
+		med = nss[int((n + 1) / 2)]
+		printf "decode (internal/tlsrpt BenchmarkDecode, median of %d): %.2f ms per report of %.0f bytes: %.2f ms per MB\n",
+			n, med / 1e6, bytes, med / bytes
+	}' "$WORK/decode-bench.txt"
 fi

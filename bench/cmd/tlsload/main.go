@@ -55,7 +55,9 @@ func run() error {
 	defer cancel()
 	end, _ := ctx.Deadline()
 	var ok, failed atomic.Int64
-	var firstErr atomic.Value
+	// The first error, whatever its type (atomic.Value would panic on a
+	// second error of another concrete type).
+	var firstErr atomic.Pointer[error]
 	start := time.Now()
 	var wg sync.WaitGroup
 	for i := range *conns {
@@ -82,7 +84,7 @@ func run() error {
 					// cut off by the end of the run: not counted
 				default:
 					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err)
+					firstErr.CompareAndSwap(nil, &err)
 				}
 			}
 		}()
@@ -90,8 +92,8 @@ func run() error {
 	wg.Wait()
 	secs := time.Since(start).Seconds()
 	fmt.Printf("requests %d\nerrors %d\nseconds %.2f\nreq/s %.2f\n", ok.Load(), failed.Load(), secs, float64(ok.Load())/secs)
-	if err, _ := firstErr.Load().(error); err != nil {
-		return fmt.Errorf("%d fetches failed, the first: %w", failed.Load(), err)
+	if err := firstErr.Load(); err != nil {
+		return fmt.Errorf("%d fetches failed, the first: %w", failed.Load(), *err)
 	}
 	return nil
 }
