@@ -70,6 +70,6 @@ records from its own DNS server, so a domain owner publishes three CNAMEs once.`
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	g.register(root)
-	root.AddCommand(newServeCmd(g), newDomainsCmd(g), newImportCmd(g), newReportsCmd(g), newConfigCmd(g))
+	root.AddCommand(newServeCmd(g), newDomainsCmd(g), newImportCmd(g), newReportsCmd(g), newConfigCmd(g), newCheckCmd(g))
 	return root
 }
