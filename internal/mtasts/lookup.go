@@ -2,10 +2,11 @@ package mtasts
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"strings"
+
+	"github.com/moatmail/moat/internal/txtrecord"
 )
 
 // TXTResolver looks up TXT records. *net.Resolver satisfies it. The
@@ -62,42 +63,26 @@ func LookupRecord(ctx context.Context, r TXTResolver, domain string) (*Record, s
 	if d := strings.TrimSuffix(domain, "."); !validHostname(d) {
 		return nil, "", &LookupError{Name: name, Err: fmt.Errorf("%w: %q is not a host name", ErrInvalidDomain, domain)}
 	}
-	txts, err := r.LookupTXT(ctx, name)
-	if err != nil {
-		var dnsErr *net.DNSError
-		if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
-			return nil, "", &LookupError{Name: name, Err: fmt.Errorf("%w: %w", ErrNoRecord, err)}
+	res := txtrecord.Lookup(ctx, r, name, isSTSv1Record)
+	switch res.Outcome {
+	case txtrecord.Failed:
+		return nil, "", &LookupError{Name: name, Err: fmt.Errorf("%w: %w", ErrRecordLookup, res.Err)}
+	case txtrecord.None:
+		if res.Err != nil {
+			return nil, "", &LookupError{Name: name, Err: fmt.Errorf("%w: %w", ErrNoRecord, res.Err)}
 		}
-		return nil, "", &LookupError{Name: name, Err: fmt.Errorf("%w: %w", ErrRecordLookup, err)}
-	}
-	var sts []string
-	for _, t := range txts {
-		if isSTSv1Record(t) {
-			sts = append(sts, t)
-		}
-	}
-	switch len(sts) {
-	case 0:
-		reason := "no TXT record"
-		if len(txts) > 0 {
-			reason = fmt.Sprintf("none of %d TXT records begins with \"v=STSv1\"", len(txts))
-		}
-		return nil, "", &LookupError{Name: name, TXT: txts, Err: fmt.Errorf("%w: %s", ErrNoRecord, reason)}
-	case 1:
-	default:
+		return nil, "", &LookupError{Name: name, TXT: res.All, Err: fmt.Errorf("%w: %s", ErrNoRecord, res.NoneReason("v="+Version))}
+	case txtrecord.Several:
 		// RFC 8461 §3.1: if the number of resulting records is not one,
 		// senders MUST assume there is no available policy.
-		return nil, "", &LookupError{Name: name, TXT: txts, Err: fmt.Errorf("%w: %d records begin with \"v=STSv1\": %q", ErrMultipleRecords, len(sts), sts)}
+		return nil, "", &LookupError{Name: name, TXT: res.All, Err: fmt.Errorf("%w: %d records begin with \"v=STSv1\": %q", ErrMultipleRecords, len(res.Matched), res.Matched)}
 	}
-	rec, err := ParseRecord(sts[0])
+	rec, err := ParseRecord(res.Matched[0])
 	if err != nil {
 		// RFC 8461 §3.1: a syntactically invalid record means no policy.
-		return nil, sts[0], &LookupError{Name: name, TXT: txts, Err: err}
+		return nil, res.Matched[0], &LookupError{Name: name, TXT: res.All, Err: err}
 	}
-	return rec, sts[0], nil
+	return rec, res.Matched[0], nil
 }
 
-func isSTSv1Record(t string) bool {
-	rest, ok := strings.CutPrefix(t, "v="+Version)
-	return ok && (rest == "" || rest[0] == ';' || isWSP(rest[0]))
-}
+func isSTSv1Record(t string) bool { return txtrecord.HasVersion(t, "v="+Version) }

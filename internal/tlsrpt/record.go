@@ -2,11 +2,12 @@ package tlsrpt
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"strings"
+
+	"github.com/moatmail/moat/internal/txtrecord"
 )
 
 // Version is the only version of the TXT record defined by RFC 8460 §3.
@@ -345,45 +346,30 @@ func LookupRecord(ctx context.Context, r TXTResolver, domain string) (*Record, s
 	if !validHostname(strings.TrimSuffix(domain, ".")) {
 		return nil, "", &LookupError{Name: name, Err: fmt.Errorf("%w: %q is not a host name", ErrInvalidDomain, domain)}
 	}
-	txts, err := r.LookupTXT(ctx, name)
-	if err != nil {
-		var dnsErr *net.DNSError
-		if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
-			return nil, "", &LookupError{Name: name, Err: fmt.Errorf("%w: %w", ErrNoRecord, err)}
+	res := txtrecord.Lookup(ctx, r, name, isTLSRPTv1)
+	switch res.Outcome {
+	case txtrecord.Failed:
+		return nil, "", &LookupError{Name: name, Err: fmt.Errorf("%w: %w", ErrRecordLookup, res.Err)}
+	case txtrecord.None:
+		if res.Err != nil {
+			return nil, "", &LookupError{Name: name, Err: fmt.Errorf("%w: %w", ErrNoRecord, res.Err)}
 		}
-		return nil, "", &LookupError{Name: name, Err: fmt.Errorf("%w: %w", ErrRecordLookup, err)}
-	}
-	var ours []string
-	for _, t := range txts {
-		if isTLSRPTv1(t) {
-			ours = append(ours, t)
-		}
-	}
-	switch len(ours) {
-	case 0:
-		reason := "no TXT record"
-		if len(txts) > 0 {
-			reason = fmt.Sprintf("none of %d TXT records begins with \"v=TLSRPTv1\"", len(txts))
-		}
-		return nil, "", &LookupError{Name: name, TXT: txts, Err: fmt.Errorf("%w: %s", ErrNoRecord, reason)}
-	case 1:
-	default:
+		return nil, "", &LookupError{Name: name, TXT: res.All, Err: fmt.Errorf("%w: %s", ErrNoRecord, res.NoneReason("v="+Version))}
+	case txtrecord.Several:
 		// RFC 8460 §3: if the number of resulting records is not one,
 		// senders MUST assume the recipient domain does not implement
 		// TLSRPT.
-		return nil, "", &LookupError{Name: name, TXT: txts, Err: fmt.Errorf("%w: %d records begin with \"v=TLSRPTv1\": %q", ErrMultipleRecords, len(ours), ours)}
+		return nil, "", &LookupError{Name: name, TXT: res.All, Err: fmt.Errorf("%w: %d records begin with \"v=TLSRPTv1\": %q", ErrMultipleRecords, len(res.Matched), res.Matched)}
 	}
-	rec, err := ParseRecord(ours[0])
+	rec, err := ParseRecord(res.Matched[0])
 	if err != nil {
-		return nil, ours[0], &LookupError{Name: name, TXT: txts, Err: err}
+		// An invalid record is no record for senders.
+		return nil, res.Matched[0], &LookupError{Name: name, TXT: res.All, Err: err}
 	}
-	return rec, ours[0], nil
+	return rec, res.Matched[0], nil
 }
 
-func isTLSRPTv1(t string) bool {
-	rest, ok := strings.CutPrefix(t, "v="+Version)
-	return ok && (rest == "" || rest[0] == ';' || isWSP(rest[0]))
-}
+func isTLSRPTv1(t string) bool { return txtrecord.HasVersion(t, "v="+Version) }
 
 // validHostname reports whether s is an ASCII host name: dot-separated
 // labels of letters, digits and hyphens (underscores allowed for service
