@@ -194,7 +194,7 @@ func (g *globals) hostedLookup(cmd *cobra.Command) (func(context.Context, string
 		if rest, ok := strings.CutPrefix(db, "sqlite:"); ok && strings.Trim(rest, "/") != "" {
 			dir = strings.TrimPrefix(rest, "//")
 		}
-		if _, err := os.Stat(filepath.Join(dir, "moat.db")); err != nil {
+		if _, err := os.Stat(filepath.Join(dir, store.SQLiteFile)); err != nil {
 			return nil, nothing
 		}
 	}

@@ -32,8 +32,10 @@ import (
 // SQLITE_BUSY when it would upgrade), and a pool of readers that WAL lets
 // run beside the writer. Other processes on the same file (the CLI while
 // `moat serve` runs) wait for the write lock up to busy_timeout.
+// SQLiteFile is the database file's name in the data directory.
+const SQLiteFile = "moat.db"
+
 const (
-	sqliteFile        = "moat.db"
 	sqliteBusyTimeout = 10 * time.Second
 )
 
@@ -52,7 +54,7 @@ func sqliteDSN(path string, write bool) string {
 }
 
 func openSQLite(ctx context.Context, log *slog.Logger, dir string) (_ Store, err error) {
-	path := filepath.Join(dir, sqliteFile)
+	path := filepath.Join(dir, SQLiteFile)
 	fail := func(err error) error { return fmt.Errorf("store: open sqlite %s: %w", path, err) }
 	if strings.Contains(path, "?") {
 		return nil, fail(errors.New("the path must not contain '?'"))

@@ -80,7 +80,7 @@ func TestSQLiteImmediate(t *testing.T) {
 	defer tx.Rollback()
 
 	// A second instance with a short busy timeout, so the refusal is quick.
-	other, err := sql.Open("sqlite", filepath.Join(dir, sqliteFile)+"?_pragma=busy_timeout(50)&_txlock=immediate")
+	other, err := sql.Open("sqlite", filepath.Join(dir, SQLiteFile)+"?_pragma=busy_timeout(50)&_txlock=immediate")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,15 +144,15 @@ func TestOpenErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	notDB := t.TempDir()
-	if err := os.WriteFile(filepath.Join(notDB, sqliteFile), []byte(strings.Repeat("not a database ", 100)), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(notDB, SQLiteFile), []byte(strings.Repeat("not a database ", 100)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
 		opts Options
 		want string
 	}{
-		{Options{DataDir: file}, "store: open sqlite " + filepath.Join(file, sqliteFile)},
-		{Options{DataDir: notDB}, "store: open sqlite " + filepath.Join(notDB, sqliteFile)},
+		{Options{DataDir: file}, "store: open sqlite " + filepath.Join(file, SQLiteFile)},
+		{Options{DataDir: notDB}, "store: open sqlite " + filepath.Join(notDB, SQLiteFile)},
 		{Options{URL: "ftp://x"}, `unknown scheme "ftp"`},
 	} {
 		s, err := Open(t.Context(), nil, tc.opts)
