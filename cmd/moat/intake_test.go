@@ -356,6 +356,7 @@ func TestServeSIGKILL(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd.Stderr = io.Discard
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
