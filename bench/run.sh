@@ -11,7 +11,8 @@
 #
 # Every server listens on 127.0.0.1 on free high ports; nothing else is
 # contacted. Temporary files live under one directory that is removed on
-# exit, and every process started here is stopped on exit.
+# exit (and the intake's database under a second one, on a disk), and every
+# process started here is stopped on exit.
 #
 # Environment (defaults in brackets):
 #   N [100000]            hosted domains
@@ -26,7 +27,7 @@
 #   DNS_QPS [0]           dnsperf -Q (0: as fast as the server answers)
 #   SERVER_THREADS [2]    nginx worker_processes, Knot udp-workers and Moat's GOMAXPROCS
 #   INTAKE_CLIENTS [16]   concurrent intakeload clients (intake)
-#   INTAKE_N [DURATION*6000]  reports built per intake run, at most (a third for 20 KB reports)
+#   INTAKE_N [DURATION*12000] reports built per intake run, at most (a quarter for 20 KB reports)
 #   INTAKE_BASE [/var/tmp]    where the intake's database lives: a disk, so that fsync costs what it costs
 #   WORK_BASE [/dev/shm]  where the temporary directory is made
 #   KEEP_WORK [0]         1: keep the temporary directory (its path is printed)
@@ -53,7 +54,7 @@ DNS_OUTSTANDING=${DNS_OUTSTANDING:-200}
 DNS_QPS=${DNS_QPS:-0}
 SERVER_THREADS=${SERVER_THREADS:-2}
 INTAKE_CLIENTS=${INTAKE_CLIENTS:-16}
-INTAKE_N=${INTAKE_N:-$((DURATION * 6000))}
+INTAKE_N=${INTAKE_N:-$((DURATION * 12000))}
 INTAKE_BASE=${INTAKE_BASE:-/var/tmp}
 WORK_BASE=${WORK_BASE:-/dev/shm}
 KEEP_WORK=${KEEP_WORK:-0}
@@ -574,7 +575,7 @@ run_intake() {
 	shift 3
 	local out=$WORK/intake-$key-$peer-$round.txt dur=$DURATION n=$INTAKE_N port pid mode expect=() gp
 	[ "$round" = warmup ] && dur=2
-	case " $* " in *" -size large "*) n=$((INTAKE_N / 3)) ;; esac
+	case " $* " in *" -size large "*) n=$((INTAKE_N / 4)) ;; esac
 	case " $* " in *" -mode smtp "*) mode=smtp ;; *) mode=https ;; esac
 	if [ "$peer" = moat ]; then
 		pid=$IMOAT_PID
@@ -605,12 +606,13 @@ run_intake() {
 		cat "$out" >&2
 		exit 1
 	fi
-	local reps rps json wire conns
+	local reps rps json wire conns refused
 	reps=$(awk '$1 == "reports" {print $2}' "$out")
 	rps=$(awk '$1 == "reports/s" {print $2}' "$out")
 	json=$(awk '$1 == "json-bytes" {print $2}' "$out")
 	wire=$(awk '$1 == "wire-bytes" {print $2}' "$out")
 	conns=$(awk '$1 == "connections" {print $2}' "$out")
+	refused=$(awk '$1 == "refused" && $2 != 0 {print $2}' "$out")
 	if [ -z "$reps" ] || [ "$reps" -eq 0 ]; then
 		echo "intake load ($key) against $peer acknowledged no report:" >&2
 		cat "$out" >&2
@@ -633,8 +635,9 @@ run_intake() {
 	local us
 	us=$(awk -v t=$((after - before)) -v hz="$HZ" -v r="$reps" 'BEGIN {printf "%.2f", t * 1e6 / hz / r}')
 	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$key" "$peer" "$round" "$reps" "$rps" "$us" "$json" "$wire" "$conns" >>"$RESULTS_INTAKE"
-	printf '  %-22s %-5s round %s: %8s reports %9s reports/s %8s µs CPU/report  %s conns%s  load %s%s\n' \
-		"$key" "$peer" "$round" "$reps" "$rps" "$us" "$conns" "${check:+  $check}" "$(load_avg)" \
+	printf '  %-22s %-5s round %s: %8s reports %9s reports/s %8s µs CPU/report  %s conns%s%s  load %s%s\n' \
+		"$key" "$peer" "$round" "$reps" "$rps" "$us" "$conns" "${refused:+ ($refused refused with 421, retried)}" \
+		"${check:+  $check}" "$(load_avg)" \
 		"$([ "$reps" = "$n" ] && echo "  (all $n built reports sent before ${dur}s)")"
 }
 
