@@ -45,7 +45,10 @@ func sqliteDSN(path string, write bool) string {
 		"_pragma=foreign_keys(1)",
 	}
 	if write {
-		q = append(q, "_pragma=journal_mode(WAL)", "_pragma=synchronous(FULL)", "_txlock=immediate")
+		// temp_store=MEMORY keeps statement journals of multi-row
+		// inserts off a temporary file: about 6 fewer writes per stored
+		// report (measured with strace under the intake benchmark).
+		q = append(q, "_pragma=journal_mode(WAL)", "_pragma=synchronous(FULL)", "_pragma=temp_store(MEMORY)", "_txlock=immediate")
 	} else {
 		// Readers never write; query_only turns a mistake into an error.
 		q = append(q, "_pragma=query_only(1)")
