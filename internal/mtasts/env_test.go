@@ -2,15 +2,9 @@ package mtasts_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"io"
 	"log"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -19,91 +13,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/miekg/dns"
 )
-
-// testCA is a certificate authority made for one test.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-}
-
-func newTestCA(t *testing.T, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-48 * time.Hour),
-		NotAfter:              time.Now().Add(10 * 365 * 24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testCA{cert: cert, key: key, pool: pool}
-}
-
-// leaf issues a server certificate for names, valid from notBefore to
-// notAfter. A nil ca makes it self-signed.
-func (ca *testCA) leaf(t *testing.T, names []string, notBefore, notAfter time.Time) *tls.Certificate {
-	t.Helper()
-	return ca.issue(t, &x509.Certificate{
-		Subject:   pkix.Name{CommonName: names[0]},
-		DNSNames:  names,
-		NotBefore: notBefore,
-		NotAfter:  notAfter,
-	})
-}
-
-// issue signs tmpl, completed with a serial number and server key usage.
-func (ca *testCA) issue(t *testing.T, tmpl *x509.Certificate) *tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl.SerialNumber = serial
-	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
-	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-	parent, signer := tmpl, any(key)
-	if ca != nil {
-		parent, signer = ca.cert, ca.key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, signer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	chain := [][]byte{der}
-	if ca != nil {
-		chain = append(chain, ca.cert.Raw)
-	}
-	return &tls.Certificate{Certificate: chain, PrivateKey: key}
-}
-
-// validLeaf issues a certificate valid from an hour ago for a day.
-func (ca *testCA) validLeaf(t *testing.T, names ...string) *tls.Certificate {
-	return ca.leaf(t, names, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
-}
 
 // dnsZone is the data of the test DNS server, which acts as a recursive
 // resolver would: it follows CNAMEs within its data, answers NODATA with an

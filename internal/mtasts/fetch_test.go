@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/moatmail/moat/internal/mtasts"
+	"github.com/moatmail/moat/internal/testpki"
 )
 
 const goodPolicy = "version: STSv1\r\nmode: enforce\r\nmx: mail.example.com\r\nmax_age: 604800\r\n"
@@ -27,7 +28,7 @@ const goodPolicy = "version: STSv1\r\nmode: enforce\r\nmx: mail.example.com\r\nm
 // fetchEnv is a DNS server that resolves every name under "test" to
 // 127.0.0.1 and an HTTPS server with one virtual host per test domain.
 type fetchEnv struct {
-	ca       *testCA
+	ca       *testpki.CA
 	srv      *httpsServer
 	resolver *net.Resolver
 }
@@ -39,11 +40,11 @@ func newFetchEnv(t *testing.T, hosts map[string]*vhost, tlsCfg *tls.Config) *fet
 	z.blackhole = []string{"slowdns.test"}
 	z.add(t, "mta-sts.v6only.example. 60 IN AAAA ::1") // nothing listens there
 	e := &fetchEnv{resolver: newResolver(startDNS(t, z), false)}
-	e.ca = newTestCA(t, "Fetch test CA")
+	e.ca = testpki.NewCA(t, "Fetch test CA")
 	// Hosts without a certificate get a valid one for their name.
 	for name, h := range hosts {
 		if h.cert == nil {
-			h.cert = e.ca.validLeaf(t, name)
+			h.cert = e.ca.Valid(t, name)
 		}
 	}
 	def := ""
@@ -59,7 +60,7 @@ func (e *fetchEnv) fetcher(opts mtasts.FetchOpts) *mtasts.Fetcher {
 		opts.Resolver = e.resolver
 	}
 	if opts.RootCAs == nil {
-		opts.RootCAs = e.ca.pool
+		opts.RootCAs = e.ca.Pool
 	}
 	if opts.Port == 0 {
 		opts.Port = e.srv.port
@@ -234,27 +235,27 @@ func TestFetchHTTPRules(t *testing.T) {
 }
 
 func TestFetchCertificates(t *testing.T) {
-	ca := newTestCA(t, "Cert test CA")
+	ca := testpki.NewCA(t, "Cert test CA")
 	now := time.Now()
-	var nilCA *testCA
+	var nilCA *testpki.CA
 	hosts := map[string]*vhost{
-		"mta-sts.good.test":       {cert: ca.validLeaf(t, "mta-sts.good.test")},
-		"mta-sts.wildcard.test":   {cert: ca.validLeaf(t, "*.wildcard.test")},
-		"mta-sts.toowild.test":    {cert: ca.validLeaf(t, "*.test")},
-		"mta-sts.expired.test":    {cert: ca.leaf(t, []string{"mta-sts.expired.test"}, now.Add(-48*time.Hour), now.Add(-24*time.Hour))},
-		"mta-sts.notyet.test":     {cert: ca.leaf(t, []string{"mta-sts.notyet.test"}, now.Add(24*time.Hour), now.Add(48*time.Hour))},
-		"mta-sts.selfsigned.test": {cert: nilCA.validLeaf(t, "mta-sts.selfsigned.test")},
-		"mta-sts.wrongname.test":  {cert: ca.validLeaf(t, "wrongname.test", "www.wrongname.test")},
+		"mta-sts.good.test":       {cert: ca.Valid(t, "mta-sts.good.test")},
+		"mta-sts.wildcard.test":   {cert: ca.Valid(t, "*.wildcard.test")},
+		"mta-sts.toowild.test":    {cert: ca.Valid(t, "*.test")},
+		"mta-sts.expired.test":    {cert: ca.Leaf(t, now.Add(-48*time.Hour), now.Add(-24*time.Hour), "mta-sts.expired.test")},
+		"mta-sts.notyet.test":     {cert: ca.Leaf(t, now.Add(24*time.Hour), now.Add(48*time.Hour), "mta-sts.notyet.test")},
+		"mta-sts.selfsigned.test": {cert: nilCA.Valid(t, "mta-sts.selfsigned.test")},
+		"mta-sts.wrongname.test":  {cert: ca.Valid(t, "wrongname.test", "www.wrongname.test")},
 		// RFC 8461 §3.3: matching is performed only against DNS-IDs; a
 		// name in the subject CN alone does not count.
-		"mta-sts.cnonly.test": {cert: ca.issue(t, &x509.Certificate{
+		"mta-sts.cnonly.test": {cert: ca.Sign(t, &x509.Certificate{
 			Subject: pkix.Name{CommonName: "mta-sts.cnonly.test"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour)})},
 	}
 	for _, h := range hosts {
 		h.handler = policyHandler(goodPolicy)
 	}
 	env := newFetchEnv(t, hosts, nil)
-	f := env.fetcher(mtasts.FetchOpts{RootCAs: ca.pool})
+	f := env.fetcher(mtasts.FetchOpts{RootCAs: ca.Pool})
 	hostnameErr, authorityErr, invalidErr := new(x509.HostnameError), new(x509.UnknownAuthorityError), new(x509.CertificateInvalidError)
 	for domain, wantAs := range map[string]any{
 		"good.test":       nil,
@@ -283,15 +284,15 @@ func TestFetchCertificates(t *testing.T) {
 		})
 	}
 	// The clock is FetchOpts.Now: a valid certificate seen from the future.
-	late := env.fetcher(mtasts.FetchOpts{RootCAs: ca.pool, Now: func() time.Time { return now.Add(72 * time.Hour) }})
+	late := env.fetcher(mtasts.FetchOpts{RootCAs: ca.Pool, Now: func() time.Time { return now.Add(72 * time.Hour) }})
 	_, err := late.Fetch(context.Background(), "good.test")
 	var cie x509.CertificateInvalidError
 	if !errors.As(err, &cie) || cie.Reason != x509.Expired {
 		t.Errorf("good cert 72h later: %v, want expired", err)
 	}
 	// Without the test CA among the roots, the chain is not trusted.
-	other := newTestCA(t, "Unrelated CA")
-	_, err = env.fetcher(mtasts.FetchOpts{RootCAs: other.pool}).Fetch(context.Background(), "good.test")
+	other := testpki.NewCA(t, "Unrelated CA")
+	_, err = env.fetcher(mtasts.FetchOpts{RootCAs: other.Pool}).Fetch(context.Background(), "good.test")
 	if !errors.As(err, new(x509.UnknownAuthorityError)) {
 		t.Errorf("untrusted roots: %v", err)
 	}

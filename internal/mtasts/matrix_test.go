@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/moatmail/moat/internal/mtasts"
+	"github.com/moatmail/moat/internal/testpki"
 )
 
 const resolverCorpus = "../../../shared/corpora/postfix-mta-sts-resolver/tests/"
@@ -387,8 +388,8 @@ func setupMatrix(t *testing.T, forceTCP bool) *matrixEnv {
 		t.Skipf("postfix-mta-sts-resolver corpus absent, matrix not run: %v", err)
 	}
 	servers := nginxServers(t, parseNginx(t, string(nginxConf)))
-	ca := newTestCA(t, "Moat test CA")
-	other := newTestCA(t, "Untrusted CA")
+	ca := testpki.NewCA(t, "Moat test CA")
+	other := testpki.NewCA(t, "Untrusted CA")
 	hosts := map[string]*vhost{}
 	for _, s := range servers {
 		dir, file := path.Split(s.certPath)
@@ -404,12 +405,12 @@ func setupMatrix(t *testing.T, forceTCP bool) *matrixEnv {
 		if dir == "/tmp/bad-certs/" {
 			issuer = other // tests/install.debian.sh: a separate, untrusted CA
 		}
-		hosts[s.name] = &vhost{cert: issuer.validLeaf(t, names...), handler: s.handler(t)}
+		hosts[s.name] = &vhost{cert: issuer.Valid(t, names...), handler: s.handler(t)}
 	}
 	srv := newHTTPSServer(t, hosts, servers[0].name, nil)
 	zone := dnsmasqZone(t, string(dnsmasqConf))
 	resolver := newResolver(startDNS(t, zone), forceTCP)
-	fetcher := mtasts.NewFetcher(mtasts.FetchOpts{Resolver: resolver, RootCAs: ca.pool, Port: srv.port, Timeout: 10 * time.Second})
+	fetcher := mtasts.NewFetcher(mtasts.FetchOpts{Resolver: resolver, RootCAs: ca.Pool, Port: srv.port, Timeout: 10 * time.Second})
 	return &matrixEnv{resolver: resolver, fetcher: fetcher, servers: servers, zone: zone}
 }
 

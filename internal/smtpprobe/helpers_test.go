@@ -2,12 +2,9 @@ package smtpprobe
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"io"
 	"log"
 	"math/big"
@@ -17,69 +14,15 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/moatmail/moat/internal/testpki"
 )
-
-// testCA is a throwaway certificate authority.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-}
-
-func newTestCA(t *testing.T, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC),
-		NotAfter:              time.Date(2040, 1, 1, 0, 0, 0, 0, time.UTC),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testCA{cert: cert, key: key, pool: pool}
-}
 
 // issue makes a server certificate for names valid from notBefore to
 // notAfter; a nil ca makes it self-signed.
-func issue(t *testing.T, ca *testCA, notBefore, notAfter time.Time, names ...string) tls.Certificate {
+func issue(t *testing.T, ca *testpki.CA, notBefore, notAfter time.Time, names ...string) tls.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: names[0]},
-		DNSNames:     names,
-		NotBefore:    notBefore,
-		NotAfter:     notAfter,
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	parent, signer := tmpl, any(key)
-	if ca != nil {
-		parent, signer = ca.cert, ca.key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, signer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	return *ca.Leaf(t, notBefore, notAfter, names...)
 }
 
 type backend struct{}
@@ -168,10 +111,10 @@ func startScript(t *testing.T, script func(c net.Conn, br *bufio.Reader)) int {
 
 // x509CreateIntermediate re-issues inter's certificate signed by root and
 // returns its DER; inter's key stays the same.
-func x509CreateIntermediate(root, inter *testCA) ([]byte, error) {
-	tmpl := *inter.cert
+func x509CreateIntermediate(root, inter *testpki.CA) ([]byte, error) {
+	tmpl := *inter.Cert
 	tmpl.SerialNumber = big.NewInt(2)
-	der, err := x509.CreateCertificate(rand.Reader, &tmpl, root.cert, &inter.key.PublicKey, root.key)
+	der, err := x509.CreateCertificate(rand.Reader, &tmpl, root.Cert, &inter.Key.PublicKey, root.Key)
 	if err != nil {
 		return nil, err
 	}
@@ -179,6 +122,6 @@ func x509CreateIntermediate(root, inter *testCA) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	inter.cert = c
+	inter.Cert = c
 	return der, nil
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/moatmail/moat/internal/dnstest"
+	"github.com/moatmail/moat/internal/testpki"
 )
 
 var (
@@ -31,11 +32,11 @@ two.example.com.  A 127.0.0.2
 two.example.com.  A 127.0.0.1
 `
 
-func opts(t *testing.T, port int, ca *testCA) Opts {
+func opts(t *testing.T, port int, ca *testpki.CA) Opts {
 	srv := dnstest.Start(t, zone, nil)
 	o := Opts{Resolver: srv.Resolver(), Port: port, Timeout: 3 * time.Second, Now: func() time.Time { return now }}
 	if ca != nil {
-		o.RootCAs = ca.pool
+		o.RootCAs = ca.Pool
 	}
 	return o
 }
@@ -49,7 +50,7 @@ func stepNames(r *Result) []string {
 }
 
 func TestProbeValid(t *testing.T) {
-	ca := newTestCA(t, "Moat Test CA")
+	ca := testpki.NewCA(t, "Moat Test CA")
 	cert := issue(t, ca, jan1, dec31, "mx1.example.com")
 	port := startSMTP(t, &tls.Config{Certificates: []tls.Certificate{cert}})
 	r := Probe(context.Background(), "MX1.example.com.", opts(t, port, ca))
@@ -78,8 +79,8 @@ func TestProbeValid(t *testing.T) {
 }
 
 func TestProbeCertificateProblems(t *testing.T) {
-	ca := newTestCA(t, "Moat Test CA")
-	other := newTestCA(t, "Other CA")
+	ca := testpki.NewCA(t, "Moat Test CA")
+	other := testpki.NewCA(t, "Other CA")
 	tests := []struct {
 		name   string
 		cert   tls.Certificate
@@ -133,8 +134,8 @@ func TestProbeCertificateProblems(t *testing.T) {
 }
 
 func TestProbeWithIntermediate(t *testing.T) {
-	root := newTestCA(t, "Root")
-	inter := newTestCA(t, "Intermediate")
+	root := testpki.NewCA(t, "Root")
+	inter := testpki.NewCA(t, "Intermediate")
 	// Re-sign the intermediate with the root.
 	der, err := x509CreateIntermediate(root, inter)
 	if err != nil {
@@ -168,7 +169,7 @@ func TestProbeNoSTARTTLS(t *testing.T) {
 }
 
 func TestProbeTLS10Only(t *testing.T) {
-	ca := newTestCA(t, "Moat Test CA")
+	ca := testpki.NewCA(t, "Moat Test CA")
 	cert := issue(t, ca, jan1, dec31, "mx1.example.com")
 	port := startSMTP(t, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS10})
 	r := Probe(context.Background(), "mx1.example.com", opts(t, port, ca))
@@ -268,7 +269,7 @@ func TestProbeFailures(t *testing.T) {
 }
 
 func TestProbeAddresses(t *testing.T) {
-	ca := newTestCA(t, "Moat Test CA")
+	ca := testpki.NewCA(t, "Moat Test CA")
 	cert := issue(t, ca, jan1, dec31, "two.example.com")
 	port := startSMTP(t, &tls.Config{Certificates: []tls.Certificate{cert}})
 
