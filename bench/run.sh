@@ -203,12 +203,14 @@ fi
 
 start_moat() {
 	: >"$WORK/moat.log"
+	rm -f "$WORK/moat.addrs"
 	GOMAXPROCS=$SERVER_THREADS "$BIN/moat" serve --dev --data "$DATA" --zone "$ZONE" --log-level warn \
 		--dns-listen "127.0.0.1:$MOAT_DNS" --https-listen "127.0.0.1:$MOAT_HTTPS" \
-		--http-listen "127.0.0.1:$MOAT_HTTP" "${MOAT_EXTRA[@]}" >>"$WORK/moat.log" 2>&1 &
+		--http-listen "127.0.0.1:$MOAT_HTTP" --addrs-file "$WORK/moat.addrs" "${MOAT_EXTRA[@]}" >>"$WORK/moat.log" 2>&1 &
 	MOAT_PID=$!
 	PIDS+=("$MOAT_PID")
-	wait_for 60 "moat serve (log: $WORK/moat.log)" grep -q "Moat is running" "$WORK/moat.log"
+	# --addrs-file is written once every listener is bound.
+	wait_for 60 "moat serve (log: $WORK/moat.log)" test -s "$WORK/moat.addrs"
 }
 
 stop_moat() {
@@ -533,12 +535,13 @@ start_intake_moat() {
 	IMOAT_HTTPS=$(free_port)
 	IMOAT_SMTP=$(free_port)
 	: >"$WORK/moat-intake.log"
-	MOAT_INTAKE_RATE_PER_IP=1000000 GOMAXPROCS=$SERVER_THREADS "$BIN/moat" serve --dev --data "$IDATA" --log-level warn \
+	MOAT_INTAKE_RATE_PER_IP=1000000 MOAT_INTAKE_SMTP_CONNS_PER_IP=10000 GOMAXPROCS=$SERVER_THREADS \
+		"$BIN/moat" serve --dev --data "$IDATA" --log-level warn \
 		--https-listen "127.0.0.1:$IMOAT_HTTPS" --http-listen "" --dns-listen "" \
-		--smtp-listen "127.0.0.1:$IMOAT_SMTP" >>"$WORK/moat-intake.log" 2>&1 &
+		--smtp-listen "127.0.0.1:$IMOAT_SMTP" --addrs-file "$INTAKE_WORK/moat.addrs" >>"$WORK/moat-intake.log" 2>&1 &
 	IMOAT_PID=$!
 	PIDS+=("$IMOAT_PID")
-	wait_for 60 "moat serve (log: $WORK/moat-intake.log)" grep -q "Moat is running" "$WORK/moat-intake.log"
+	wait_for 60 "moat serve (log: $WORK/moat-intake.log)" test -s "$INTAKE_WORK/moat.addrs"
 }
 
 # start_sink runs Postfix's smtp-sink: one process, one event loop, every

@@ -15,6 +15,7 @@ import (
 
 	"github.com/moatmail/moat/internal/config"
 	"github.com/moatmail/moat/internal/hosting"
+	"github.com/moatmail/moat/internal/server"
 	"github.com/moatmail/moat/internal/store"
 )
 
@@ -100,11 +101,6 @@ func openStore(ctx context.Context, log *slog.Logger, c *config.Config) (store.S
 	return store.Open(ctx, log, store.Options{DataDir: c.DataDir, URL: c.Database})
 }
 
-// settings returns the hosting settings of the configuration.
-func settings(c *config.Config) hosting.Settings {
-	return hosting.Settings{Zone: c.Zone, PolicyHost: c.PolicyHost, RUA: c.PublishedRUA()}
-}
-
 // session is what most data commands need: configuration, logger, store
 // and the hosting service. close releases the store.
 type session struct {
@@ -129,7 +125,7 @@ func (g *globals) open(cmd *cobra.Command) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &session{cfg: c, log: log, st: st, host: hosting.New(st, settings(c), nil)}, nil
+	return &session{cfg: c, log: log, st: st, host: hosting.New(st, server.HostingSettings(c), nil)}, nil
 }
 
 func (s *session) close() error { return s.st.Close() }

@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -185,16 +184,18 @@ func TestImportAndReportsCLI(t *testing.T) {
 	}
 }
 
-// devServe runs `moat serve --dev` in-process on free ports and returns its
-// printed output once it is up, and the data directory.
-func devServe(t *testing.T, extra ...string) (out func() string, data string) {
+// devServe runs `moat serve --dev` in-process on free ports (port 0 for
+// every listener) and returns, once it is up, the addresses its listeners
+// got (from --addrs-file) and the data directory.
+func devServe(t *testing.T, extra ...string) (addrs map[string]string, data string) {
 	t.Helper()
 	data = t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	var stdout, stderr syncBuffer
 	done := make(chan int)
+	addrsFile := filepath.Join(t.TempDir(), "addrs.json")
 	args := append([]string{"serve", "--dev", "--data", data, "--dns-listen", "127.0.0.1:0", "--https-listen", "127.0.0.1:0",
-		"--http-listen", "127.0.0.1:0", "--smtp-listen", "127.0.0.1:0"}, extra...)
+		"--http-listen", "127.0.0.1:0", "--smtp-listen", "127.0.0.1:0", "--addrs-file", addrsFile}, extra...)
 	go func() { done <- run(ctx, args, &stdout, &stderr) }()
 	t.Cleanup(func() {
 		cancel()
@@ -207,13 +208,26 @@ func devServe(t *testing.T, extra ...string) (out func() string, data string) {
 			t.Error("serve did not stop")
 		}
 	})
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if strings.Contains(stdout.String(), "Host another domain") {
-			return stdout.String, data
+	return waitAddrs(t, addrsFile, func() string { return stdout.String() + stderr.String() }), data
+}
+
+// waitAddrs waits for `moat serve --addrs-file file` to write the
+// addresses of its listeners, and returns them.
+func waitAddrs(t *testing.T, file string, output func() string) map[string]string {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			continue
 		}
+		var addrs map[string]string
+		if err := json.Unmarshal(b, &addrs); err != nil {
+			t.Fatalf("--addrs-file: %v\n%s", err, b)
+		}
+		return addrs
 	}
-	t.Fatalf("serve did not start:\n%s\n%s", stdout.String(), stderr.String())
-	return nil, ""
+	t.Fatalf("serve wrote no --addrs-file within 20s:\n%s", output())
+	return nil
 }
 
 func devRoots(t *testing.T, data string) *x509.CertPool {
@@ -242,14 +256,10 @@ func reportClient(addr string, roots *x509.CertPool) *http.Client {
 // CLI.
 func TestServeIntake(t *testing.T) {
 	js := corpusJSON(t)
-	out, data := devServe(t)
-	httpsPort := regexp.MustCompile(`--resolve reports\.sts\.moat\.test:(\d+):`).FindStringSubmatch(out())
-	smtpAddr := regexp.MustCompile(`SMTP with STARTTLS on ([0-9.:]+)\)`).FindStringSubmatch(out())
-	if httpsPort == nil || smtpAddr == nil {
-		t.Fatalf("serve printed no intake addresses:\n%s", out())
-	}
+	addrs, data := devServe(t)
+	smtpAddr := addrs["smtp"]
 	roots := devRoots(t, data)
-	c := reportClient("127.0.0.1:"+httpsPort[1], roots)
+	c := reportClient(addrs["https"], roots)
 	var docs [][]byte
 	i := 0
 	for _, b := range js {
@@ -267,7 +277,7 @@ func TestServeIntake(t *testing.T) {
 			}
 		} else {
 			// Half by mail, over STARTTLS.
-			sendReportMail(t, smtpAddr[1], roots, b)
+			sendReportMail(t, smtpAddr, roots, b)
 		}
 		i++
 	}
@@ -283,12 +293,12 @@ func TestServeIntake(t *testing.T) {
 
 	// A mail that is not a report is refused with a reason; nothing is
 	// stored for it.
-	err := sendMail(smtpAddr[1], roots, "tlsrpt@reports.sts.moat.test", "Subject: hello\r\n\r\njust saying hi\r\n")
+	err := sendMail(smtpAddr, roots, "tlsrpt@reports.sts.moat.test", "Subject: hello\r\n\r\njust saying hi\r\n")
 	if err == nil || !strings.Contains(err.Error(), "no TLS report") {
 		t.Errorf("a mail that is not a report: %v", err)
 	}
 	// Relaying is refused at RCPT.
-	if err := sendMail(smtpAddr[1], roots, "someone@example.org", "Subject: x\r\n\r\nx\r\n"); err == nil || !strings.Contains(err.Error(), "550") {
+	if err := sendMail(smtpAddr, roots, "someone@example.org", "Subject: x\r\n\r\nx\r\n"); err == nil || !strings.Contains(err.Error(), "550") {
 		t.Errorf("relay attempt: %v", err)
 	}
 }
@@ -346,16 +356,14 @@ func TestMain(m *testing.M) {
 // 200) is stored.
 func TestServeSIGKILL(t *testing.T) {
 	data := t.TempDir()
+	addrsFile := filepath.Join(t.TempDir(), "addrs.json")
 	args := []string{"serve", "--dev", "--data", data, "--dns-listen", "", "--https-listen", "127.0.0.1:0",
-		"--http-listen", "", "--smtp-listen", ""}
+		"--http-listen", "", "--smtp-listen", "", "--addrs-file", addrsFile}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	// The per-IP rate limit would otherwise answer 429 to this one client.
 	cmd.Env = append(os.Environ(), childEnv+"="+strings.Join(args, "\x1f"), "MOAT_INTAKE_RATE_PER_IP=100000")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = io.Discard
+	var childOut syncBuffer
+	cmd.Stdout, cmd.Stderr = &childOut, &childOut
 	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -367,27 +375,9 @@ func TestServeSIGKILL(t *testing.T) {
 			cmd.Wait()
 		}
 	}() // runs after the deferred unlock below: killed is only read then
-	// Read the printed help until the intake's port shows up.
-	re := regexp.MustCompile(`--resolve reports\.sts\.moat\.test:(\d+):`)
-	var buf bytes.Buffer
-	port := ""
-	chunk := make([]byte, 4096)
-	for deadline := time.Now().Add(20 * time.Second); port == "" && time.Now().Before(deadline); {
-		n, err := stdout.Read(chunk)
-		buf.Write(chunk[:n])
-		if m := re.FindStringSubmatch(buf.String()); m != nil {
-			port = m[1]
-		}
-		if err != nil {
-			break
-		}
-	}
-	if port == "" {
-		t.Fatalf("child serve printed no intake port:\n%s", buf.String())
-	}
-	go io.Copy(io.Discard, stdout)
+	addrs := waitAddrs(t, addrsFile, childOut.String)
 
-	c := reportClient("127.0.0.1:"+port, devRoots(t, data))
+	c := reportClient(addrs["https"], devRoots(t, data))
 	var (
 		mu    sync.Mutex
 		acked []string

@@ -196,42 +196,13 @@ func TestConfigCommands(t *testing.T) {
 // domain with the CLI as another process would, and queries DNS and HTTPS
 // with real clients, as the README's quick start does with dig and curl.
 func TestServeDev(t *testing.T) {
-	data := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	var out, errs syncBuffer
-	done := make(chan int)
-	go func() {
-		done <- run(ctx, []string{"serve", "--dev", "--data", data, "--zone", "sts.test",
-			"--dns-listen", "127.0.0.1:0", "--https-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"}, &out, &errs)
-	}()
-	defer func() {
-		cancel()
-		select {
-		case code := <-done:
-			if code != exitOK {
-				t.Errorf("serve exit %d: %s", code, errs.String())
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("serve did not stop")
-		}
-	}()
-	dnsRE := regexp.MustCompile(`dig @127\.0\.0\.1 -p (\d+) `)
-	httpsRE := regexp.MustCompile(`--resolve mta-sts\.demo\.moat\.test:(\d+):127\.0\.0\.1`)
-	var dnsPort, httpsPort string
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if m, h := dnsRE.FindStringSubmatch(out.String()), httpsRE.FindStringSubmatch(out.String()); m != nil && h != nil {
-			dnsPort, httpsPort = m[1], h[1]
-			break
-		}
-	}
-	if dnsPort == "" {
-		t.Fatalf("serve printed no dig/curl commands:\n%s\n%s", out.String(), errs.String())
-	}
+	addrs, data := devServe(t, "--zone", "sts.test")
+	dnsAddr, httpsAddr := addrs["dns"], addrs["https"]
 
 	txt := func(domain string) string {
 		m := new(dns.Msg)
 		m.SetQuestion(domain+"._mta-sts.sts.test.", dns.TypeTXT)
-		in, err := dns.Exchange(m, "127.0.0.1:"+dnsPort)
+		in, err := dns.Exchange(m, dnsAddr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -250,7 +221,7 @@ func TestServeDev(t *testing.T) {
 		TLSClientConfig: &tls.Config{RootCAs: roots},
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			var d net.Dialer
-			return d.DialContext(ctx, network, "127.0.0.1:"+httpsPort)
+			return d.DialContext(ctx, network, httpsAddr)
 		},
 	}}
 	policy := func(domain string) string {

@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
-	"net/http"
-	"net/netip"
 	"os"
 	"time"
 
@@ -16,11 +13,8 @@ import (
 
 	"github.com/moatmail/moat/internal/config"
 	"github.com/moatmail/moat/internal/devca"
-	"github.com/moatmail/moat/internal/dnsserver"
 	"github.com/moatmail/moat/internal/hosting"
-	"github.com/moatmail/moat/internal/intake"
-	"github.com/moatmail/moat/internal/policyserver"
-	"github.com/moatmail/moat/internal/snapshot"
+	"github.com/moatmail/moat/internal/server"
 	"github.com/moatmail/moat/internal/store"
 )
 
@@ -29,13 +23,15 @@ import (
 const DemoDomain = "demo.moat.test"
 
 func newServeCmd(g *globals) *cobra.Command {
+	var addrsFile string
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run Moat: authoritative DNS, HTTPS policy server, certificates",
+		Short: "Run Moat: authoritative DNS, HTTPS policy server, certificates, report intake",
 		Long: `Run Moat's servers: the authoritative DNS server for the service zone, the
-HTTPS MTA-STS policy server with on-demand ACME certificates, and the HTTP
-listener for ACME challenges. With --dev everything runs on 127.0.0.1 with a
-local development CA and a demo domain, and no DNS or certificates to set up.`,
+HTTPS MTA-STS policy server with on-demand ACME certificates, the HTTP
+listener for ACME challenges, and the TLS-RPT report intake by HTTPS and SMTP.
+With --dev everything runs on 127.0.0.1 with a local development CA and a demo
+domain, and no DNS or certificates to set up.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.loadConfig(cmd)
@@ -45,15 +41,16 @@ local development CA and a demo domain, and no DNS or certificates to set up.`,
 			if err := c.ValidateServe(); err != nil {
 				return err
 			}
-			return serve(cmd.Context(), g, c)
+			return serve(cmd.Context(), g, c, addrsFile)
 		},
 	}
 	addSchemaFlags(cmd.Flags(), func(name string) bool { return !isPersistent(name) })
+	cmd.Flags().StringVar(&addrsFile, "addrs-file", "", `once every listener is bound, write their addresses as a JSON object to this file ({"dns": "127.0.0.1:5353", "https": ...}), for scripts that listen on port 0`)
 	return cmd
 }
 
-// serve wires the services and runs them until ctx ends or one fails.
-func serve(ctx context.Context, g *globals, c *config.Config) error {
+// serve runs the assembled system until ctx ends or a part of it fails.
+func serve(ctx context.Context, g *globals, c *config.Config, addrsFile string) error {
 	log := g.logger(c)
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
@@ -67,226 +64,55 @@ func serve(ctx context.Context, g *globals, c *config.Config) error {
 			log.Warn("closing the store", "err", err)
 		}
 	}()
-	set := settings(c)
 	if c.Dev {
-		if err := ensureDemo(ctx, st, set); err != nil {
+		if err := ensureDemo(ctx, st, server.HostingSettings(c)); err != nil {
 			return err
 		}
 	}
-
-	holder := new(snapshot.Holder)
-	watcher := hosting.NewWatcher(log, st, set, holder, c.Store.PollInterval)
-	if _, err := watcher.Refresh(ctx, true); err != nil {
-		return fmt.Errorf("building the serving snapshot: %w", err)
+	srv, err := server.New(log, c, st, server.Options{})
+	if err != nil {
+		return err
 	}
-
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errc := make(chan error, 4)
-	running := 0
-	start := func(name string, fn func() error) {
-		running++
-		go func() {
-			err := fn()
-			if err != nil && ctx.Err() == nil {
-				err = fmt.Errorf("%s: %w", name, err)
-			} else {
-				err = nil
-			}
-			errc <- err
-		}()
+	if err := srv.Start(ctx); err != nil {
+		return err
 	}
-	start("snapshot watcher", func() error { watcher.Run(ctx); return nil })
-
-	// The ingester outlives the listeners: on shutdown they stop first, so
-	// every report they accepted is committed and answered.
-	ingCtx, stopIngester := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopIngester()
-	ing := intake.NewIngester(log, st, func(domain string) bool { return holder.Load().Lookup(domain) != nil },
-		intake.IngestOpts{MaxDecompressed: c.Intake.MaxReportJSON})
-	ingDone := make(chan struct{})
-	go func() { defer close(ingDone); _ = ing.Run(ingCtx) }()
-	defer func() { stopIngester(); <-ingDone }()
-	reportHandler := intake.NewHTTPHandler(log, ing, intake.HTTPOpts{MaxBody: c.Intake.MaxReportSize, RatePerIP: c.Intake.RatePerIP})
-
-	var a addrs
-	if c.DNS.Listen != "" {
-		srv, ls, err := listenDNS(ctx, log, holder, c)
-		if err != nil {
-			cancel()
-			return drain(errc, running, err)
+	addrs := srv.Addrs()
+	if addrsFile != "" {
+		if err := writeAddrs(addrsFile, addrs); err != nil {
+			_ = srv.Shutdown(context.WithoutCancel(ctx))
+			return err
 		}
-		a.dns = ls.Addr()
-		start("dns server", func() error { return srv.ServeListeners(ctx, ls) })
-		log.Info("dns server listening", "addr", a.dns, "zone", c.Zone)
-	}
-	var ps *policyserver.Server
-	if c.HTTPS.Listen != "" {
-		var ca *devca.CA
-		if c.Dev {
-			if ca, err = devca.LoadOrCreate(c.DataDir); err != nil {
-				cancel()
-				return drain(errc, running, err)
-			}
-		}
-		services := map[string]http.Handler{}
-		if c.Intake.Host != "" {
-			// POST /v1/tlsrpt on the HTTPS listener for the intake host; the
-			// certificate for it comes from the same machinery.
-			services[c.Intake.Host] = reportHandler
-		}
-		ps, err = policyserver.New(log, holder, st, policyserver.Options{
-			ACMECA: c.ACME.CA, ACMEEmail: c.ACME.Email, ACMECARoot: c.ACME.CARoot, DevCA: ca, Services: services,
-		})
-		if err != nil {
-			cancel()
-			return drain(errc, running, err)
-		}
-		hl, err := net.Listen("tcp", c.HTTPS.Listen)
-		if err != nil {
-			cancel()
-			return drain(errc, running, fmt.Errorf("https listener: %w", err))
-		}
-		a.https = hl.Addr().String()
-		var pl net.Listener
-		if c.HTTP.Listen != "" {
-			if pl, err = net.Listen("tcp", c.HTTP.Listen); err != nil {
-				hl.Close()
-				cancel()
-				return drain(errc, running, fmt.Errorf("http listener: %w", err))
-			}
-			a.http = pl.Addr().String()
-		}
-		start("policy server", func() error { return ps.Serve(ctx, hl, pl) })
-	}
-	var tlsConf *tls.Config
-	if ps != nil {
-		tlsConf = &tls.Config{GetCertificate: ps.GetCertificate, MinVersion: tls.VersionTLS12}
-	}
-	if c.Intake.ReportListen != "" {
-		l, err := net.Listen("tcp", c.Intake.ReportListen)
-		if err != nil {
-			cancel()
-			return drain(errc, running, fmt.Errorf("report listener: %w", err))
-		}
-		a.report = l.Addr().String()
-		if c.Intake.ReportTLS {
-			if tlsConf == nil {
-				l.Close()
-				cancel()
-				return drain(errc, running, errors.New("intake.report_tls needs the certificate machinery of the HTTPS listener (https.listen); set intake.report_tls: false behind a TLS proxy"))
-			}
-			l = tls.NewListener(l, tlsConf)
-		}
-		srv := &http.Server{Handler: reportHandler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
-			WriteTimeout: 2 * time.Minute, IdleTimeout: time.Minute, MaxHeaderBytes: 16 << 10,
-			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
-		start("report listener", func() error { return serveHTTP(ctx, srv, l) })
-		log.Info("report intake listening", "addr", a.report, "tls", c.Intake.ReportTLS)
-	}
-	if c.Intake.SMTPListen != "" {
-		l, err := net.Listen("tcp", c.Intake.SMTPListen)
-		if err != nil {
-			cancel()
-			return drain(errc, running, fmt.Errorf("smtp listener: %w", err))
-		}
-		a.smtp = l.Addr().String()
-		host := c.Intake.Host
-		if host == "" {
-			host = "localhost"
-		}
-		var smtpTLS *tls.Config
-		if tlsConf != nil && c.Intake.Host != "" {
-			// Sending MTAs often send no SNI, or the name they looked up:
-			// whatever they ask, they get the intake host's certificate.
-			smtpTLS = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-				h := *hello
-				h.ServerName = c.Intake.Host
-				return ps.GetCertificate(&h)
-			}}
-		}
-		smtpSrv := intake.NewSMTPServer(log, ing, intake.SMTPOpts{
-			Hostname: host, TLSConfig: smtpTLS, Recipients: c.Intake.Addresses,
-			MaxMessageBytes: c.Intake.MaxReportSize * 2, RequireDKIM: c.Intake.RequireDKIM,
-		})
-		start("smtp intake", func() error { return smtpSrv.Serve(ctx, l) })
-		log.Info("smtp intake listening", "addr", a.smtp, "recipients", c.Intake.Addresses, "starttls", smtpTLS != nil)
 	}
 	if c.Dev {
-		printDevHelp(g, c, a)
+		printDevHelp(g, c, addrs)
 	}
-
+	var failed error
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")
-		return drain(errc, running, nil)
-	case err := <-errc:
-		running--
-		cancel()
-		return drain(errc, running, err)
-	}
-}
-
-// addrs are the addresses the listeners got.
-type addrs struct{ dns, https, http, report, smtp string }
-
-// serveHTTP serves srv on l until ctx ends, then shuts it down gracefully.
-func serveHTTP(ctx context.Context, srv *http.Server, l net.Listener) error {
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
+	case failed = <-srv.Failed():
+		log.Error("shutting down after a failure", "err", failed)
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	err := srv.Shutdown(sctx)
-	<-errc
-	return err
+	return errors.Join(failed, srv.Shutdown(sctx))
 }
 
-// drain waits for the running services to stop and returns first, or the
-// first error they report.
-func drain(errc <-chan error, running int, first error) error {
-	timeout := time.NewTimer(30 * time.Second)
-	defer timeout.Stop()
-	for ; running > 0; running-- {
-		select {
-		case err := <-errc:
-			if first == nil {
-				first = err
-			}
-		case <-timeout.C:
-			return errors.Join(first, errors.New("services did not stop within 30s"))
-		}
-	}
-	return first
-}
-
-func listenDNS(ctx context.Context, log *slog.Logger, holder *snapshot.Holder, c *config.Config) (*dnsserver.Server, *dnsserver.Listeners, error) {
-	hosts := map[string][]netip.Addr{}
-	for name, addrs := range c.DNS.Hosts {
-		for _, a := range addrs {
-			ip, err := netip.ParseAddr(a)
-			if err != nil {
-				return nil, nil, fmt.Errorf("dns.hosts.%s: %w", name, err)
-			}
-			hosts[name] = append(hosts[name], ip)
-		}
-	}
-	srv, err := dnsserver.New(log, holder, dnsserver.Options{
-		Zone: c.Zone, Nameservers: c.DNS.Nameservers, Hostmaster: c.DNS.Hostmaster,
-		Hosts: hosts, TTL: c.DNS.TTL,
-	})
+// writeAddrs writes the bound addresses as JSON, atomically (a reader
+// never sees half a file).
+func writeAddrs(file string, addrs map[string]string) error {
+	b, err := json.MarshalIndent(addrs, "", "  ")
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
-	ls, err := srv.Listen(ctx, c.DNS.Listen)
-	if err != nil {
-		return nil, nil, err
+	tmp := file + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("--addrs-file: %w", err)
 	}
-	return srv, ls, nil
+	if err := os.Rename(tmp, file); err != nil {
+		return fmt.Errorf("--addrs-file: %w", err)
+	}
+	return nil
 }
 
 // ensureDemo hosts the demo domain in --dev mode, once.
@@ -303,8 +129,8 @@ func ensureDemo(ctx context.Context, st store.Store, set hosting.Settings) error
 	return err
 }
 
-func printDevHelp(g *globals, c *config.Config, a addrs) {
-	dnsAddr, httpsAddr := a.dns, a.https
+func printDevHelp(g *globals, c *config.Config, a map[string]string) {
+	dnsAddr, httpsAddr, smtpAddr := a[server.ListenerDNS], a[server.ListenerHTTPS], a[server.ListenerSMTP]
 	w := g.stdout
 	fmt.Fprintf(w, "\nMoat is running in development mode (data: %s, zone: %s).\n", c.DataDir, c.Zone)
 	caFile := c.DataPath(devca.RootFile)
@@ -332,12 +158,12 @@ func printDevHelp(g *globals, c *config.Config, a addrs) {
 		fmt.Fprintf(w, "  curl --cacert %s --resolve %s:%s:%s -H 'Content-Type: application/tlsrpt+json' --data-binary @report.json https://%s:%s/v1/tlsrpt\n",
 			caFile, c.Intake.Host, port, host, c.Intake.Host, port)
 	}
-	if a.smtp != "" && len(c.Intake.Addresses) > 0 {
-		host, port, _ := net.SplitHostPort(a.smtp)
+	if smtpAddr != "" && len(c.Intake.Addresses) > 0 {
+		host, port, _ := net.SplitHostPort(smtpAddr)
 		if host == "" || host == "::" || host == "0.0.0.0" {
 			host = "127.0.0.1"
 		}
-		fmt.Fprintf(w, "\nOr by mail (SMTP with STARTTLS on %s):\n", a.smtp)
+		fmt.Fprintf(w, "\nOr by mail (SMTP with STARTTLS on %s):\n", smtpAddr)
 		fmt.Fprintf(w, "  swaks --server %s --port %s --tls --tls-ca-path %s --to %s --attach-type application/tlsrpt+json --attach @report.json\n",
 			host, port, caFile, c.Intake.Addresses[0])
 	}

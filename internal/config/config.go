@@ -67,7 +67,8 @@ type DNS struct {
 
 // HTTPS configures the policy server's TLS listener.
 type HTTPS struct {
-	Listen string `yaml:"listen" json:"listen" env:"LISTEN" flag:"https-listen" doc:"Address of the HTTPS policy server (and TLS-ALPN-01 challenges). Empty disables it."`
+	Listen            string        `yaml:"listen" json:"listen" env:"LISTEN" flag:"https-listen" doc:"Address of the HTTPS policy server (and TLS-ALPN-01 challenges). Empty disables it."`
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout" json:"read_header_timeout" env:"READ_HEADER_TIMEOUT" doc:"Time limit of a client's TLS handshake and request headers (slow clients). The first handshake for a newly hosted name waits for its ACME order within it."`
 }
 
 // HTTP configures the plain HTTP listener (ACME HTTP-01 challenges only).
@@ -91,15 +92,16 @@ type TLSRPT struct {
 // Intake configures TLS-RPT report intake (RFC 8460 §5): by HTTPS POST and
 // by SMTP. The published rua (tlsrpt.rua) is derived from it.
 type Intake struct {
-	Host          string   `yaml:"host" json:"host" env:"HOST" doc:"Host name of the report intake: the https rua is https://<host>/v1/tlsrpt, and the SMTP server greets with it. It must resolve to Moat. Default: reports.<zone>."`
-	Addresses     []string `yaml:"addresses" json:"addresses" env:"ADDRESSES" doc:"Mailboxes the SMTP intake accepts reports for, published as mailto: rua; other recipients are refused. Default: tlsrpt@<host>."`
-	ReportListen  string   `yaml:"report_listen" json:"report_listen" env:"REPORT_LISTEN" flag:"report-listen" doc:"A separate listener for POST /v1/tlsrpt. Empty: the endpoint is served on the HTTPS listener for Host <intake.host>."`
-	ReportTLS     bool     `yaml:"report_tls" json:"report_tls" env:"REPORT_TLS" doc:"Serve TLS on intake.report_listen (certificate for intake.host from ACME or the development CA). false: plain HTTP, for a TLS-terminating proxy in front."`
-	SMTPListen    string   `yaml:"smtp_listen" json:"smtp_listen" env:"SMTP_LISTEN" flag:"smtp-listen" doc:"Address of the SMTP intake (STARTTLS offered). Empty disables it."`
-	RequireDKIM   bool     `yaml:"require_dkim" json:"require_dkim" env:"REQUIRE_DKIM" doc:"Refuse reports by mail that are not DKIM-signed or whose signature fails (RFC 8460 §3 asks reporters to sign)."`
-	MaxReportSize int64    `yaml:"max_report_size" json:"max_report_size" env:"MAX_REPORT_SIZE" doc:"Largest report body (HTTPS) or message (SMTP) accepted, in bytes."`
-	MaxReportJSON int64    `yaml:"max_report_json" json:"max_report_json" env:"MAX_REPORT_JSON" doc:"Largest report after decompression, in bytes (gzip bombs are refused)."`
-	RatePerIP     float64  `yaml:"rate_per_ip" json:"rate_per_ip" env:"RATE_PER_IP" doc:"HTTPS reports per second accepted from one client IP (bursts of five times as many); beyond it, 429."`
+	Host           string   `yaml:"host" json:"host" env:"HOST" doc:"Host name of the report intake: the https rua is https://<host>/v1/tlsrpt, and the SMTP server greets with it. It must resolve to Moat. Default: reports.<zone>."`
+	Addresses      []string `yaml:"addresses" json:"addresses" env:"ADDRESSES" doc:"Mailboxes the SMTP intake accepts reports for, published as mailto: rua; other recipients are refused. Default: tlsrpt@<host>."`
+	ReportListen   string   `yaml:"report_listen" json:"report_listen" env:"REPORT_LISTEN" flag:"report-listen" doc:"A separate listener for POST /v1/tlsrpt. Empty: the endpoint is served on the HTTPS listener for Host <intake.host>."`
+	ReportTLS      bool     `yaml:"report_tls" json:"report_tls" env:"REPORT_TLS" doc:"Serve TLS on intake.report_listen (certificate for intake.host from ACME or the development CA). false: plain HTTP, for a TLS-terminating proxy in front."`
+	SMTPListen     string   `yaml:"smtp_listen" json:"smtp_listen" env:"SMTP_LISTEN" flag:"smtp-listen" doc:"Address of the SMTP intake (STARTTLS offered). Empty disables it."`
+	RequireDKIM    bool     `yaml:"require_dkim" json:"require_dkim" env:"REQUIRE_DKIM" doc:"Refuse reports by mail that are not DKIM-signed or whose signature fails (RFC 8460 §3 asks reporters to sign)."`
+	MaxReportSize  int64    `yaml:"max_report_size" json:"max_report_size" env:"MAX_REPORT_SIZE" doc:"Largest report body (HTTPS) or message (SMTP) accepted, in bytes."`
+	MaxReportJSON  int64    `yaml:"max_report_json" json:"max_report_json" env:"MAX_REPORT_JSON" doc:"Largest report after decompression, in bytes (gzip bombs are refused)."`
+	RatePerIP      float64  `yaml:"rate_per_ip" json:"rate_per_ip" env:"RATE_PER_IP" doc:"HTTPS reports per second accepted from one client IP (bursts of five times as many); beyond it, 429."`
+	SMTPConnsPerIP int64    `yaml:"smtp_conns_per_ip" json:"smtp_conns_per_ip" env:"SMTP_CONNS_PER_IP" doc:"Simultaneous SMTP connections accepted from one client IP address (IPv6: one /64); more are answered 421."`
 }
 
 // Store configures the database.
@@ -124,13 +126,13 @@ func Default() Config {
 		DataDir: DefaultDataDir,
 		Log:     Log{Level: "info", Format: "text"},
 		DNS:     DNS{Listen: ":53", TTL: DefaultTTL},
-		HTTPS:   HTTPS{Listen: ":443"},
+		HTTPS:   HTTPS{Listen: ":443", ReadHeaderTimeout: 10 * time.Second},
 		HTTP:    HTTP{Listen: ":80"},
 		ACME:    ACME{CA: DefaultACMECA},
 		Store:   Store{PollInterval: DefaultPollInterval},
 		Intake: Intake{
 			ReportTLS: true, SMTPListen: ":25",
-			MaxReportSize: 10 << 20, MaxReportJSON: 64 << 20, RatePerIP: 10,
+			MaxReportSize: 10 << 20, MaxReportJSON: 64 << 20, RatePerIP: 10, SMTPConnsPerIP: 20,
 		},
 	}
 }
@@ -408,6 +410,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Intake.RatePerIP <= 0 {
 		return invalid("intake.rate_per_ip", c.Intake.RatePerIP, "want a positive number of reports per second")
+	}
+	if c.Intake.SMTPConnsPerIP < 1 || c.Intake.SMTPConnsPerIP > 100000 {
+		return invalid("intake.smtp_conns_per_ip", c.Intake.SMTPConnsPerIP, "want 1 to 100000")
+	}
+	if c.HTTPS.ReadHeaderTimeout < time.Second || c.HTTPS.ReadHeaderTimeout > 10*time.Minute {
+		return invalid("https.read_header_timeout", c.HTTPS.ReadHeaderTimeout, "want between 1s and 10m")
 	}
 	if c.Store.PollInterval < 100*time.Millisecond || c.Store.PollInterval > time.Minute {
 		return invalid("store.poll_interval", c.Store.PollInterval, "want between 100ms and 1m")

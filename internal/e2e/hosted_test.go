@@ -12,6 +12,7 @@ import (
 	"github.com/moatmail/moat/internal/dnstest"
 	"github.com/moatmail/moat/internal/hosting"
 	"github.com/moatmail/moat/internal/mtasts"
+	"github.com/moatmail/moat/internal/server"
 	"github.com/moatmail/moat/internal/store"
 	"github.com/moatmail/moat/internal/store/pgtest"
 )
@@ -29,8 +30,8 @@ _smtp._tls   CNAME  customer.test._smtp._tls.sts.test.
 `
 
 // wantTLSRPT is the TLS-RPT record senders find for customer.test: Moat's
-// report address from settings().
-const wantTLSRPT = "v=TLSRPTv1; rua=mailto:tlsrpt@reports.sts.test"
+// report address and endpoint, derived from the intake settings.
+const wantTLSRPT = "v=TLSRPTv1; rua=mailto:tlsrpt@reports.sts.test,https://reports.sts.test/v1/tlsrpt"
 
 // changeDeadline is the product's promise, not a measurement: a change is
 // served by every instance within seconds (DESIGN.md, "Data flow"). The
@@ -207,10 +208,11 @@ func checkPolicy(t *testing.T, who string, fr *mtasts.FetchResult, v *store.Poli
 
 // checkDelegation runs what `moat domains verify` does through res and
 // wants every name delegated and answering what Moat serves for d.
-func checkDelegation(t *testing.T, who string, res *dnstest.Server, d *store.Domain) {
+func checkDelegation(t *testing.T, m *moat, res *dnstest.Server, d *store.Domain) {
 	t.Helper()
 	ctx := t.Context()
-	checks := settings().Verify(ctx, hosting.DNSResolver{Addr: res.Addr}, d)
+	who := "moat " + m.name
+	checks := server.HostingSettings(m.cfg).Verify(ctx, hosting.DNSResolver{Addr: res.Addr}, d)
 	var names []string
 	for _, c := range checks {
 		names = append(names, c.Name)
@@ -252,11 +254,11 @@ func enforce(t *testing.T, m *moat, before *store.Domain) *store.Domain {
 func TestHostedMTASTSWithPebble(t *testing.T) {
 	logs := newTestLogs(t)
 	st := openStore(t, logs, "sqlite", store.Options{DataDir: t.TempDir()})
-	m := startMoat(t, logs, "a", st)
-	res := startResolver(t, m.dnsAddr)
-	p := startPebble(t, logs, res.Addr, m.httpPort(), m.httpsPort)
-	m.servePolicies(t, p)
-	snd := newSender(res, p.roots, m.httpsPort)
+	p := newPebble(t, logs)
+	m := startMoat(t, logs, "a", st, p)
+	res := startResolver(t, m.dnsAddr())
+	p.start(t, logs, res.Addr, m.httpPort(), m.httpsPort())
+	snd := newSender(res, p.roots, m.httpsPort())
 	ctx := t.Context()
 
 	d, err := m.svc.Add(ctx, customer, spec)
@@ -279,11 +281,11 @@ func TestHostedMTASTSWithPebble(t *testing.T) {
 		t.Errorf("%d ACME orders after the first fetch, want 1", n)
 	}
 	serial := fr.Certs[0].SerialNumber
-	checkDelegation(t, "moat a", res, d)
+	checkDelegation(t, m, res, d)
 
 	// The certificate is Pebble's, not one any client trusts: a sender
 	// with the system roots refuses it (RFC 8461 §3.3).
-	sys := mtasts.NewFetcher(mtasts.FetchOpts{Resolver: res.Resolver(), Port: m.httpsPort})
+	sys := mtasts.NewFetcher(mtasts.FetchOpts{Resolver: res.Resolver(), Port: m.httpsPort()})
 	if _, err := sys.Fetch(ctx, customer); !errors.Is(err, mtasts.ErrFetchTLS) {
 		t.Errorf("fetch trusting the system roots: %v, want %v", err, mtasts.ErrFetchTLS)
 	}
@@ -294,7 +296,7 @@ func TestHostedMTASTSWithPebble(t *testing.T) {
 	if fr2.Certs[0].SerialNumber.Cmp(serial) != 0 || p.orders() != 1 {
 		t.Errorf("after the change: certificate serial %x (was %x), %d orders; want the same certificate and 1 order", fr2.Certs[0].SerialNumber, serial, p.orders())
 	}
-	checkDelegation(t, "moat a", res, d2)
+	checkDelegation(t, m, res, d2)
 
 	// A domain no longer hosted has neither a TXT record nor a policy
 	// host: senders see no policy (RFC 8461 §3.1) and Moat presents no
@@ -325,16 +327,15 @@ func TestHostedMTASTSSharedPostgres(t *testing.T) {
 	logs := newTestLogs(t)
 	stA := openStore(t, logs, "postgres-a", store.Options{URL: url})
 	stB := openStore(t, logs, "postgres-b", store.Options{URL: url})
-	a := startMoat(t, logs, "a", stA)
-	b := startMoat(t, logs, "b", stB)
-	resA := startResolver(t, a.dnsAddr)
-	resB := startResolver(t, b.dnsAddr)
+	p := newPebble(t, logs)
+	a := startMoat(t, logs, "a", stA, p)
+	b := startMoat(t, logs, "b", stB, p)
+	resA := startResolver(t, a.dnsAddr())
+	resB := startResolver(t, b.dnsAddr())
 	// Pebble validates against instance A.
-	p := startPebble(t, logs, resA.Addr, a.httpPort(), a.httpsPort)
-	a.servePolicies(t, p)
-	b.servePolicies(t, p)
-	sndA := newSender(resA, p.roots, a.httpsPort)
-	sndB := newSender(resB, p.roots, b.httpsPort)
+	p.start(t, logs, resA.Addr, a.httpPort(), a.httpsPort())
+	sndA := newSender(resA, p.roots, a.httpsPort())
+	sndB := newSender(resB, p.roots, b.httpsPort())
 
 	d, err := a.svc.Add(t.Context(), customer, spec)
 	if err != nil {
@@ -359,7 +360,7 @@ func TestHostedMTASTSSharedPostgres(t *testing.T) {
 	if n := p.orders(); n != 1 {
 		t.Errorf("%d ACME orders after moat b served, want 1", n)
 	}
-	checkDelegation(t, "moat b", resB, d)
+	checkDelegation(t, b, resB, d)
 
 	d2 := enforce(t, a, d)
 	frB2, vB2 := waitServed(t, "moat b", sndB, stB, d2)
@@ -369,5 +370,5 @@ func TestHostedMTASTSSharedPostgres(t *testing.T) {
 	if n := p.orders(); n != 1 {
 		t.Errorf("%d ACME orders after the change, want 1", n)
 	}
-	checkDelegation(t, "moat b", resB, d2)
+	checkDelegation(t, b, resB, d2)
 }

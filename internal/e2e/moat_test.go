@@ -3,17 +3,15 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
-	"sync"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/moatmail/moat/internal/dnsserver"
-	"github.com/moatmail/moat/internal/dnstest"
+	"github.com/moatmail/moat/internal/config"
 	"github.com/moatmail/moat/internal/hosting"
-	"github.com/moatmail/moat/internal/policyserver"
-	"github.com/moatmail/moat/internal/snapshot"
+	"github.com/moatmail/moat/internal/server"
 	"github.com/moatmail/moat/internal/store"
 )
 
@@ -21,41 +19,47 @@ import (
 const (
 	serviceZone = "sts.test"
 	policyHost  = "mta-sts.sts.test"
-	// pollInterval is how often each instance's watcher polls the store.
-	pollInterval = 100 * time.Millisecond
 )
 
-// settings are the hosting settings every instance of a test shares, as
-// `moat serve` builds them from its configuration.
-func settings() hosting.Settings {
-	return hosting.Settings{
-		Zone:       serviceZone,
-		PolicyHost: policyHost,
-		RUA:        []string{"mailto:tlsrpt@reports.sts.test"},
-	}
-}
+// configYAML is the configuration of every instance, as an operator
+// writes it: the listeners on 127.0.0.1, port 0, the ACME server (%[1]s,
+// trusting the root in %[2]s), and a poll interval short enough for the
+// tests' deadlines.
+const configYAML = `
+zone: sts.test
+policy_host: mta-sts.sts.test
+data: %[3]s
+dns:
+  listen: 127.0.0.1:0
+  hosts:
+    mta-sts.sts.test: [127.0.0.1]
+    ns1.sts.test: [127.0.0.1]
+https:
+  listen: 127.0.0.1:0
+  # The first handshake for a new policy host waits for the ACME order;
+  # under -race on a busy machine that may take a while.
+  read_header_timeout: 1m
+http:
+  listen: 127.0.0.1:0
+acme:
+  ca: %[1]s
+  ca_root: %[2]s
+  email: ops@sts.test
+intake:
+  smtp_listen: ""
+store:
+  poll_interval: 100ms
+`
 
-// moat is one running instance of Moat: a store handle, the hosting
-// service over it, the snapshot watcher, the authoritative DNS server for
-// the service zone, and (after servePolicies) the HTTPS policy server with
-// its HTTP listener for ACME challenges. Everything stops when the test
-// ends, before the store is closed.
+// moat is one running instance of Moat: the configuration, the store, the
+// hosting service over it (what the CLI uses), and the assembly `moat
+// serve` runs. It stops when the test ends, before the store is closed.
 type moat struct {
-	name    string
-	st      store.Store
-	svc     *hosting.Service
-	holder  *snapshot.Holder
-	dnsAddr string // UDP and TCP
-
-	httpsLn, httpLn net.Listener
-	httpsPort       int
-
-	ctx  context.Context
-	logs *testLogs
-
-	wg   sync.WaitGroup
-	mu   sync.Mutex
-	errs []error
+	name string
+	cfg  *config.Config
+	st   store.Store
+	svc  *hosting.Service
+	srv  *server.Server
 }
 
 // openStore opens a store with opts and closes it when the test ends,
@@ -74,87 +78,51 @@ func openStore(t *testing.T, logs *testLogs, who string, opts store.Options) sto
 	return st
 }
 
-// startMoat wires an instance over st as `moat serve` does: first
-// snapshot, watcher, DNS server on 127.0.0.1 (UDP and TCP on one port), and
-// the HTTPS and HTTP listeners, not served yet (Pebble needs their ports
-// before the policy server can be configured with it).
-func startMoat(t *testing.T, logs *testLogs, name string, st store.Store) *moat {
+// startMoat starts an instance over st as `moat serve` does, from a
+// configuration file, with its certificates from p's ACME server.
+func startMoat(t *testing.T, logs *testLogs, name string, st store.Store, p *pebbleCA) *moat {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	m := &moat{name: name, st: st, svc: hosting.New(st, settings(), nil), holder: new(snapshot.Holder), ctx: ctx, logs: logs}
-	t.Cleanup(func() {
-		cancel()
-		m.wg.Wait()
-		// The policy server closed them if it ran; closing again is
-		// harmless.
-		for _, l := range []net.Listener{m.httpsLn, m.httpLn} {
-			if l != nil {
-				_ = l.Close()
-			}
-		}
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		for _, err := range m.errs {
-			t.Errorf("moat %s: %v", name, err)
-		}
-	})
-	log := logs.logger("moat-" + name)
-
-	watcher := hosting.NewWatcher(log, st, settings(), m.holder, pollInterval)
-	if _, err := watcher.Refresh(t.Context(), true); err != nil {
-		t.Fatalf("moat %s: first snapshot: %v", name, err)
+	file := filepath.Join(t.TempDir(), "moat.yaml")
+	if err := os.WriteFile(file, fmt.Appendf(nil, configYAML, p.dirURL, p.rootFile, t.TempDir()), 0o600); err != nil {
+		t.Fatal(err)
 	}
-	m.run("watcher", func() error { watcher.Run(ctx); return nil })
-
-	loopback := []netip.Addr{netip.MustParseAddr("127.0.0.1")}
-	dns, err := dnsserver.New(log, m.holder, dnsserver.Options{
-		Zone:  serviceZone,
-		Hosts: map[string][]netip.Addr{policyHost: loopback, "ns1." + serviceZone: loopback},
-	})
+	c, err := config.Load(config.Source{File: file})
 	if err != nil {
-		t.Fatalf("moat %s: dnsserver: %v", name, err)
+		t.Fatalf("moat %s: config: %v", name, err)
 	}
-	pc, l := dnstest.Listen(t)
-	m.dnsAddr = pc.LocalAddr().String()
-	m.run("dns server", func() error { return dns.Serve(ctx, pc, l) })
-
-	if m.httpsLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
-		t.Fatal(err)
+	if err := c.ValidateServe(); err != nil {
+		t.Fatalf("moat %s: config: %v", name, err)
 	}
-	if m.httpLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
-		t.Fatal(err)
+	srv, err := server.New(logs.logger("moat-"+name), c, st, server.Options{})
+	if err != nil {
+		t.Fatalf("moat %s: %v", name, err)
 	}
-	m.httpsPort = m.httpsLn.Addr().(*net.TCPAddr).Port
-	return m
+	if err := srv.Start(t.Context()); err != nil {
+		t.Fatalf("moat %s: start: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("moat %s: shutdown: %v", name, err)
+		}
+	})
+	return &moat{name: name, cfg: c, st: st, svc: hosting.New(st, server.HostingSettings(c), nil), srv: srv}
 }
+
+// dnsAddr is the address of the instance's DNS server (UDP and TCP).
+func (m *moat) dnsAddr() string { return m.srv.Addr(server.ListenerDNS) }
 
 // httpPort is the port of the HTTP listener (ACME HTTP-01).
-func (m *moat) httpPort() int { return m.httpLn.Addr().(*net.TCPAddr).Port }
+func (m *moat) httpPort() int { return port(m.srv.Addr(server.ListenerHTTP)) }
 
-// servePolicies starts the policy server with certificates from p.
-func (m *moat) servePolicies(t *testing.T, p *pebbleCA) {
-	t.Helper()
-	ps, err := policyserver.New(m.logs.logger("moat-"+m.name), m.holder, m.st, policyserver.Options{
-		ACMECA:     p.dirURL,
-		ACMECARoot: p.rootFile,
-		ACMEEmail:  "ops@sts.test",
-		// The first handshake for a new policy host waits for the ACME
-		// order; under -race on a busy machine that may take a while.
-		ReadHeaderTimeout: time.Minute,
-	})
+// httpsPort is the port of the HTTPS listener (policies, TLS-ALPN-01).
+func (m *moat) httpsPort() int { return port(m.srv.Addr(server.ListenerHTTPS)) }
+
+func port(addr string) int {
+	ap, err := netip.ParseAddrPort(addr)
 	if err != nil {
-		t.Fatalf("moat %s: policyserver: %v", m.name, err)
+		panic(fmt.Sprintf("listener address %q: %v", addr, err))
 	}
-	m.run("policy server", func() error { return ps.Serve(m.ctx, m.httpsLn, m.httpLn) })
-}
-
-// run runs fn until the instance stops; an error it returns fails the test.
-func (m *moat) run(what string, fn func() error) {
-	m.wg.Go(func() {
-		if err := fn(); err != nil {
-			m.mu.Lock()
-			m.errs = append(m.errs, fmt.Errorf("%s: %w", what, err))
-			m.mu.Unlock()
-		}
-	})
+	return int(ap.Port())
 }

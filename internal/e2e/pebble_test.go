@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/letsencrypt/pebble/v2/ca"
@@ -29,43 +30,57 @@ type pebbleCA struct {
 	posts    map[string]int   // POST requests by URL path
 	newOrder string           // path of the newOrder resource
 	http     *httptest.Server // the ACME server
+	handler  atomic.Pointer[http.Handler]
 }
 
-// startPebble runs Pebble in-process. Its validation authority resolves
-// names through the DNS server at resolver (over TCP, as Pebble does) and
-// validates HTTP-01 on port httpPort and TLS-ALPN-01 on port tlsPort of the
-// address found. Pebble's environment is set with t.Setenv, so tests using
-// it cannot run in parallel.
-func startPebble(t *testing.T, logs *testLogs, resolver string, httpPort, tlsPort int) *pebbleCA {
+// newPebble starts the HTTPS server of an in-process Pebble on 127.0.0.1,
+// so that its directory URL and TLS root are known before Moat starts;
+// start then builds the CA behind it, once Moat's ports are known.
+func newPebble(t *testing.T, logs *testLogs) *pebbleCA {
 	t.Helper()
-	// No random sleep before validations, and no nonce rejected on
-	// purpose: the test is about Moat, not about ACME client retries.
-	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
-	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0")
-	lg := log.New(logs, "pebble ", log.Lmicroseconds)
 	p := &pebbleCA{db: db.NewMemoryStore(), posts: map[string]int{}}
-	authority := ca.New(lg, p.db, "", "ecdsa", 0, 1, map[string]ca.Profile{"default": {Description: "the only profile"}})
-	validator := va.New(lg, httpPort, tlsPort, false, resolver, p.db)
-	front := wfe.New(lg, p.db, validator, authority, nil, false, false, 0, 0)
-	inner := front.Handler()
 	p.http = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := p.handler.Load()
+		if h == nil {
+			http.Error(w, "pebble not started yet", http.StatusServiceUnavailable)
+			return
+		}
 		if r.Method == http.MethodPost {
 			p.mu.Lock()
 			p.posts[r.URL.Path]++
 			p.mu.Unlock()
 		}
-		inner.ServeHTTP(w, r)
+		(*h).ServeHTTP(w, r)
 	}))
-	p.http.Config.ErrorLog = lg
+	p.http.Config.ErrorLog = log.New(logs, "pebble ", log.Lmicroseconds)
 	p.http.StartTLS()
 	t.Cleanup(p.http.Close)
-
 	p.dirURL = p.http.URL + wfe.DirectoryPath
 	p.rootFile = filepath.Join(t.TempDir(), "pebble-server.pem")
 	block := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.http.Certificate().Raw})
 	if err := os.WriteFile(p.rootFile, block, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return p
+}
+
+// start runs Pebble's CA behind the server of newPebble. Its validation
+// authority resolves names through the DNS server at resolver (over TCP,
+// as Pebble does) and validates HTTP-01 on port httpPort and TLS-ALPN-01 on
+// port tlsPort of the address found. Pebble's environment is set with
+// t.Setenv, so tests using it cannot run in parallel.
+func (p *pebbleCA) start(t *testing.T, logs *testLogs, resolver string, httpPort, tlsPort int) {
+	t.Helper()
+	// No random sleep before validations, and no nonce rejected on
+	// purpose: the test is about Moat, not about ACME client retries.
+	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
+	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0")
+	lg := log.New(logs, "pebble ", log.Lmicroseconds)
+	authority := ca.New(lg, p.db, "", "ecdsa", 0, 1, map[string]ca.Profile{"default": {Description: "the only profile"}})
+	validator := va.New(lg, httpPort, tlsPort, false, resolver, p.db)
+	front := wfe.New(lg, p.db, validator, authority, nil, false, false, 0, 0)
+	h := front.Handler()
+	p.handler.Store(&h)
 	p.roots = x509.NewCertPool()
 	p.roots.AddCert(authority.GetRootCert(0).Cert)
 
@@ -86,7 +101,6 @@ func startPebble(t *testing.T, logs *testLogs, resolver string, httpPort, tlsPor
 		t.Fatalf("pebble directory: newOrder %q: %v", dir.NewOrder, err)
 	}
 	p.newOrder = u.Path
-	return p
 }
 
 // orders returns how many new-order requests Pebble received.

@@ -1,0 +1,275 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/moatmail/moat/internal/config"
+	"github.com/moatmail/moat/internal/devca"
+	"github.com/moatmail/moat/internal/dnsserver"
+	"github.com/moatmail/moat/internal/hosting"
+	"github.com/moatmail/moat/internal/intake"
+	"github.com/moatmail/moat/internal/policyserver"
+)
+
+// builtinParts are the parts every `moat serve` runs, in start order: the
+// serving snapshot first (nothing is served before it is built), the
+// ingester before the listeners that feed it (and so stopped after them),
+// the HTTPS listener before the listeners that borrow its certificates.
+func builtinParts(c *config.Config) []Part {
+	parts := []Part{&snapshotPart{}, &ingesterPart{}}
+	if c.DNS.Listen != "" {
+		parts = append(parts, &dnsPart{})
+	}
+	if c.HTTPS.Listen != "" {
+		parts = append(parts, &policyPart{})
+	}
+	if c.Intake.ReportListen != "" {
+		parts = append(parts, &reportPart{})
+	}
+	if c.Intake.SMTPListen != "" {
+		parts = append(parts, &smtpPart{})
+	}
+	return parts
+}
+
+// snapshotPart builds the first serving snapshot and keeps it current with
+// the store.
+type snapshotPart struct{ g *group }
+
+func (*snapshotPart) Name() string { return "snapshot watcher" }
+
+func (p *snapshotPart) Start(ctx context.Context, env *Env) error {
+	w := hosting.NewWatcher(env.Log, env.Store, env.Settings, env.Snapshots, env.Config.Store.PollInterval)
+	if _, err := w.Refresh(ctx, true); err != nil {
+		return fmt.Errorf("building the serving snapshot: %w", err)
+	}
+	g, rctx := startGroup(ctx, p.Name())
+	p.g = g
+	g.goServe(env, rctx, func() error { w.Run(rctx); return nil })
+	return nil
+}
+
+func (p *snapshotPart) Stop(ctx context.Context) error { return p.g.stop(ctx) }
+
+// ingesterPart runs the group-commit report ingester and builds the HTTPS
+// intake handler over it.
+type ingesterPart struct {
+	g      *group
+	report http.Handler
+}
+
+func (*ingesterPart) Name() string { return "report ingester" }
+
+func (p *ingesterPart) Start(ctx context.Context, env *Env) error {
+	c := env.Config
+	holder := env.Snapshots
+	ing := intake.NewIngester(env.Log, env.Store, func(domain string) bool { return holder.Load().Lookup(domain) != nil },
+		intake.IngestOpts{MaxDecompressed: c.Intake.MaxReportJSON})
+	env.Ingester = ing
+	p.report = intake.NewHTTPHandler(env.Log, ing, intake.HTTPOpts{MaxBody: c.Intake.MaxReportSize, RatePerIP: c.Intake.RatePerIP})
+	if c.Intake.Host != "" {
+		// POST /v1/tlsrpt on the HTTPS listener for the intake host; the
+		// certificate for it comes from the same machinery.
+		env.HTTPSHosts[c.Intake.Host] = p.report
+	}
+	env.reportHandler = p.report
+	g, rctx := startGroup(ctx, p.Name())
+	p.g = g
+	g.goServe(env, rctx, func() error { return ing.Run(rctx) })
+	return nil
+}
+
+func (p *ingesterPart) Stop(ctx context.Context) error { return p.g.stop(ctx) }
+
+// dnsPart is the authoritative DNS server of the service zone.
+type dnsPart struct{ g *group }
+
+func (*dnsPart) Name() string { return "dns server" }
+
+func (p *dnsPart) Start(ctx context.Context, env *Env) error {
+	c := env.Config
+	hosts := map[string][]netip.Addr{}
+	for name, addrs := range c.DNS.Hosts {
+		for _, a := range addrs {
+			ip, err := netip.ParseAddr(a)
+			if err != nil {
+				return fmt.Errorf("dns.hosts.%s: %w", name, err)
+			}
+			hosts[name] = append(hosts[name], ip)
+		}
+	}
+	srv, err := dnsserver.New(env.Log, env.Snapshots, dnsserver.Options{
+		Zone: c.Zone, Nameservers: c.DNS.Nameservers, Hostmaster: c.DNS.Hostmaster, Hosts: hosts, TTL: c.DNS.TTL,
+	})
+	if err != nil {
+		return err
+	}
+	ls, err := srv.Listen(ctx, c.DNS.Listen)
+	if err != nil {
+		return err
+	}
+	addr := ls.Addr()
+	env.boundString(ListenerDNS, addr)
+	g, rctx := startGroup(ctx, p.Name())
+	p.g = g
+	g.goServe(env, rctx, func() error { return srv.ServeListeners(rctx, ls) })
+	env.Log.Info("dns server listening", "addr", addr, "zone", c.Zone)
+	return nil
+}
+
+func (p *dnsPart) Stop(ctx context.Context) error { return p.g.stop(ctx) }
+
+// policyPart is the HTTPS policy server with its certificate machinery
+// (ACME, or the development CA under --dev), the other HTTPS hosts, and the
+// HTTP listener for ACME HTTP-01 challenges.
+type policyPart struct{ g *group }
+
+func (*policyPart) Name() string { return "policy server" }
+
+func (p *policyPart) Start(ctx context.Context, env *Env) error {
+	c := env.Config
+	var ca *devca.CA
+	if c.Dev {
+		var err error
+		if ca, err = devca.LoadOrCreate(c.DataDir); err != nil {
+			return err
+		}
+	}
+	ps, err := policyserver.New(env.Log, env.Snapshots, env.Store, policyserver.Options{
+		ACMECA: c.ACME.CA, ACMEEmail: c.ACME.Email, ACMECARoot: c.ACME.CARoot, DevCA: ca,
+		Services: maps.Clone(env.HTTPSHosts), ReadHeaderTimeout: c.HTTPS.ReadHeaderTimeout,
+	})
+	if err != nil {
+		return err
+	}
+	var lc net.ListenConfig
+	hl, err := lc.Listen(ctx, "tcp", c.HTTPS.Listen)
+	if err != nil {
+		return fmt.Errorf("https listener: %w", err)
+	}
+	var pl net.Listener
+	if c.HTTP.Listen != "" {
+		if pl, err = lc.Listen(ctx, "tcp", c.HTTP.Listen); err != nil {
+			_ = hl.Close()
+			return fmt.Errorf("http listener: %w", err)
+		}
+		env.Bound(ListenerHTTP, pl.Addr())
+	}
+	env.Bound(ListenerHTTPS, hl.Addr())
+	env.getCert = ps.GetCertificate
+	g, rctx := startGroup(ctx, p.Name())
+	p.g = g
+	g.goServe(env, rctx, func() error { return ps.Serve(rctx, hl, pl) })
+	return nil
+}
+
+// Stop ends Serve, which shuts the servers down gracefully within the
+// policy server's own ShutdownTimeout.
+func (p *policyPart) Stop(ctx context.Context) error { return p.g.stop(ctx) }
+
+// reportPart is intake.report_listen: POST /v1/tlsrpt on a listener of its
+// own, with TLS (the intake host's certificate, whatever the client's SNI)
+// or plain HTTP behind a TLS-terminating proxy.
+type reportPart struct {
+	g   *group
+	srv *http.Server
+}
+
+func (*reportPart) Name() string { return "report listener" }
+
+func (p *reportPart) Start(ctx context.Context, env *Env) error {
+	c := env.Config
+	var lc net.ListenConfig
+	l, err := lc.Listen(ctx, "tcp", c.Intake.ReportListen)
+	if err != nil {
+		return fmt.Errorf("report listener: %w", err)
+	}
+	env.Bound(ListenerReport, l.Addr())
+	if c.Intake.ReportTLS {
+		// A report sender that sends no server name, or another one, gets
+		// the intake host's certificate: this listener serves nothing else.
+		l = tls.NewListener(l, &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: env.CertificateFor(c.Intake.Host)})
+	}
+	p.srv = &http.Server{Handler: env.reportHandler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+		WriteTimeout: 2 * time.Minute, IdleTimeout: time.Minute, MaxHeaderBytes: 16 << 10,
+		ErrorLog: slog.NewLogLogger(env.Log.Handler(), slog.LevelDebug)}
+	g, rctx := startGroup(ctx, p.Name())
+	p.g = g
+	g.goServe(env, rctx, func() error {
+		if err := p.srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	env.Log.Info("report intake listening", "addr", l.Addr().String(), "tls", c.Intake.ReportTLS)
+	return nil
+}
+
+// Stop lets the requests in progress finish (their reports are committed
+// and answered) until ctx ends, then closes what is left.
+func (p *reportPart) Stop(ctx context.Context) error {
+	p.g.beginStop()
+	err := p.srv.Shutdown(ctx)
+	if err != nil {
+		err = errors.Join(err, p.srv.Close())
+	}
+	return errors.Join(err, p.g.stop(ctx))
+}
+
+// smtpPart is the SMTP report intake, STARTTLS with the intake host's
+// certificate.
+type smtpPart struct {
+	g   *group
+	srv *intake.SMTPServer
+}
+
+func (*smtpPart) Name() string { return "smtp intake" }
+
+func (p *smtpPart) Start(ctx context.Context, env *Env) error {
+	c := env.Config
+	var lc net.ListenConfig
+	l, err := lc.Listen(ctx, "tcp", c.Intake.SMTPListen)
+	if err != nil {
+		return fmt.Errorf("smtp listener: %w", err)
+	}
+	env.Bound(ListenerSMTP, l.Addr())
+	host := c.Intake.Host
+	if host == "" {
+		host = "localhost"
+	}
+	var tc *tls.Config
+	if get := env.CertificateFor(c.Intake.Host); get != nil && c.Intake.Host != "" {
+		// Sending MTAs often send no SNI, or the name they looked up:
+		// whatever they ask, they get the intake host's certificate.
+		tc = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: get}
+	}
+	p.srv = intake.NewSMTPServer(env.Log, env.Ingester, intake.SMTPOpts{
+		Hostname: host, TLSConfig: tc, Recipients: c.Intake.Addresses,
+		MaxMessageBytes: c.Intake.MaxReportSize * 2, RequireDKIM: c.Intake.RequireDKIM,
+		MaxConnectionsPerIP: int(c.Intake.SMTPConnsPerIP),
+	})
+	g, rctx := startGroup(ctx, p.Name())
+	p.g = g
+	g.goServe(env, rctx, func() error { return p.srv.Serve(rctx, l) })
+	env.Log.Info("smtp intake listening", "addr", l.Addr().String(), "recipients", c.Intake.Addresses, "starttls", tc != nil)
+	return nil
+}
+
+// Stop lets the sessions in progress finish until ctx ends (a message
+// whose transfer is cut is not acknowledged, so its sender retries).
+func (p *smtpPart) Stop(ctx context.Context) error {
+	p.g.beginStop()
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	_ = p.srv.Shutdown(sctx) // on a timeout the cancel below closes the rest
+	cancel()
+	return p.g.stop(ctx)
+}

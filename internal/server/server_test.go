@@ -1,0 +1,403 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/miekg/dns"
+
+	"github.com/moatmail/moat/internal/config"
+	"github.com/moatmail/moat/internal/hosting"
+	"github.com/moatmail/moat/internal/server"
+	"github.com/moatmail/moat/internal/store"
+)
+
+// devConfig is `moat serve --dev` with every listener on 127.0.0.1:0 and
+// the report listener too.
+func devConfig(t *testing.T, extra map[string]string) *config.Config {
+	t.Helper()
+	flags := map[string]string{
+		"dev": "true", "data": t.TempDir(), "zone": "sts.test",
+		"dns-listen": "127.0.0.1:0", "https-listen": "127.0.0.1:0", "http-listen": "127.0.0.1:0",
+		"smtp-listen": "127.0.0.1:0", "report-listen": "127.0.0.1:0",
+	}
+	for k, v := range extra {
+		flags[k] = v
+	}
+	c, err := config.Load(config.Source{Flags: flags})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ValidateServe(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func openStore(t *testing.T, c *config.Config) store.Store {
+	t.Helper()
+	st, err := store.Open(t.Context(), slog.New(slog.DiscardHandler), store.Options{DataDir: c.DataDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := st.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return st
+}
+
+// start starts the assembly and shuts it down when the test ends, checking
+// that the shutdown is clean.
+func start(t *testing.T, c *config.Config, st store.Store, opts server.Options) *server.Server {
+	t.Helper()
+	srv, err := server.New(slog.New(slog.DiscardHandler), c, st, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return srv
+}
+
+func devRoots(t *testing.T, c *config.Config) *x509.CertPool {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(c.DataDir, "dev-ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(b)
+	return roots
+}
+
+const report = `{"organization-name":"Sender","date-range":{"start-datetime":"2026-11-01T00:00:00Z","end-datetime":"2026-11-01T23:59:59Z"},"contact-info":"tls@sender.example","report-id":"r1","policies":[{"policy":{"policy-type":"sts","policy-domain":"example.test"},"summary":{"total-successful-session-count":5,"total-failure-session-count":0}}]}`
+
+// TestStartEveryListenerOnPortZero starts the whole system with every
+// listener on port 0 and talks to each bound address with a real client.
+func TestStartEveryListenerOnPortZero(t *testing.T) {
+	t.Parallel()
+	c := devConfig(t, nil)
+	st := openStore(t, c)
+	if _, err := hosting.New(st, server.HostingSettings(c), nil).Add(t.Context(), "example.test", hosting.Spec{MX: []string{"mx.example.test"}}); err != nil {
+		t.Fatal(err)
+	}
+	srv := start(t, c, st, server.Options{})
+	addrs := srv.Addrs()
+	for _, name := range []string{server.ListenerDNS, server.ListenerHTTPS, server.ListenerHTTP, server.ListenerReport, server.ListenerSMTP} {
+		a := addrs[name]
+		if _, port, err := net.SplitHostPort(a); err != nil || port == "0" {
+			t.Fatalf("listener %s bound to %q", name, a)
+		}
+	}
+	roots := devRoots(t, c)
+
+	// DNS, over UDP and TCP on the same port.
+	for _, proto := range []string{"udp", "tcp"} {
+		m := new(dns.Msg)
+		m.SetQuestion("example.test._mta-sts.sts.test.", dns.TypeTXT)
+		in, _, err := (&dns.Client{Net: proto}).Exchange(m, addrs[server.ListenerDNS])
+		if err != nil {
+			t.Fatalf("dns %s: %v", proto, err)
+		}
+		if len(in.Answer) != 1 || !strings.HasPrefix(in.Answer[0].(*dns.TXT).Txt[0], "v=STSv1; id=") {
+			t.Errorf("dns %s answer: %v", proto, in)
+		}
+	}
+
+	// The policy over HTTPS, and the intake host on the same listener.
+	https := client(addrs[server.ListenerHTTPS], &tls.Config{RootCAs: roots})
+	body := get(t, https, "https://mta-sts.example.test/.well-known/mta-sts.txt", 200)
+	if !strings.Contains(body, "mx: mx.example.test\r\n") {
+		t.Errorf("policy: %q", body)
+	}
+	post(t, https, "https://reports.sts.test/v1/tlsrpt", report, 200)
+
+	// The HTTP listener answers challenges only.
+	get(t, client(addrs[server.ListenerHTTP], nil), "http://mta-sts.example.test/", 404)
+
+	// SMTP, with STARTTLS and the intake host's certificate.
+	sc, err := smtp.DialStartTLS(addrs[server.ListenerSMTP], &tls.Config{ServerName: "reports.sts.test", RootCAs: roots})
+	if err != nil {
+		t.Fatalf("smtp: %v", err)
+	}
+	if err := sc.Quit(); err != nil {
+		t.Errorf("smtp QUIT: %v", err)
+	}
+}
+
+// TestReportListenerWithoutSNI: a TLS client that sends no server name to
+// the report listener gets the intake host's certificate, as SMTP STARTTLS
+// clients do, and its report is stored.
+func TestReportListenerWithoutSNI(t *testing.T) {
+	t.Parallel()
+	c := devConfig(t, nil)
+	st := openStore(t, c)
+	srv := start(t, c, st, server.Options{})
+	roots := devRoots(t, c)
+	var got []string
+	conf := &tls.Config{
+		// No ServerName: Go sends no SNI for an IP address; the certificate
+		// is verified by hand against the intake host below.
+		InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			leaf := cs.PeerCertificates[0]
+			got = leaf.DNSNames
+			inter := x509.NewCertPool()
+			for _, ic := range cs.PeerCertificates[1:] {
+				inter.AddCert(ic)
+			}
+			_, err := leaf.Verify(x509.VerifyOptions{DNSName: c.Intake.Host, Roots: roots, Intermediates: inter})
+			return err
+		},
+	}
+	if cs := func() tls.ConnectionState {
+		conn, err := tls.Dial("tcp", srv.Addr(server.ListenerReport), conf)
+		if err != nil {
+			t.Fatalf("handshake without SNI: %v", err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState()
+	}(); cs.ServerName != "" {
+		t.Fatalf("the client sent SNI %q", cs.ServerName)
+	}
+	if !slices.Contains(got, "reports.sts.test") {
+		t.Errorf("certificate names %v, want the intake host", got)
+	}
+	// The same through HTTP: a report posted to the bare address.
+	post(t, client(srv.Addr(server.ListenerReport), conf), "https://"+srv.Addr(server.ListenerReport)+"/v1/tlsrpt", report, 200)
+	// A client asking for another name gets the intake host's certificate
+	// too: this listener serves nothing else.
+	named := conf.Clone()
+	named.ServerName = "mta-sts.other.test"
+	post(t, client(srv.Addr(server.ListenerReport), named), "https://mta-sts.other.test/v1/tlsrpt", strings.Replace(report, `"r1"`, `"r2"`, 1), 200)
+	reps, err := st.TLSRPTReports(t.Context(), store.ReportFilter{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reps) != 2 {
+		t.Errorf("%d reports stored, want 2", len(reps))
+	}
+}
+
+// recorder is a Part that binds a listener and records the order of starts
+// and stops.
+type recorder struct {
+	name string
+	log  *[]string
+	mu   *sync.Mutex
+	fail error
+	l    net.Listener
+	host string
+}
+
+func (r *recorder) Name() string { return r.name }
+
+func (r *recorder) Start(ctx context.Context, env *server.Env) error {
+	r.mu.Lock()
+	*r.log = append(*r.log, "start "+r.name)
+	r.mu.Unlock()
+	if r.fail != nil {
+		return r.fail
+	}
+	var lc net.ListenConfig
+	l, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	r.l = l
+	env.Bound(r.name, l.Addr())
+	if env.Snapshots.Load() == nil || env.Ingester == nil {
+		return errors.New("started before the snapshot and the ingester")
+	}
+	return nil
+}
+
+func (r *recorder) Stop(context.Context) error {
+	r.mu.Lock()
+	*r.log = append(*r.log, "stop "+r.name)
+	r.mu.Unlock()
+	return r.l.Close()
+}
+
+func (r *recorder) HTTPSHosts() map[string]http.Handler {
+	if r.host == "" {
+		return nil
+	}
+	return map[string]http.Handler{r.host: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, "hello from "+r.name)
+	})}
+}
+
+// TestParts: registered parts start after the built-in ones, in order,
+// report their addresses, serve their HTTPS hosts on the HTTPS listener,
+// and stop in the reverse order.
+func TestParts(t *testing.T) {
+	t.Parallel()
+	c := devConfig(t, map[string]string{"report-listen": "", "smtp-listen": "", "dns-listen": "", "http-listen": ""})
+	st := openStore(t, c)
+	var (
+		log []string
+		mu  sync.Mutex
+	)
+	a := &recorder{name: "web", log: &log, mu: &mu, host: "web.sts.test"}
+	b := &recorder{name: "poller", log: &log, mu: &mu}
+	srv, err := server.New(slog.New(slog.DiscardHandler), c, st, server.Options{Parts: []server.Part{a, b}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if srv.Addr("web") == "" || srv.Addr("poller") == "" || srv.Addr(server.ListenerDNS) != "" {
+		t.Errorf("addresses %v", srv.Addrs())
+	}
+	// The part's host is served on the HTTPS listener with a certificate.
+	https := client(srv.Addr(server.ListenerHTTPS), &tls.Config{RootCAs: devRoots(t, c)})
+	if got := get(t, https, "https://web.sts.test/", 200); got != "hello from web" {
+		t.Errorf("web host: %q", got)
+	}
+	if err := srv.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"start web", "start poller", "stop poller", "stop web"}; !slices.Equal(log, want) {
+		t.Errorf("order %v, want %v", log, want)
+	}
+	// Every listener is closed after Shutdown.
+	if _, err := net.DialTimeout("tcp", srv.Addr(server.ListenerHTTPS), time.Second); err == nil {
+		t.Error("the HTTPS listener still accepts after Shutdown")
+	}
+	if err := srv.Start(t.Context()); !errors.Is(err, server.ErrState) {
+		t.Errorf("Start after Shutdown: %v", err)
+	}
+}
+
+// TestStartFailureStopsStarted: a part that fails to start aborts Start,
+// and what was started before it is stopped (its listeners closed).
+func TestStartFailureStopsStarted(t *testing.T) {
+	t.Parallel()
+	c := devConfig(t, map[string]string{"report-listen": "", "smtp-listen": "", "http-listen": ""})
+	st := openStore(t, c)
+	var (
+		log []string
+		mu  sync.Mutex
+	)
+	a := &recorder{name: "first", log: &log, mu: &mu}
+	b := &recorder{name: "broken", log: &log, mu: &mu, fail: errors.New("cannot bind")}
+	srv, err := server.New(slog.New(slog.DiscardHandler), c, st, server.Options{Parts: []server.Part{a, b}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = srv.Start(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "broken: cannot bind") {
+		t.Fatalf("Start: %v", err)
+	}
+	if want := []string{"start first", "start broken", "stop first"}; !slices.Equal(log, want) {
+		t.Errorf("order %v, want %v", log, want)
+	}
+	for _, name := range []string{server.ListenerHTTPS, server.ListenerDNS} {
+		if _, err := net.DialTimeout("tcp", srv.Addr(name), time.Second); err == nil {
+			t.Errorf("%s still accepts after a failed start", name)
+		}
+	}
+}
+
+// TestStartPortTaken: a listener whose address is taken fails Start with
+// a message naming the part.
+func TestStartPortTaken(t *testing.T) {
+	t.Parallel()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	c := devConfig(t, map[string]string{"smtp-listen": taken.Addr().String()})
+	st := openStore(t, c)
+	srv, err := server.New(slog.New(slog.DiscardHandler), c, st, server.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = srv.Start(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "smtp intake: smtp listener") || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("Start: %v", err)
+	}
+}
+
+// TestNewRefusesDuplicateHost: two parts cannot claim one HTTPS host, nor
+// the intake host.
+func TestNewRefusesDuplicateHost(t *testing.T) {
+	t.Parallel()
+	c := devConfig(t, nil)
+	var mu sync.Mutex
+	var log []string
+	for _, parts := range [][]server.Part{
+		{&recorder{name: "a", host: "web.sts.test", log: &log, mu: &mu}, &recorder{name: "b", host: "web.sts.test", log: &log, mu: &mu}},
+		{&recorder{name: "a", host: c.Intake.Host, log: &log, mu: &mu}},
+	} {
+		if _, err := server.New(slog.New(slog.DiscardHandler), c, nil, server.Options{Parts: parts}); !errors.Is(err, server.ErrConfig) {
+			t.Errorf("New: %v, want ErrConfig", err)
+		}
+	}
+}
+
+// client sends every request to addr, whatever the URL's host.
+func client(addr string, tc *tls.Config) *http.Client {
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: tc,
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		},
+	}}
+}
+
+func get(t *testing.T, c *http.Client, url string, want int) string {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		t.Errorf("GET %s: %d %s, want %d", url, resp.StatusCode, b, want)
+	}
+	return string(b)
+}
+
+func post(t *testing.T, c *http.Client, url, body string, want int) {
+	t.Helper()
+	resp, err := c.Post(url, "application/tlsrpt+json", bytes.NewReader([]byte(body)))
+	if err != nil {
+		t.Fatalf("POST %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		t.Errorf("POST %s: %d %s, want %d", url, resp.StatusCode, b, want)
+	}
+}
