@@ -56,7 +56,7 @@ private, loopback or link-local addresses unless --allow-private is given.
 
 Exit code 0 when every domain was checked (and meets --fail-under), 2 when a
 domain's grade is below --fail-under, 1 when a check could not run.`,
-		Args: cobra.MinimumNArgs(1),
+		Args: nArgs(1, -1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if failUnder != "" && check.GradeRank(failUnder) < 0 {
 				return fmt.Errorf("check: --fail-under %q: want a grade A, B, C, D, E or F", failUnder)

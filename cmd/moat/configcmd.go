@@ -20,7 +20,7 @@ func newConfigCmd(g *globals) *cobra.Command {
 	show := &cobra.Command{
 		Use:   "show",
 		Short: "Print the effective configuration (defaults, file, environment, flags) after validation",
-		Args:  cobra.NoArgs,
+		Args:  nArgs(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.loadConfig(cmd)
 			if err != nil {
@@ -47,7 +47,7 @@ func newConfigCmd(g *globals) *cobra.Command {
 		Long: `Print the configuration reference (Markdown) generated from the schema. With
 --write FILE, replace the text between the lines "<!-- config-reference:begin -->"
 and "<!-- config-reference:end -->" of FILE with it (make gen does this to README.md).`,
-		Args: cobra.NoArgs,
+		Args: nArgs(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if write == "" {
 				_, err := fmt.Fprint(g.stdout, config.Reference())

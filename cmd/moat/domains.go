@@ -93,7 +93,7 @@ func newDomainsAddCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "add DOMAIN --mx PATTERN [--mx PATTERN ...]",
 		Short: "Host a domain's MTA-STS policy",
-		Args:  cobra.ExactArgs(1),
+		Args:  nArgs(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := g.open(cmd)
 			if err != nil {
@@ -140,7 +140,7 @@ func newDomainsSetCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "set DOMAIN [--mode MODE] [--mx PATTERN ...] [--max-age N] [--rua URI ...]",
 		Short: "Change a hosted domain; a policy change gets a new id at once",
-		Args:  cobra.ExactArgs(1),
+		Args:  nArgs(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var ch hosting.Change
 			fl := cmd.Flags()
@@ -201,7 +201,7 @@ func newDomainsListCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List hosted domains",
-		Args:  cobra.NoArgs,
+		Args:  nArgs(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := g.open(cmd)
 			if err != nil {
@@ -239,7 +239,7 @@ func newDomainsShowCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "show DOMAIN",
 		Short: "Show a hosted domain: policy text, id and versions",
-		Args:  cobra.ExactArgs(1),
+		Args:  nArgs(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := g.open(cmd)
 			if err != nil {
@@ -290,7 +290,7 @@ func newDomainsRmCmd(g *globals) *cobra.Command {
 once. Senders that cached the policy keep it until max_age runs out: to retire
 MTA-STS safely, first "moat domains set DOMAIN --mode none", wait max_age, then
 remove.`,
-		Args: cobra.ExactArgs(1),
+		Args: nArgs(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := g.open(cmd)
 			if err != nil {
@@ -328,7 +328,7 @@ func newDomainsRecordsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "records DOMAIN",
 		Short: "Show the DNS records the domain owner publishes",
-		Args:  cobra.ExactArgs(1),
+		Args:  nArgs(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := g.open(cmd)
 			if err != nil {
@@ -374,7 +374,7 @@ func newDomainsVerifyCmd(g *globals) *cobra.Command {
 		Long: `Look the three names up in DNS (through a recursive resolver) and say, for
 each, whether it is delegated correctly and, if not, the exact fix. Exit code 0
 when all three are in order, 2 when one is not, 1 when the check could not run.`,
-		Args: cobra.ExactArgs(1),
+		Args: nArgs(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := g.open(cmd)
 			if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -96,9 +97,24 @@ func (g *globals) logger(c *config.Config) *slog.Logger {
 	return slog.New(slog.NewTextHandler(g.stderr, opts))
 }
 
-// openStore opens the configured database.
+// openStore opens the configured database. Its errors say which database
+// could not be opened and why, without the driver's internals.
 func openStore(ctx context.Context, log *slog.Logger, c *config.Config) (store.Store, error) {
-	return store.Open(ctx, log, store.Options{DataDir: c.DataDir, URL: c.Database})
+	st, err := store.Open(ctx, log, store.Options{DataDir: c.DataDir, URL: c.Database})
+	if err != nil {
+		what := "the SQLite database in " + c.DataDir
+		if c.Database != "" {
+			what = "PostgreSQL"
+			if u, perr := url.Parse(c.Database); perr == nil {
+				what = "PostgreSQL at " + u.Host
+				if db := strings.TrimPrefix(u.Path, "/"); db != "" {
+					what += " (database " + db + ")"
+				}
+			}
+		}
+		return nil, &storeOpenError{what: what, err: err}
+	}
+	return st, nil
 }
 
 // session is what most data commands need: configuration, logger, store

@@ -30,7 +30,7 @@ they had arrived by HTTPS or SMTP (deduplicated by organization and report id);
 a report that cannot be parsed is kept and marked; a file or mail that holds no
 TLS report is listed with the reason and not stored. Exit code 1 when a file
 could not be read.`,
-		Args: cobra.MinimumNArgs(1),
+		Args: nArgs(1, -1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := g.open(cmd)
 			if err != nil {

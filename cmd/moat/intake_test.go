@@ -168,7 +168,7 @@ func TestImportAndReportsCLI(t *testing.T) {
 		{[]string{"reports", "tlsrpt", "summary", "--by", "color"}, []string{"--by", "color"}},
 		{[]string{"reports", "tlsrpt", "summary", "--since", "yesterday"}, []string{"--since", "yesterday"}},
 		{[]string{"reports", "tlsrpt", "show", "abc"}, []string{"report id", "abc"}},
-		{[]string{"reports", "tlsrpt", "show", "99999"}, []string{"not found"}},
+		{[]string{"reports", "tlsrpt", "show", "99999"}, []string{"no TLS report with id 99999"}},
 		{[]string{"reports", "tlsrpt", "list", "--status", "bad"}, []string{"--status", "bad"}},
 		{[]string{"import", filepath.Join(t.TempDir(), "missing.json")}, []string{"could not be read"}},
 	} {

@@ -120,9 +120,9 @@ func TestDomainsCLI(t *testing.T) {
 		{[]string{"domains", "add", "b.test", "--mx", "mx.b.test", "--max-age", "31557601"}, []string{"max_age", "31557601"}},
 		{[]string{"domains", "add", "b.test"}, []string{"mx", "at least one"}},
 		{[]string{"domains", "add", "example.test", "--mx", "mx.example.test"}, []string{"example.test", "already"}},
-		{[]string{"domains", "set", "nothere.test", "--mode", "none"}, []string{"not found", "nothere.test"}},
+		{[]string{"domains", "set", "nothere.test", "--mode", "none"}, []string{"no hosted domain", "nothere.test"}},
 		{[]string{"domains", "set", "example.test"}, []string{"nothing to change"}},
-		{[]string{"domains", "rm", "nothere.test"}, []string{"not found", "nothere.test"}},
+		{[]string{"domains", "rm", "nothere.test"}, []string{"no hosted domain", "nothere.test"}},
 		{[]string{"domains", "records", "example.test"}, []string{"zone", "not configured"}},
 		{[]string{"domains", "list", "--log-level", "loud"}, []string{"log.level", "loud"}},
 	} {

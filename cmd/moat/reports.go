@@ -78,7 +78,7 @@ in testing mode it also says whether it is ready to move to enforce.
 Totals add up each policy's session counts as the reports give them; a sender
 that applies two policies (sts and tlsa) to the same session counts it under
 both.`,
-		Args: cobra.MaximumNArgs(1),
+		Args: nArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			domain, err := optionalDomain(args)
 			if err != nil {
@@ -245,7 +245,7 @@ func newTLSRPTListCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list [DOMAIN] [--since 30d] [--status ok|warnings|invalid] [--limit 100]",
 		Short: "List received TLS-RPT reports, newest period first",
-		Args:  cobra.MaximumNArgs(1),
+		Args:  nArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			domain, err := optionalDomain(args)
 			if err != nil {
@@ -328,7 +328,7 @@ func newTLSRPTShowCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "show ID [--raw]",
 		Short: "Show one report: metadata, warnings, the normalized report; --raw prints the bytes as received",
-		Args:  cobra.ExactArgs(1),
+		Args:  nArgs(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := strconv.ParseInt(args[0], 10, 64)
 			if err != nil || id <= 0 {
@@ -340,6 +340,9 @@ func newTLSRPTShowCmd(g *globals) *cobra.Command {
 			}
 			defer s.close()
 			r, err := s.st.TLSRPTReportByID(cmd.Context(), id)
+			if errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("no TLS report with id %d (see: moat reports tlsrpt list)", id)
+			}
 			if err != nil {
 				return err
 			}

@@ -32,7 +32,7 @@ HTTPS MTA-STS policy server with on-demand ACME certificates, the HTTP
 listener for ACME challenges, and the TLS-RPT report intake by HTTPS and SMTP.
 With --dev everything runs on 127.0.0.1 with a local development CA and a demo
 domain, and no DNS or certificates to set up.`,
-		Args: cobra.NoArgs,
+		Args: nArgs(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.loadConfig(cmd)
 			if err != nil {

@@ -10,11 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -187,12 +189,16 @@ func load(base Config, src Source) (*Config, error) {
 	if src.File != "" {
 		f, err := os.Open(src.File)
 		if err != nil {
-			return nil, fmt.Errorf("config: %w", err)
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return nil, fmt.Errorf("cannot read the configuration file %s: %w", src.File, err)
 		}
 		err = decodeYAML(f, &c)
 		f.Close()
 		if err != nil {
-			return nil, fmt.Errorf("config: %s: %w", src.File, err)
+			return nil, fmt.Errorf("configuration file %s: %w", src.File, err)
 		}
 	}
 	if src.Environ != nil {
@@ -206,7 +212,7 @@ func load(base Config, src Source) (*Config, error) {
 			return nil, err
 		}
 		if err := env.ParseWithOptions(&c, env.Options{Prefix: "MOAT_", Environment: m}); err != nil {
-			return nil, fmt.Errorf("%w: environment: %w", ErrInvalid, err)
+			return nil, fmt.Errorf("%w in the environment: %w", ErrInvalid, err)
 		}
 	}
 	for name, value := range src.Flags {
@@ -230,10 +236,53 @@ func decodeYAML(r io.Reader, c *Config) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalid, err)
+		return &yamlError{err: err}
 	}
 	return nil
 }
+
+// yamlError is a YAML decoding error in words: each problem with its line,
+// without the Go types the decoder names. It wraps ErrInvalid.
+type yamlError struct{ err error }
+
+var (
+	unknownKey = regexp.MustCompile(`field (\S+) not found in type \S+`)
+	wrongType  = regexp.MustCompile("cannot unmarshal !!(\\w+) `([^`]*)` into (\\S+)")
+)
+
+func (e *yamlError) Error() string {
+	var te *yaml.TypeError
+	if !errors.As(e.err, &te) {
+		return strings.TrimPrefix(e.err.Error(), "yaml: ")
+	}
+	msgs := make([]string, len(te.Errors))
+	for i, m := range te.Errors {
+		m = unknownKey.ReplaceAllString(m, `unknown key "$1"`)
+		m = wrongType.ReplaceAllStringFunc(m, func(s string) string {
+			sub := wrongType.FindStringSubmatch(s)
+			want := sub[3]
+			switch {
+			case want == "time.Duration":
+				want = "a duration such as 30s or 5m"
+			case strings.HasPrefix(want, "[]"):
+				want = "a list"
+			case strings.HasPrefix(want, "map["):
+				want = "a mapping"
+			case strings.HasPrefix(want, "int"), strings.HasPrefix(want, "float"):
+				want = "a number"
+			case want == "bool":
+				want = "true or false"
+			case want == "string":
+				want = "a string"
+			}
+			return fmt.Sprintf("%q is not %s", sub[2], want)
+		})
+		msgs[i] = m
+	}
+	return strings.Join(msgs, "; ")
+}
+
+func (e *yamlError) Unwrap() []error { return []error{ErrInvalid, e.err} }
 
 // applyDerived fills the defaults that depend on other fields.
 func (c *Config) applyDerived() {
@@ -287,8 +336,21 @@ func normalizeName(s string) string {
 }
 
 func invalid(field string, value any, format string, args ...any) error {
-	return fmt.Errorf("%w: %s %q: %s", ErrInvalid, field, fmt.Sprint(value), fmt.Sprintf(format, args...))
+	return &FieldError{Field: field, Value: fmt.Sprint(value), Reason: fmt.Sprintf(format, args...)}
 }
+
+// FieldError is a setting that is not valid: the key as spelled in the YAML
+// file, the value, and why. It wraps ErrInvalid.
+type FieldError struct {
+	Field, Value, Reason string
+}
+
+func (e *FieldError) Error() string {
+	return fmt.Sprintf("invalid setting %s %q: %s", e.Field, e.Value, e.Reason)
+}
+
+// Unwrap makes errors.Is(err, ErrInvalid) true.
+func (e *FieldError) Unwrap() error { return ErrInvalid }
 
 // Validate checks every field and returns the first problem, naming the
 // field and the value.

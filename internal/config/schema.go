@@ -186,19 +186,19 @@ func checkEnv(m map[string]string) error {
 		switch f.Type {
 		case "duration":
 			if _, err := time.ParseDuration(v); err != nil {
-				return fmt.Errorf("%w: environment %s=%q: want a duration such as 30s or 5m", ErrInvalid, f.Env, v)
+				return invalid("environment "+f.Env, v, "want a duration such as 30s or 5m")
 			}
 		case "int":
 			if _, err := strconv.ParseInt(v, 10, 64); err != nil {
-				return fmt.Errorf("%w: environment %s=%q: want an integer", ErrInvalid, f.Env, v)
+				return invalid("environment "+f.Env, v, "want an integer")
 			}
 		case "float":
 			if _, err := strconv.ParseFloat(v, 64); err != nil {
-				return fmt.Errorf("%w: environment %s=%q: want a number", ErrInvalid, f.Env, v)
+				return invalid("environment "+f.Env, v, "want a number")
 			}
 		case "bool":
 			if _, err := strconv.ParseBool(v); err != nil {
-				return fmt.Errorf("%w: environment %s=%q: want true or false", ErrInvalid, f.Env, v)
+				return invalid("environment "+f.Env, v, "want true or false")
 			}
 		}
 	}

@@ -111,10 +111,7 @@ func (s *Service) Add(ctx context.Context, name string, spec Spec) (*store.Domai
 		return nil, err
 	}
 	if err := s.st.CreateDomain(ctx, d, v); err != nil {
-		if errors.Is(err, store.ErrExists) {
-			return nil, fmt.Errorf("domain %s is already hosted: %w", a, err)
-		}
-		return nil, err
+		return nil, hostingErr(a, err)
 	}
 	return d, nil
 }
@@ -153,7 +150,10 @@ func (s *Service) Set(ctx context.Context, name string, ch Change) (d *store.Dom
 		changed = true
 		return newVersion(d, d.PolicyID, d.Version+1, now)
 	})
-	return d, changed, err
+	if err != nil {
+		return nil, false, hostingErr(a, err)
+	}
+	return d, changed, nil
 }
 
 // Remove stops hosting the domain.
@@ -162,7 +162,7 @@ func (s *Service) Remove(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	return s.st.DeleteDomain(ctx, a)
+	return hostingErr(a, s.st.DeleteDomain(ctx, a))
 }
 
 // Get returns a domain and its policy versions, newest first.
@@ -173,11 +173,11 @@ func (s *Service) Get(ctx context.Context, name string) (*store.Domain, []*store
 	}
 	d, err := s.st.Domain(ctx, a)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, hostingErr(a, err)
 	}
 	vs, err := s.st.PolicyVersions(ctx, a)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, hostingErr(a, err)
 	}
 	return d, vs, nil
 }

@@ -98,7 +98,7 @@ func Import(ctx context.Context, ing *Ingester, paths []string, opts ImportOpts)
 	for _, p := range paths {
 		fs, err := collect(p)
 		if err != nil {
-			im.stats.Errors = append(im.stats.Errors, ImportIssue{Path: p, Reason: err.Error()})
+			im.stats.Errors = append(im.stats.Errors, ImportIssue{Path: p, Reason: fileReason(err)})
 		}
 		files = append(files, fs...)
 	}
@@ -177,6 +177,17 @@ func (im *importer) update(fn func(*ImportProgress)) {
 	}
 }
 
+// fileReason is the reason of a file system error without the path, which
+// the issue names already ("no such file or directory", not "stat /x: no
+// such file or directory").
+func fileReason(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
 func (im *importer) issue(errs bool, path, reason string) {
 	im.mu.Lock()
 	defer im.mu.Unlock()
@@ -195,7 +206,7 @@ func (im *importer) file(ctx context.Context, path string, jobs chan<- job) {
 	im.mu.Unlock()
 	f, err := os.Open(path)
 	if err != nil {
-		im.issue(true, path, err.Error())
+		im.issue(true, path, fileReason(err))
 		return
 	}
 	defer f.Close()
@@ -209,7 +220,7 @@ func (im *importer) file(ctx context.Context, path string, jobs chan<- job) {
 	}
 	data, err := io.ReadAll(io.LimitReader(br, im.opts.MaxFileBytes+1))
 	if err != nil {
-		im.issue(true, path, "read: "+err.Error())
+		im.issue(true, path, "cannot read: "+fileReason(err))
 		return
 	}
 	if int64(len(data)) > im.opts.MaxFileBytes {
