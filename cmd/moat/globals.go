@@ -144,7 +144,13 @@ func (g *globals) open(cmd *cobra.Command) (*session, error) {
 	return &session{cfg: c, log: log, st: st, host: hosting.New(st, server.HostingSettings(c), nil)}, nil
 }
 
-func (s *session) close() error { return s.st.Close() }
+// close releases the store; a failure (a last checkpoint that could not be
+// written) is reported on stderr, after the command's own output.
+func (s *session) close() {
+	if err := s.st.Close(); err != nil {
+		s.log.Warn("closing the database", "err", err)
+	}
+}
 
 // printJSON writes v as indented JSON.
 func printJSON(w io.Writer, v any) error {

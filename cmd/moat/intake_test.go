@@ -355,6 +355,9 @@ func TestMain(m *testing.M) {
 // stream of reports and checks that every report it acknowledged (HTTP
 // 200) is stored.
 func TestServeSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the SIGKILL test runs moat serve as a child process and kills it; make test runs it")
+	}
 	data := t.TempDir()
 	addrsFile := filepath.Join(t.TempDir(), "addrs.json")
 	args := []string{"serve", "--dev", "--data", data, "--dns-listen", "", "--https-listen", "127.0.0.1:0",

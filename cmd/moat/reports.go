@@ -193,7 +193,7 @@ func printSummary(g *globals, sum *tlsrptstats.Summary, domain string) {
 			fmt.Sprintf("%.2f%%", r.FailureRate*100), dash(strings.Join(parts, ", "))))
 	}
 	fmt.Fprintln(g.stdout)
-	table(g.stdout, rows)
+	_ = table(g.stdout, rows) // the terminal's write errors have nobody to go to
 }
 
 func dash(s string) string {

@@ -106,7 +106,7 @@ func writeAddrs(file string, addrs map[string]string) error {
 		return err
 	}
 	tmp := file + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil { //nolint:gosec // addresses, no secret; read by other users' scripts
 		return fmt.Errorf("--addrs-file: %w", err)
 	}
 	if err := os.Rename(tmp, file); err != nil {

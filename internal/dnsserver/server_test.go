@@ -59,7 +59,7 @@ func expectClosed(t *testing.T, c net.Conn) {
 	var b [1]byte
 	if _, err := c.Read(b[:]); err == nil {
 		t.Fatal("read a byte, want the connection closed")
-	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+	} else if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
 		t.Fatal("the server did not close the connection")
 	}
 }

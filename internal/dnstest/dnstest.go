@@ -8,6 +8,7 @@ package dnstest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -54,12 +55,19 @@ func Start(t testing.TB, zone string, forward map[string]string) *Server {
 	started.Add(2)
 	s.udp.NotifyStartedFunc = started.Done
 	s.tcp.NotifyStartedFunc = started.Done
-	go s.udp.ActivateAndServe()
-	go s.tcp.ActivateAndServe()
+	served := make(chan error, 2)
+	go func() { served <- s.udp.ActivateAndServe() }()
+	go func() { served <- s.tcp.ActivateAndServe() }()
 	started.Wait()
 	t.Cleanup(func() {
-		s.udp.Shutdown()
-		s.tcp.Shutdown()
+		if err := errors.Join(s.udp.Shutdown(), s.tcp.Shutdown()); err != nil {
+			t.Errorf("dnstest: shutdown: %v", err)
+		}
+		for range 2 {
+			if err := <-served; err != nil {
+				t.Errorf("dnstest: serve: %v", err)
+			}
+		}
 	})
 	return s
 }
@@ -148,7 +156,7 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 	m.RecursionAvailable = true
 	if len(req.Question) != 1 {
 		m.Rcode = dns.RcodeFormatError
-		w.WriteMsg(m)
+		_ = w.WriteMsg(m) // a client that went away: nothing to do
 		return
 	}
 	q := req.Question[0]
@@ -201,7 +209,7 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 		m.Answer = append(m.Answer, cname)
 		name = dns.CanonicalName(cname.Target)
 	}
-	w.WriteMsg(m)
+	_ = w.WriteMsg(m) // a client that went away: nothing to do
 }
 
 // chainEnd follows the CNAMEs of rrs from name and returns the last target.

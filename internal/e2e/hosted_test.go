@@ -306,10 +306,10 @@ func TestHostedMTASTSWithPebble(t *testing.T) {
 	}
 	err = poll(ctx, func(ctx context.Context) error {
 		if _, err := snd.id(ctx); !errors.Is(err, mtasts.ErrNoRecord) {
-			return fmt.Errorf("TXT lookup: %v, want %v", err, mtasts.ErrNoRecord)
+			return fmt.Errorf("TXT lookup: %w, want %w", err, mtasts.ErrNoRecord)
 		}
 		if _, err := snd.fetch.Fetch(ctx, customer); !errors.Is(err, mtasts.ErrFetchTLS) {
-			return fmt.Errorf("policy fetch: %v, want %v", err, mtasts.ErrFetchTLS)
+			return fmt.Errorf("policy fetch: %w, want %w", err, mtasts.ErrFetchTLS)
 		}
 		return nil
 	})

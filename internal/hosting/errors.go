@@ -7,7 +7,7 @@ import (
 	"github.com/moatmail/moat/internal/store"
 )
 
-// NotHostedError: the domain a change or a look-up names is not hosted.
+// NotHostedError means that the domain a change or a look-up names is not hosted.
 // It wraps store.ErrNotFound. Its message is for people, the same from
 // every entry point (CLI, API); callers add their own hint.
 type NotHostedError struct{ Domain string }
@@ -17,7 +17,7 @@ func (e *NotHostedError) Error() string { return fmt.Sprintf("no hosted domain %
 // Unwrap makes errors.Is(err, store.ErrNotFound) true.
 func (e *NotHostedError) Unwrap() error { return store.ErrNotFound }
 
-// AlreadyHostedError: Add named a domain that is hosted already. It wraps
+// AlreadyHostedError means that Add named a domain that is hosted already. It wraps
 // store.ErrExists.
 type AlreadyHostedError struct{ Domain string }
 

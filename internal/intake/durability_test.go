@@ -55,6 +55,9 @@ func TestDurability(t *testing.T) {
 	if os.Getenv(durabilityEnv) != "" {
 		t.Skip("inside the child")
 	}
+	if testing.Short() {
+		t.Skip("-short: the SIGKILL durability test starts and kills a child process; make test runs it")
+	}
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"net/http/httptest"
 	"strings"
@@ -119,7 +120,7 @@ func FuzzSMTPSession(f *testing.F) {
 		for {
 			line, err := br.ReadString('\n')
 			if err != nil {
-				if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
 					t.Fatalf("server did not finish the session within the deadline")
 				}
 				return // EOF or reset: the session is over

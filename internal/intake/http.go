@@ -112,7 +112,7 @@ func NewHTTPHandler(log *slog.Logger, ing *Ingester, opts HTTPOpts) http.Handler
 func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		if p := recover(); p != nil {
-			if p == http.ErrAbortHandler {
+			if err, ok := p.(error); ok && errors.Is(err, http.ErrAbortHandler) {
 				panic(p)
 			}
 			h.log.Error("tlsrpt intake handler panicked", "remote", r.RemoteAddr, "panic", fmt.Sprint(p))

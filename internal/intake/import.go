@@ -209,7 +209,7 @@ func (im *importer) file(ctx context.Context, path string, jobs chan<- job) {
 		im.issue(true, path, fileReason(err))
 		return
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only
 	br := bufio.NewReaderSize(f, 64<<10)
 	start, _ := br.Peek(512)
 	if bytes.HasPrefix(start, []byte("From ")) {

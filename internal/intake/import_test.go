@@ -143,10 +143,10 @@ func TestImport(t *testing.T) {
 }
 
 func TestImportSymlinkedDir(t *testing.T) {
-	real := t.TempDir()
-	writeFile(t, filepath.Join(real, "r.json"), reportJSON("O", "linked", "a.example", 1, 0))
+	target := t.TempDir()
+	writeFile(t, filepath.Join(target, "r.json"), reportJSON("O", "linked", "a.example", 1, 0))
 	link := filepath.Join(t.TempDir(), "reports")
-	if err := os.Symlink(real, link); err != nil {
+	if err := os.Symlink(target, link); err != nil {
 		t.Skipf("cannot create a symbolic link: %v", err)
 	}
 	ing := startIngester(t, openStore(t), nil, IngestOpts{})

@@ -370,9 +370,11 @@ func (ing *Ingester) prepare(sub Submission) (*store.TLSRPTReport, error) {
 		return nil, fmt.Errorf("%w: more than %d bytes decompressed: %w", ErrTooLarge, ing.opts.MaxDecompressed, err)
 	}
 	if err != nil {
+		// Kept and marked, not refused: the report is stored with the
+		// reason it could not be read.
 		rep.Status = store.ReportInvalid
 		rep.Error = err.Error()
-		return rep, nil
+		return rep, nil //nolint:nilerr // the parse error is recorded in rep
 	}
 	if w := submitterMismatch(sub.ReportSubmitter, parsed.ContactInfo); w != "" {
 		warnings = append(warnings, w)

@@ -10,7 +10,7 @@ import (
 	"github.com/moatmail/moat/internal/tlsrpt"
 )
 
-// ErrNotReport: a message or file holds no TLS-RPT report. Nothing is
+// ErrNotReport means that a message or file holds no TLS-RPT report. Nothing is
 // stored; the error says why (SMTP 550 5.6.0, listed by Import).
 var ErrNotReport = errors.New("intake: not a TLS-RPT report")
 

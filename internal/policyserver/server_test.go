@@ -211,6 +211,7 @@ func TestNoRedirect(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp := rawRequest(t, conn, "GET "+target+" HTTP/1.1\r\nHost: mta-sts.example.test\r\nConnection: close\r\n\r\n")
+		resp.Body.Close()
 		if resp.StatusCode != 404 || resp.Header.Get("Location") != "" {
 			t.Errorf("https %s: %d Location %q, want 404 without redirect", target, resp.StatusCode, resp.Header.Get("Location"))
 		}
@@ -313,6 +314,7 @@ func TestHostileTraffic(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp := rawRequest(t, conn, "GET /.well-known/mta-sts.txt HTTP/1.1\r\nHost: mta-sts.example.test\r\nX-Big: "+strings.Repeat("a", 64<<10)+"\r\n\r\n")
+	resp.Body.Close()
 	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 		t.Errorf("oversized headers: %d, want 431", resp.StatusCode)
 	}

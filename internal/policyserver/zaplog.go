@@ -78,7 +78,7 @@ func slogAttrs(dst []slog.Attr, fields []zapcore.Field) []slog.Attr {
 		case zapcore.Int64Type, zapcore.Int32Type, zapcore.Int16Type, zapcore.Int8Type:
 			dst = append(dst, slog.Int64(f.Key, f.Integer))
 		case zapcore.Uint64Type, zapcore.Uint32Type, zapcore.Uint16Type, zapcore.Uint8Type:
-			dst = append(dst, slog.Uint64(f.Key, uint64(f.Integer)))
+			dst = append(dst, slog.Uint64(f.Key, uint64(f.Integer))) //nolint:gosec // zap stores unsigned fields in Integer by this conversion
 		case zapcore.DurationType:
 			dst = append(dst, slog.Duration(f.Key, time.Duration(f.Integer)))
 		case zapcore.ErrorType:

@@ -54,7 +54,7 @@ func (p *snapshotPart) Start(ctx context.Context, env *Env) error {
 	}
 	g, rctx := startGroup(ctx, p.Name())
 	p.g = g
-	g.goServe(env, rctx, func() error { w.Run(rctx); return nil })
+	g.goServe(rctx, env, func() error { w.Run(rctx); return nil })
 	return nil
 }
 
@@ -84,7 +84,7 @@ func (p *ingesterPart) Start(ctx context.Context, env *Env) error {
 	env.reportHandler = p.report
 	g, rctx := startGroup(ctx, p.Name())
 	p.g = g
-	g.goServe(env, rctx, func() error { return ing.Run(rctx) })
+	g.goServe(rctx, env, func() error { return ing.Run(rctx) })
 	return nil
 }
 
@@ -121,7 +121,7 @@ func (p *dnsPart) Start(ctx context.Context, env *Env) error {
 	env.boundString(ListenerDNS, addr)
 	g, rctx := startGroup(ctx, p.Name())
 	p.g = g
-	g.goServe(env, rctx, func() error { return srv.ServeListeners(rctx, ls) })
+	g.goServe(rctx, env, func() error { return srv.ServeListeners(rctx, ls) })
 	env.Log.Info("dns server listening", "addr", addr, "zone", c.Zone)
 	return nil
 }
@@ -168,7 +168,7 @@ func (p *policyPart) Start(ctx context.Context, env *Env) error {
 	env.getCert = ps.GetCertificate
 	g, rctx := startGroup(ctx, p.Name())
 	p.g = g
-	g.goServe(env, rctx, func() error { return ps.Serve(rctx, hl, pl) })
+	g.goServe(rctx, env, func() error { return ps.Serve(rctx, hl, pl) })
 	return nil
 }
 
@@ -204,7 +204,7 @@ func (p *reportPart) Start(ctx context.Context, env *Env) error {
 		ErrorLog: slog.NewLogLogger(env.Log.Handler(), slog.LevelDebug)}
 	g, rctx := startGroup(ctx, p.Name())
 	p.g = g
-	g.goServe(env, rctx, func() error {
+	g.goServe(rctx, env, func() error {
 		if err := p.srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
@@ -259,7 +259,7 @@ func (p *smtpPart) Start(ctx context.Context, env *Env) error {
 	})
 	g, rctx := startGroup(ctx, p.Name())
 	p.g = g
-	g.goServe(env, rctx, func() error { return p.srv.Serve(rctx, l) })
+	g.goServe(rctx, env, func() error { return p.srv.Serve(rctx, l) })
 	env.Log.Info("smtp intake listening", "addr", l.Addr().String(), "recipients", c.Intake.Addresses, "starttls", tc != nil)
 	return nil
 }

@@ -288,7 +288,7 @@ func startGroup(ctx context.Context, name string) (*group, context.Context) {
 
 // goServe runs fn; an error it returns while the group is not being
 // stopped is a failure of the system.
-func (g *group) goServe(env *Env, rctx context.Context, fn func() error) {
+func (g *group) goServe(rctx context.Context, env *Env, fn func() error) {
 	g.wg.Go(func() {
 		err := fn()
 		if g.stopping.Load() || rctx.Err() != nil {

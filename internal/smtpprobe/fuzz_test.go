@@ -40,7 +40,7 @@ func TestReadReply(t *testing.T) {
 			t.Errorf("%q: got %v, want %q", clip(in), err, want)
 		}
 	}
-	if _, err := readReply(bufio.NewReader(strings.NewReader("250-partial\r\n"))); err != io.EOF {
+	if _, err := readReply(bufio.NewReader(strings.NewReader("250-partial\r\n"))); !errors.Is(err, io.EOF) {
 		t.Errorf("truncated: %v", err)
 	}
 }

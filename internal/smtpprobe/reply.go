@@ -2,6 +2,7 @@ package smtpprobe
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -73,7 +74,7 @@ func readLine(br *bufio.Reader) (string, error) {
 		if len(b) > maxLine+2 {
 			return "", fmt.Errorf("%w: reply line longer than %d bytes", ErrProtocol, maxLine)
 		}
-		if err == bufio.ErrBufferFull {
+		if errors.Is(err, bufio.ErrBufferFull) {
 			continue
 		}
 		if err != nil {
@@ -88,9 +89,9 @@ func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 // clip shortens s for an error message.
 func clip(s string) string {
-	const max = 80
-	if len(s) <= max {
+	const limit = 80
+	if len(s) <= limit {
 		return s
 	}
-	return s[:max] + "..."
+	return s[:limit] + "..."
 }

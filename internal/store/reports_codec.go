@@ -85,6 +85,11 @@ func isCompressed(b []byte) bool {
 	return bytes.HasPrefix(b, []byte{0x1f, 0x8b}) || bytes.HasPrefix(b, []byte("PK\x03\x04"))
 }
 
+// maxColumn bounds a decompressed column of unknown length: the largest
+// report intake accepts after decompression (intake.max_report_json's
+// upper limit).
+const maxColumn = 4 << 30
+
 // gunzip decompresses a column written by compressor.gzip; size, when not
 // negative, is the expected length.
 func gunzip(col string, z []byte, size int64) ([]byte, error) {
@@ -93,11 +98,17 @@ func gunzip(col string, z []byte, size int64) ([]byte, error) {
 		return nil, fmt.Errorf("store: column %s: not gzip: %w", col, err)
 	}
 	var out bytes.Buffer
-	if size > 0 {
+	// The column was compressed by us; the bound is against a corrupt or
+	// tampered row all the same.
+	limit := int64(maxColumn)
+	if size >= 0 {
 		out.Grow(int(size))
+		limit = size
 	}
-	if _, err := io.Copy(&out, zr); err != nil {
+	if n, err := io.Copy(&out, io.LimitReader(zr, limit+1)); err != nil {
 		return nil, fmt.Errorf("store: column %s: decompress: %w", col, err)
+	} else if n > limit {
+		return nil, fmt.Errorf("store: column %s: decompresses to more than %d bytes", col, limit)
 	}
 	if err := zr.Close(); err != nil {
 		return nil, fmt.Errorf("store: column %s: decompress: %w", col, err)

@@ -32,12 +32,10 @@ import (
 // SQLITE_BUSY when it would upgrade), and a pool of readers that WAL lets
 // run beside the writer. Other processes on the same file (the CLI while
 // `moat serve` runs) wait for the write lock up to busy_timeout.
+const sqliteBusyTimeout = 10 * time.Second
+
 // SQLiteFile is the database file's name in the data directory.
 const SQLiteFile = "moat.db"
-
-const (
-	sqliteBusyTimeout = 10 * time.Second
-)
 
 func sqliteDSN(path string, write bool) string {
 	q := []string{

@@ -21,7 +21,7 @@ import (
 	"github.com/moatmail/moat/internal/store"
 )
 
-// ErrInvalidQuery: a Query or ReadinessOpts value is out of range. The
+// ErrInvalidQuery means that a Query or ReadinessOpts value is out of range. The
 // error names the field and value; report it to the user as is.
 var ErrInvalidQuery = errors.New("tlsrptstats: invalid query")
 

@@ -138,7 +138,7 @@ func (l *load) session(ctx context.Context, first []byte) error {
 		}
 		return fmt.Errorf("%s: greeting, EHLO or STARTTLS: %w", l.cfg.addr, err)
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	c.CommandTimeout = 30 * time.Second
 	c.SubmissionTimeout = time.Minute
 	msg := first

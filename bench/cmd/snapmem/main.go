@@ -39,7 +39,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer func() { _ = st.Close() }() // read-only use
 	set, err := benchenv.Settings(*zone, *data)
 	if err != nil {
 		return err

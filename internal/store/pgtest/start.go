@@ -45,11 +45,11 @@ func findBinaries(path, libRoot string) (binaries, string) {
 		}
 		// postgres must come from the same installation as initdb; resolve
 		// symlinks (/usr/local/bin/initdb → /usr/lib/postgresql/15/bin/initdb).
-		real, err := filepath.EvalSymlinks(initdb)
+		resolved, err := filepath.EvalSymlinks(initdb)
 		if err != nil {
 			continue
 		}
-		for _, pd := range []string{d, filepath.Dir(real)} {
+		for _, pd := range []string{d, filepath.Dir(resolved)} {
 			if p := filepath.Join(pd, "postgres"); isExecutable(p) {
 				return binaries{initdb: initdb, postgres: p}, ""
 			}
@@ -155,7 +155,7 @@ func run(ctx context.Context, bins binaries, cred *credential, dir, data, logPat
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", logPath, err)
 	}
-	defer logf.Close() // the child has its own copy
+	defer func() { _ = logf.Close() }() // the child has its own copy
 	cmd := exec.Command(bins.postgres,
 		"-D", data,
 		"-p", strconv.Itoa(port),
@@ -209,7 +209,7 @@ func waitReady(ctx context.Context, s *Server, admin *sql.DB) error {
 		}
 		select {
 		case <-s.exited:
-			return fmt.Errorf("exited before accepting connections: %v", s.waitErr)
+			return fmt.Errorf("exited before accepting connections: %w", s.waitErr)
 		case <-ctx.Done():
 			return fmt.Errorf("not accepting connections: %w (last: %w)", ctx.Err(), err)
 		case <-t.C:

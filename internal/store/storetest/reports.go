@@ -344,7 +344,7 @@ func testReportByID(t *testing.T, fresh func(t *testing.T) store.Options) {
 
 	incompressible := make([]byte, 4096)
 	for i := range incompressible {
-		incompressible[i] = byte((i * 2654435761) >> 13) // no short repeats
+		incompressible[i] = byte((i * 2654435761) >> 13) //nolint:gosec // truncation intended: no short repeats
 	}
 	empty := invalidReport("")
 	empty.ReceivedAt = baseTime()
