@@ -71,6 +71,7 @@ func readRootPool(t *testing.T, dir string) *x509.CertPool {
 }
 
 func TestHandshakeTrustingRootFile(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	ca, err := LoadOrCreate(dir)
 	if err != nil {
@@ -114,6 +115,7 @@ func TestHandshakeTrustingRootFile(t *testing.T) {
 }
 
 func TestReopenReusesRoot(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	ca1, err := LoadOrCreate(dir)
 	if err != nil {
@@ -153,6 +155,7 @@ func TestReopenReusesRoot(t *testing.T) {
 }
 
 func TestLoadOrCreateBadFiles(t *testing.T) {
+	t.Parallel()
 	good := t.TempDir()
 	if _, err := LoadOrCreate(good); err != nil {
 		t.Fatal(err)
@@ -205,6 +208,7 @@ func TestLoadOrCreateBadFiles(t *testing.T) {
 }
 
 func TestCertificateCache(t *testing.T) {
+	t.Parallel()
 	ca, err := LoadOrCreate(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -241,6 +245,7 @@ func TestCertificateCache(t *testing.T) {
 }
 
 func TestCertificateRejectsBadNames(t *testing.T) {
+	t.Parallel()
 	ca, err := LoadOrCreate(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -260,6 +265,7 @@ func TestCertificateRejectsBadNames(t *testing.T) {
 }
 
 func TestRootPEMMatchesFile(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	ca, err := LoadOrCreate(dir)
 	if err != nil {

@@ -38,6 +38,7 @@ func pack(t testing.TB, m *dns.Msg) []byte {
 // The pure function on crafted messages: what is dropped, what gets which
 // RCODE, and that the question is echoed byte for byte when it is.
 func TestAnswerHeaderHandling(t *testing.T) {
+	t.Parallel()
 	srv := newTestServer(t, testOptions(), testDomains())
 	valid := pack(t, question("customer.com._mta-sts.sts.example.net.", dns.TypeTXT, false))
 	qend := len(valid)
@@ -116,6 +117,7 @@ func longNameQuery() []byte {
 
 // Copies of the RD and CD bits, AA, no RA.
 func TestAnswerFlags(t *testing.T) {
+	t.Parallel()
 	srv := newTestServer(t, testOptions(), testDomains())
 	m := question("customer.com._mta-sts.sts.example.net.", dns.TypeTXT, false)
 	m.RecursionDesired = true
@@ -131,6 +133,7 @@ func TestAnswerFlags(t *testing.T) {
 }
 
 func TestEDNS(t *testing.T) {
+	t.Parallel()
 	env := start(t, nil)
 	name := "customer.com._mta-sts.sts.example.net."
 
@@ -203,6 +206,7 @@ func TestEDNS(t *testing.T) {
 // the client's UDP size is truncated to nothing with TC set, and the
 // client gets it over TCP.
 func TestTruncation(t *testing.T) {
+	t.Parallel()
 	env := start(t, nil)
 	for _, tc := range []struct {
 		name  string
@@ -244,6 +248,7 @@ func TestTruncation(t *testing.T) {
 // Glue that does not fit is left out without TC (RFC 2181 §9: additional
 // data is optional).
 func TestGlueDroppedWhenFull(t *testing.T) {
+	t.Parallel()
 	opts := testOptions()
 	opts.Nameservers = nil
 	opts.Hosts = map[string][]netip.Addr{}
@@ -273,6 +278,7 @@ func TestGlueDroppedWhenFull(t *testing.T) {
 }
 
 func TestSnapshotSwap(t *testing.T) {
+	t.Parallel()
 	env := start(t, nil)
 	name := "customer.com._mta-sts.sts.example.net."
 	soaSerial := func() uint32 {
@@ -324,6 +330,7 @@ func TestSnapshotSwap(t *testing.T) {
 }
 
 func TestNewOptions(t *testing.T) {
+	t.Parallel()
 	var h snapshot.Holder
 	bad := []Options{
 		{},

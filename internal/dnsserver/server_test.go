@@ -66,6 +66,7 @@ func expectClosed(t *testing.T, c net.Conn) {
 
 // RFC 7766 §6.2.1: several queries on one connection, pipelined.
 func TestTCPPipelined(t *testing.T) {
+	t.Parallel()
 	env := start(t, nil)
 	c, err := net.Dial("tcp", env.tcp)
 	if err != nil {
@@ -99,6 +100,7 @@ func TestTCPPipelined(t *testing.T) {
 // Garbage over UDP gets no answer, or FORMERR when the header parses, and
 // never stops the server. One reader keeps the order of the replies.
 func TestHostileUDP(t *testing.T) {
+	t.Parallel()
 	for _, path := range []string{pathBatch, pathUDPConn, pathPacketConn} {
 		t.Run(path, func(t *testing.T) { testHostileUDP(t, path) })
 	}
@@ -178,6 +180,7 @@ func testHostileUDP(t *testing.T, path string) {
 // A huge length prefix followed by nothing, and a query trickled in a byte
 // at a time, are cut off after TCPIOTimeout; meanwhile others get answers.
 func TestHostileTCP(t *testing.T) {
+	t.Parallel()
 	opts := testOptions()
 	opts.TCPIOTimeout = 200 * time.Millisecond
 	env := start(t, &opts)
@@ -214,6 +217,7 @@ func TestHostileTCP(t *testing.T) {
 // Idle connections beyond MaxTCPConns are shed; the idle ones time out and
 // TCP service resumes. UDP is unaffected throughout.
 func TestTCPConnLimit(t *testing.T) {
+	t.Parallel()
 	opts := testOptions()
 	opts.MaxTCPConns = 3
 	opts.TCPIdleTimeout = 300 * time.Millisecond
@@ -252,6 +256,7 @@ func TestTCPConnLimit(t *testing.T) {
 // Shutdown closes idle TCP connections at once (without waiting for the
 // idle timeout), and Serve returns ErrServerClosed; a later Serve too.
 func TestShutdown(t *testing.T) {
+	t.Parallel()
 	var h snapshot.Holder
 	opts := testOptions()
 	opts.TCPIdleTimeout = time.Hour
@@ -306,6 +311,8 @@ func TestShutdown(t *testing.T) {
 // Cancelling the context stops ListenAndServe, which serves UDP and TCP on
 // one port, and it returns nil.
 func TestListenAndServe(t *testing.T) {
+	// Not parallel: it frees a port and binds it again, which a parallel
+	// test could take in between.
 	var h snapshot.Holder
 	h.Store(snapshot.New(testSerial, time.Unix(0, 0), testDomains()))
 	srv, err := New(slog.New(slog.DiscardHandler), &h, testOptions())

@@ -15,6 +15,7 @@ const (
 )
 
 func TestZone(t *testing.T) {
+	t.Parallel()
 	envs := map[string]*testEnv{
 		"udp":            startPath(t, nil, pathBatch),
 		"udp-udpconn":    startPath(t, nil, pathUDPConn),
@@ -136,6 +137,7 @@ ns1.sts.example.net. 300 IN AAAA 2001:db8::1`},
 // A TXT value over 255 bytes is split into character-strings of at most
 // 255 bytes that concatenate to the value.
 func TestLongTXTSplit(t *testing.T) {
+	t.Parallel()
 	env := start(t, nil)
 	want := longRUA(700)
 	for _, network := range []string{"udp", "tcp"} {

@@ -236,6 +236,7 @@ func (x *expectation) checkStore(t *testing.T, st store.ReportStore) {
 }
 
 func TestConformanceImport(t *testing.T) {
+	t.Parallel()
 	files := corpusFiles(t)
 	st := openStore(t)
 	ing := startIngester(t, st, nil, IngestOpts{})
@@ -276,6 +277,7 @@ func TestConformanceImport(t *testing.T) {
 }
 
 func TestConformanceLive(t *testing.T) {
+	t.Parallel()
 	files := corpusFiles(t)
 	st := openStore(t)
 	// HTTP and SMTP share one Ingester and store, as in moat serve.

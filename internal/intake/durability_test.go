@@ -52,6 +52,7 @@ func TestDurabilityChild(t *testing.T) {
 // TestDurability checks the promise of intake: a report acknowledged with
 // 200 survives a SIGKILL of the server at any moment.
 func TestDurability(t *testing.T) {
+	t.Parallel()
 	if os.Getenv(durabilityEnv) != "" {
 		t.Skip("inside the child")
 	}

@@ -56,6 +56,7 @@ func post(t *testing.T, c *http.Client, method, url, ctype string, body io.Reade
 type onlyReader struct{ io.Reader }
 
 func TestHTTPAnswers(t *testing.T) {
+	t.Parallel()
 	srv, st := startHTTP(t, IngestOpts{MaxDecompressed: 64 << 10}, HTTPOpts{MaxBody: 32 << 10, RatePerIP: -1})
 	n := 0
 	report := func() []byte {
@@ -114,6 +115,7 @@ func TestHTTPAnswers(t *testing.T) {
 }
 
 func TestHTTPDuplicate(t *testing.T) {
+	t.Parallel()
 	srv, st := startHTTP(t, IngestOpts{}, HTTPOpts{})
 	js := reportJSON("Org", "dup", "a.example", 1, 0)
 	var ids []string
@@ -136,6 +138,7 @@ func TestHTTPDuplicate(t *testing.T) {
 }
 
 func TestHTTPRateLimit(t *testing.T) {
+	t.Parallel()
 	// A rate so low that no token comes back during the test.
 	srv, st := startHTTP(t, IngestOpts{}, HTTPOpts{RatePerIP: 0.001, RateBurst: 2})
 	for i := range 3 {
@@ -161,6 +164,7 @@ func TestHTTPRateLimit(t *testing.T) {
 }
 
 func TestHTTPTrustedProxy(t *testing.T) {
+	t.Parallel()
 	st := openStore(t)
 	ing := startIngester(t, st, nil, IngestOpts{})
 	h := NewHTTPHandler(nil, ing, HTTPOpts{RatePerIP: 0.001, RateBurst: 1,
@@ -200,6 +204,7 @@ func TestHTTPTrustedProxy(t *testing.T) {
 }
 
 func TestClientAddr(t *testing.T) {
+	t.Parallel()
 	h := &httpHandler{opts: HTTPOpts{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128")}}}
 	tests := []struct {
 		remote string
@@ -228,6 +233,7 @@ func TestClientAddr(t *testing.T) {
 }
 
 func TestClientLimiterBounded(t *testing.T) {
+	t.Parallel()
 	l := newClientLimiter(0.001, 1, 8)
 	now := time.Now()
 	a := netip.MustParseAddr("192.0.2.1")

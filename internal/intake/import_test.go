@@ -47,6 +47,7 @@ func zipped(t testing.TB, name string, data []byte) []byte {
 func lf(b []byte) []byte { return bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n")) }
 
 func TestImport(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	rep := func(id string) []byte { return reportJSON("Importer", id, "a.example", 4, 1) }
 	mail := func(id string) []byte { return lf(reportMail("application/tlsrpt+gzip", gzipped(t, rep(id)))) }
@@ -143,6 +144,7 @@ func TestImport(t *testing.T) {
 }
 
 func TestImportSymlinkedDir(t *testing.T) {
+	t.Parallel()
 	target := t.TempDir()
 	writeFile(t, filepath.Join(target, "r.json"), reportJSON("O", "linked", "a.example", 1, 0))
 	link := filepath.Join(t.TempDir(), "reports")
@@ -157,6 +159,7 @@ func TestImportSymlinkedDir(t *testing.T) {
 }
 
 func TestMboxSplit(t *testing.T) {
+	t.Parallel()
 	mbox := "From a@b Mon Nov  2 10:00:00 2026\n" +
 		"Subject: one\n\nbody\nFrom inside a paragraph stays\n>From quoted\n>>From twice quoted\n\n" +
 		"From c@d Mon Nov  2 10:00:01 2026\n" +
@@ -184,6 +187,7 @@ func TestMboxSplit(t *testing.T) {
 }
 
 func TestImportStopsOnStoreFailure(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	for _, id := range []string{"1", "2", "3"} {
 		writeFile(t, filepath.Join(dir, id+".json"), reportJSON("O", id, "a.example", 1, 0))

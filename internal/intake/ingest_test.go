@@ -17,6 +17,7 @@ import (
 )
 
 func TestRollups(t *testing.T) {
+	t.Parallel()
 	day := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	received := time.Date(2026, 11, 5, 13, 4, 5, 0, time.UTC)
 	sts := func(domain string, succ, fail int64, details ...tlsrpt.FailureDetail) tlsrpt.PolicyResult {
@@ -90,6 +91,7 @@ func TestRollups(t *testing.T) {
 }
 
 func TestSubmitStoresReport(t *testing.T) {
+	t.Parallel()
 	st := openStore(t)
 	ing := startIngester(t, st, func(d string) bool { return d == "hosted.example" }, IngestOpts{})
 	ctx := context.Background()
@@ -146,6 +148,7 @@ func TestSubmitStoresReport(t *testing.T) {
 }
 
 func TestSubmitInvalidIsKept(t *testing.T) {
+	t.Parallel()
 	st := openStore(t)
 	ing := startIngester(t, st, nil, IngestOpts{})
 	ctx := context.Background()
@@ -179,6 +182,7 @@ func TestSubmitInvalidIsKept(t *testing.T) {
 }
 
 func TestSubmitDuplicateAcrossEncodings(t *testing.T) {
+	t.Parallel()
 	st := openStore(t)
 	ing := startIngester(t, st, nil, IngestOpts{})
 	ctx := context.Background()
@@ -202,6 +206,7 @@ func TestSubmitDuplicateAcrossEncodings(t *testing.T) {
 }
 
 func TestSubmitTooLarge(t *testing.T) {
+	t.Parallel()
 	st := openStore(t)
 	ing := startIngester(t, st, nil, IngestOpts{MaxDecompressed: 4096})
 	bomb := gzipped(t, append([]byte(`{"organization-name":"`), bytes.Repeat([]byte("A"), 1<<20)...))
@@ -232,6 +237,7 @@ func queueDirect(t *testing.T, ing *Ingester, reps ...[]byte) []*pending {
 }
 
 func TestGroupCommit(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		maxBatch int
 		want     []int
@@ -276,6 +282,7 @@ func TestGroupCommit(t *testing.T) {
 }
 
 func TestBatchFailureRetriedOneByOne(t *testing.T) {
+	t.Parallel()
 	fs := &fakeStore{gate: make(chan struct{}), entered: make(chan int, 10)}
 	fs.fail = func(batch []*store.TLSRPTReport) error {
 		for _, r := range batch {
@@ -312,6 +319,7 @@ func TestBatchFailureRetriedOneByOne(t *testing.T) {
 }
 
 func TestStop(t *testing.T) {
+	t.Parallel()
 	fs := &fakeStore{gate: make(chan struct{}), entered: make(chan int, 10)}
 	ing := NewIngester(nil, fs, nil, IngestOpts{})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -348,6 +356,7 @@ func TestStop(t *testing.T) {
 }
 
 func TestSubmitContextEnds(t *testing.T) {
+	t.Parallel()
 	fs := &fakeStore{gate: make(chan struct{})}
 	ing := startIngester(t, fs, nil, IngestOpts{})
 	defer close(fs.gate)
@@ -360,6 +369,7 @@ func TestSubmitContextEnds(t *testing.T) {
 }
 
 func TestSubmitPartsChoosesReport(t *testing.T) {
+	t.Parallel()
 	st := openStore(t)
 	ing := startIngester(t, st, nil, IngestOpts{})
 	ctx := context.Background()
@@ -401,6 +411,7 @@ func TestSubmitPartsChoosesReport(t *testing.T) {
 }
 
 func TestSubmitterMismatch(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		submitter, contact string
 		warn               bool

@@ -206,6 +206,7 @@ func storedID(t *testing.T, text string) int64 {
 }
 
 func TestSMTPReceivesReport(t *testing.T) {
+	t.Parallel()
 	key := newDKIMKey(t)
 	e := startSMTP(t, nil, nil, SMTPOpts{Resolver: mapResolver{txt: key.txt}})
 	js := reportJSON("Sender", "smtp-1", "a.example", 20, 1)
@@ -232,6 +233,7 @@ func TestSMTPReceivesReport(t *testing.T) {
 }
 
 func TestSMTPDKIM(t *testing.T) {
+	t.Parallel()
 	key := newDKIMKey(t)
 	other := newDKIMKey(t) // signs, but is not the published key
 	body := func(n int) []byte {
@@ -284,6 +286,7 @@ func TestSMTPDKIM(t *testing.T) {
 }
 
 func TestSMTPRecipients(t *testing.T) {
+	t.Parallel()
 	e := startSMTP(t, nil, nil, SMTPOpts{Resolver: mapResolver{}, MaxRecipients: 2})
 	c := e.dial(t, true)
 	if err := c.Mail("a@sender.example", nil); err != nil {
@@ -316,6 +319,7 @@ func TestSMTPRecipients(t *testing.T) {
 }
 
 func TestSMTPSizeLimit(t *testing.T) {
+	t.Parallel()
 	e := startSMTP(t, nil, nil, SMTPOpts{Resolver: mapResolver{}, MaxMessageBytes: 4096})
 	c := e.dial(t, true)
 	if ok, size := c.Extension("SIZE"); !ok || size != "4096" {
@@ -338,6 +342,7 @@ func TestSMTPSizeLimit(t *testing.T) {
 }
 
 func TestSMTPTLS(t *testing.T) {
+	t.Parallel()
 	t.Run("STARTTLS offered and RequireTLS enforced", func(t *testing.T) {
 		e := startSMTP(t, nil, nil, SMTPOpts{Resolver: mapResolver{}, RequireTLS: true})
 		c := e.dial(t, false)
@@ -380,6 +385,7 @@ func TestSMTPTLS(t *testing.T) {
 }
 
 func TestSMTPContent(t *testing.T) {
+	t.Parallel()
 	e := startSMTP(t, nil, nil, SMTPOpts{Resolver: mapResolver{}})
 	ctx := context.Background()
 	t.Run("not a report", func(t *testing.T) {
@@ -441,6 +447,7 @@ func TestSMTPContent(t *testing.T) {
 }
 
 func TestSMTPStoreFailure(t *testing.T) {
+	t.Parallel()
 	fs := &fakeStore{fail: func([]*store.TLSRPTReport) error { return errors.New("disk on fire") }}
 	e := startSMTP(t, fs, nil, SMTPOpts{Resolver: mapResolver{}})
 	_, err := e.send(t, true, testRcpt, reportMail("application/tlsrpt+gzip", gzipped(t, reportJSON("S", "f", "a.example", 1, 0))))
@@ -450,6 +457,7 @@ func TestSMTPStoreFailure(t *testing.T) {
 }
 
 func TestSMTPPanicRecovered(t *testing.T) {
+	t.Parallel()
 	hosted := func(string) bool { panic("bug in hosted") }
 	e := startSMTP(t, nil, hosted, SMTPOpts{Resolver: mapResolver{}})
 	_, err := e.send(t, true, testRcpt, reportMail("application/tlsrpt+gzip", gzipped(t, reportJSON("S", "p", "a.example", 1, 0))))
@@ -464,6 +472,7 @@ func TestSMTPPanicRecovered(t *testing.T) {
 }
 
 func TestSMTPConnectionLimits(t *testing.T) {
+	t.Parallel()
 	e := startSMTP(t, nil, nil, SMTPOpts{Resolver: mapResolver{}, MaxConnectionsPerIP: 1})
 	greeting := func(conn net.Conn) string {
 		line, err := bufio.NewReader(conn).ReadString('\n')
@@ -510,6 +519,7 @@ func TestSMTPConnectionLimits(t *testing.T) {
 }
 
 func TestSMTPShutdown(t *testing.T) {
+	t.Parallel()
 	st := openStore(t)
 	ing := startIngester(t, st, nil, IngestOpts{})
 	srv := NewSMTPServer(nil, ing, SMTPOpts{Recipients: []string{testRcpt}})

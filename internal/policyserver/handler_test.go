@@ -43,6 +43,7 @@ func serve(h http.Handler, method, host, target string) *httptest.ResponseRecord
 }
 
 func TestHandler(t *testing.T) {
+	t.Parallel()
 	h := NewHandler(testHolder("example.test", "other.example"))
 	want := policyFor("example.test")
 	tests := []struct {
@@ -129,6 +130,7 @@ func TestHandler(t *testing.T) {
 }
 
 func TestHandlerSnapshotSwap(t *testing.T) {
+	t.Parallel()
 	holder := testHolder("example.test")
 	h := NewHandler(holder)
 	if w := serve(h, "GET", "mta-sts.example.test", PolicyPath); w.Code != 200 || w.Body.String() != policyFor("example.test") {
@@ -152,6 +154,7 @@ func TestHandlerSnapshotSwap(t *testing.T) {
 }
 
 func TestPolicyDomain(t *testing.T) {
+	t.Parallel()
 	for host, want := range map[string]string{
 		"mta-sts.example.com":        "example.com",
 		"MTA-STS.Example.COM.":       "example.com",

@@ -152,6 +152,7 @@ func get(t *testing.T, c *http.Client, method, url string) (int, http.Header, st
 }
 
 func TestDevCAServesPolicy(t *testing.T) {
+	t.Parallel()
 	holder := testHolder("example.test")
 	r, roots := startDev(t, holder, Options{})
 	c := client(r.httpsAddr, roots)
@@ -204,6 +205,7 @@ func TestDevCAServesPolicy(t *testing.T) {
 // TestNoRedirect sends paths that a ServeMux would redirect; the server must
 // answer 404 without Location, over TLS and on the HTTP listener.
 func TestNoRedirect(t *testing.T) {
+	t.Parallel()
 	r, roots := startDev(t, testHolder("example.test"), Options{})
 	for _, target := range []string{"//.well-known/mta-sts.txt", "/.well-known/./mta-sts.txt", "/.well-known", "/.well-known/mta-sts.txt/"} {
 		conn, err := tls.Dial("tcp", r.httpsAddr, &tls.Config{ServerName: "mta-sts.example.test", RootCAs: roots})
@@ -258,6 +260,7 @@ func waitClosed(t *testing.T, conn net.Conn, what string) {
 }
 
 func TestHostileTraffic(t *testing.T) {
+	t.Parallel()
 	holder := testHolder("example.test")
 	r, roots := startDev(t, holder, Options{ReadHeaderTimeout: 300 * time.Millisecond, ReadTimeout: time.Second, MaxHeaderBytes: 4096})
 	c := client(r.httpsAddr, roots)
@@ -322,6 +325,7 @@ func TestHostileTraffic(t *testing.T) {
 }
 
 func TestServeLifecycle(t *testing.T) {
+	t.Parallel()
 	log := testLog(t, slog.LevelInfo)
 	if _, err := New(log, testHolder(), nil, Options{}); !errors.Is(err, ErrOptions) {
 		t.Errorf("New without KV or DevCA: err = %v, want ErrOptions", err)
@@ -377,6 +381,7 @@ func TestServeLifecycle(t *testing.T) {
 // listener with a certificate from the same machinery, and lends that
 // machinery to another TLS listener through GetCertificate.
 func TestServices(t *testing.T) {
+	t.Parallel()
 	intake := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "intake "+r.URL.Path) })
 	r, roots := startDev(t, testHolder("example.test"), Options{Services: map[string]http.Handler{"Reports.Example.NET.": intake}})
 	c := client(r.httpsAddr, roots)

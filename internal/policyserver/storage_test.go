@@ -10,6 +10,7 @@ import (
 )
 
 func TestStorageContract(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	kv := newMemKV()
 	s := NewStorage(kv, StorageOptions{})
@@ -97,6 +98,7 @@ func TestStorageContract(t *testing.T) {
 }
 
 func TestStorageLockAcrossInstances(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	kv := newMemKV()
 	s1 := NewStorage(kv, StorageOptions{LockPoll: 5 * time.Millisecond})
@@ -148,6 +150,7 @@ func TestStorageLockAcrossInstances(t *testing.T) {
 }
 
 func TestStorageLockWithinInstance(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := NewStorage(newMemKV(), StorageOptions{LockPoll: 5 * time.Millisecond})
 	t.Cleanup(func() { _ = s.Close(ctx) })
@@ -177,6 +180,7 @@ func TestStorageLockWithinInstance(t *testing.T) {
 // TestStorageLockRefresh holds a lock for several TTLs: the refresher must
 // keep the other instance out all that time.
 func TestStorageLockRefresh(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	kv := newMemKV()
 	s1 := NewStorage(kv, StorageOptions{LockTTL: 450 * time.Millisecond, LockPoll: 10 * time.Millisecond})
@@ -193,6 +197,7 @@ func TestStorageLockRefresh(t *testing.T) {
 }
 
 func TestStorageCloseReleasesLocks(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	kv := newMemKV()
 	s1 := NewStorage(kv, StorageOptions{})
@@ -225,6 +230,7 @@ func TestStorageCloseReleasesLocks(t *testing.T) {
 // TestStorageLockExpiredHolder: a lock left by a dead instance is taken
 // over once its TTL passes.
 func TestStorageLockExpiredHolder(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	kv := newMemKV()
 	if err := kv.TryLock(ctx, "certmagic/stale", "dead-instance", 50*time.Millisecond); err != nil {

@@ -12,6 +12,7 @@ import (
 )
 
 func TestZapToSlog(t *testing.T) {
+	t.Parallel()
 	var buf bytes.Buffer
 	h := slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo})
 	zl := newZapLogger(h).Named("certmagic").Named("obtain").With(zap.String("ca", "https://acme.test/dir"))

@@ -96,6 +96,7 @@ func (v *validator) stats() (do bool, tcp int) {
 }
 
 func TestLookupTLSA(t *testing.T) {
+	t.Parallel()
 	v := startValidator(t)
 	addr := v.addr
 	ctx := context.Background()
@@ -136,6 +137,7 @@ func TestLookupTLSA(t *testing.T) {
 }
 
 func TestAuthenticatedData(t *testing.T) {
+	t.Parallel()
 	addr := startValidator(t).addr
 	ctx := context.Background()
 	tests := []struct {

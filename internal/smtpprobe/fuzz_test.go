@@ -9,6 +9,7 @@ import (
 )
 
 func TestReadReply(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in    string
 		code  int

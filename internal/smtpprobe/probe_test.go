@@ -50,6 +50,7 @@ func stepNames(r *Result) []string {
 }
 
 func TestProbeValid(t *testing.T) {
+	t.Parallel()
 	ca := testpki.NewCA(t, "Moat Test CA")
 	cert := issue(t, ca, jan1, dec31, "mx1.example.com")
 	port := startSMTP(t, &tls.Config{Certificates: []tls.Certificate{cert}})
@@ -79,6 +80,7 @@ func TestProbeValid(t *testing.T) {
 }
 
 func TestProbeCertificateProblems(t *testing.T) {
+	t.Parallel()
 	ca := testpki.NewCA(t, "Moat Test CA")
 	other := testpki.NewCA(t, "Other CA")
 	tests := []struct {
@@ -134,6 +136,7 @@ func TestProbeCertificateProblems(t *testing.T) {
 }
 
 func TestProbeWithIntermediate(t *testing.T) {
+	t.Parallel()
 	root := testpki.NewCA(t, "Root")
 	inter := testpki.NewCA(t, "Intermediate")
 	// Re-sign the intermediate with the root.
@@ -158,6 +161,7 @@ func TestProbeWithIntermediate(t *testing.T) {
 }
 
 func TestProbeNoSTARTTLS(t *testing.T) {
+	t.Parallel()
 	port := startSMTP(t, nil)
 	r := Probe(context.Background(), "mx1.example.com", opts(t, port, nil))
 	if r.Reason != "server offers no STARTTLS" || !errors.Is(r.Err, ErrNoSTARTTLS) || r.STARTTLS || !r.Connected || r.TLSVersion != 0 {
@@ -169,6 +173,7 @@ func TestProbeNoSTARTTLS(t *testing.T) {
 }
 
 func TestProbeTLS10Only(t *testing.T) {
+	t.Parallel()
 	ca := testpki.NewCA(t, "Moat Test CA")
 	cert := issue(t, ca, jan1, dec31, "mx1.example.com")
 	port := startSMTP(t, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS10})
@@ -182,6 +187,7 @@ func TestProbeTLS10Only(t *testing.T) {
 }
 
 func TestProbeFailures(t *testing.T) {
+	t.Parallel()
 	// A port nobody listens on: take one and close it.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -269,6 +275,7 @@ func TestProbeFailures(t *testing.T) {
 }
 
 func TestProbeAddresses(t *testing.T) {
+	t.Parallel()
 	ca := testpki.NewCA(t, "Moat Test CA")
 	cert := issue(t, ca, jan1, dec31, "two.example.com")
 	port := startSMTP(t, &tls.Config{Certificates: []tls.Certificate{cert}})

@@ -6,6 +6,7 @@ import (
 )
 
 func TestLookupAndDescendants(t *testing.T) {
+	t.Parallel()
 	var h Holder
 	if got := h.Load().Len(); got != 0 {
 		t.Fatalf("empty holder has %d domains", got)
@@ -43,6 +44,7 @@ func TestLookupAndDescendants(t *testing.T) {
 }
 
 func TestNormalize(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"Example.COM.": "example.com",
 		"example.com":  "example.com",

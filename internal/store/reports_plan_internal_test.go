@@ -11,6 +11,7 @@ import (
 // the dashboard will run are index ranges: no step of their plans scans a
 // whole table or index. (The queries are the ones the methods build.)
 func TestReportQueryPlans(t *testing.T) {
+	t.Parallel()
 	st, err := Open(t.Context(), nil, Options{DataDir: t.TempDir()})
 	if err != nil {
 		t.Fatalf("Open: %v", err)

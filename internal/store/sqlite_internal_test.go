@@ -13,6 +13,7 @@ import (
 // TestSQLiteSettings checks the pragmas each pool runs with and the file
 // modes of what Open creates.
 func TestSQLiteSettings(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "data")
 	st, err := Open(t.Context(), nil, Options{DataDir: dir})
 	if err != nil {
@@ -67,6 +68,7 @@ func TestSQLiteSettings(t *testing.T) {
 // That is what keeps read-modify-write transactions from failing with
 // SQLITE_BUSY halfway (a deferred transaction would fail at its first write).
 func TestSQLiteImmediate(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	a, err := Open(t.Context(), nil, Options{DataDir: dir})
 	if err != nil {
@@ -98,6 +100,7 @@ func TestSQLiteImmediate(t *testing.T) {
 }
 
 func TestParseURL(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		opts    Options
 		kind    string
@@ -139,6 +142,7 @@ func TestParseURL(t *testing.T) {
 
 // TestOpenErrors checks that Open names the problem.
 func TestOpenErrors(t *testing.T) {
+	t.Parallel()
 	file := filepath.Join(t.TempDir(), "file")
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 )
 
 func TestSQLite(t *testing.T) {
+	t.Parallel()
 	storetest.Run(t, func(t *testing.T) store.Options {
 		return store.Options{DataDir: t.TempDir()}
 	})
@@ -68,6 +69,7 @@ func TestSQLiteChild(t *testing.T) {
 // TestSQLiteTwoProcesses runs read-modify-write transactions from two
 // processes on one database file at once: none is lost and none fails.
 func TestSQLiteTwoProcesses(t *testing.T) {
+	t.Parallel()
 	if os.Getenv(childDirEnv) != "" {
 		t.Skip("in the child")
 	}

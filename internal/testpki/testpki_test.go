@@ -7,6 +7,7 @@ import (
 )
 
 func TestLeaves(t *testing.T) {
+	t.Parallel()
 	ca := NewCA(t, "test root")
 	now := time.Now()
 	verify := func(c *x509.Certificate, name string, at time.Time, roots *x509.CertPool) error {

@@ -8,6 +8,7 @@ import (
 // TestHints checks that every result type of RFC 8460 §4.3 has a hint of its
 // own, naming the MX host or the policy host it is about.
 func TestHints(t *testing.T) {
+	t.Parallel()
 	mxs := []string{"mx1.example.com"}
 	for _, tc := range []struct {
 		result, mention string
@@ -40,6 +41,7 @@ func TestHints(t *testing.T) {
 }
 
 func TestMXPhrase(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		mxs  []string
 		want string
@@ -56,6 +58,7 @@ func TestMXPhrase(t *testing.T) {
 }
 
 func TestPlural(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		n    int64
 		want string

@@ -57,6 +57,7 @@ func readinessReports() []*store.TLSRPTReport {
 }
 
 func TestReadyToEnforce(t *testing.T) {
+	t.Parallel()
 	eachStore(t, func(t *testing.T, st store.Store) {
 		insert(t, st, readinessReports()...)
 		tests := []struct {
@@ -167,6 +168,7 @@ func fmtOpts(o tlsrptstats.ReadinessOpts) string {
 }
 
 func TestReadyToEnforceInvalid(t *testing.T) {
+	t.Parallel()
 	eachStore(t, func(t *testing.T, st store.Store) {
 		for _, tc := range []struct {
 			domain  string

@@ -144,6 +144,7 @@ func compact(by string, rows []tlsrptstats.Row) []wantRow {
 }
 
 func TestSummarize(t *testing.T) {
+	t.Parallel()
 	eachStore(t, func(t *testing.T, st store.Store) {
 		reports := summaryReports()
 		insert(t, st, reports[:2]...)
@@ -235,6 +236,7 @@ func TestSummarize(t *testing.T) {
 }
 
 func TestSummarizeJSON(t *testing.T) {
+	t.Parallel()
 	eachStore(t, func(t *testing.T, st store.Store) {
 		insert(t, st, summaryReports()...)
 		sum, err := tlsrptstats.Summarize(t.Context(), st, tlsrptstats.Query{Domain: "example.net", Since: day(12), Until: day(13), By: "source"})
@@ -257,6 +259,7 @@ func TestSummarizeJSON(t *testing.T) {
 }
 
 func TestSummarizeInvalid(t *testing.T) {
+	t.Parallel()
 	eachStore(t, func(t *testing.T, st store.Store) {
 		for _, tc := range []struct {
 			q       tlsrptstats.Query
@@ -278,6 +281,7 @@ func TestSummarizeInvalid(t *testing.T) {
 // than its total (Mail.ru) counts its total in the totals and its details
 // in the rows.
 func TestSummarizeDetailExcess(t *testing.T) {
+	t.Parallel()
 	eachStore(t, func(t *testing.T, st store.Store) { testDetailExcess(t, st) })
 }
 

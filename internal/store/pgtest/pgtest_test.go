@@ -12,6 +12,7 @@ func TestMain(m *testing.M) { Main(m) }
 
 // TestNewDatabase checks that each call gives a separate, working database.
 func TestNewDatabase(t *testing.T) {
+	t.Parallel()
 	srv := Start(t)
 	u1, u2 := srv.NewDatabase(t), srv.NewDatabase(t)
 	if u1 == u2 {
@@ -59,6 +60,7 @@ func TestNewDatabase(t *testing.T) {
 }
 
 func TestFindBinaries(t *testing.T) {
+	t.Parallel()
 	exe := func(path string) {
 		t.Helper()
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -112,6 +114,7 @@ func TestFindBinaries(t *testing.T) {
 }
 
 func TestIdentPart(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"TestPostgres/KVList":    "testpostgres_kvlist",
 		`a"b;DROP`:               "a_b_drop",
