@@ -3,19 +3,29 @@ GO      ?= go
 PKGS    := ./...
 FUZZTIME ?= 30s
 
-.PHONY: all build test check fuzz bench gen fmt vet
+.PHONY: all build test test-short lint check fuzz bench gen fmt vet
 
 all: build
 
 build:
 	$(GO) build -o moat ./cmd/moat
 
-# The whole test suite, with the race detector. PostgreSQL tests start a
-# throwaway server when initdb/pg_ctl are installed and skip (visibly)
-# otherwise; MOAT_REQUIRE_POSTGRES=1 turns the skip into a failure.
-test:
-	$(GO) vet $(PKGS)
+# The whole test suite, with the race detector, after the linter. PostgreSQL
+# tests start a throwaway server when initdb/pg_ctl are installed and skip
+# (visibly) otherwise; MOAT_REQUIRE_POSTGRES=1 turns the skip into a failure.
+test: lint
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+# A quick loop: no race detector, and the child-process and long durability
+# tests left out (-short). make test runs everything.
+test-short:
+	$(GO) test -short -count=1 $(PKGS)
+
+# golangci-lint v2 with .golangci.yml (it runs go vet's analyzers too).
+GOLANGCI_LINT ?= $(shell command -v golangci-lint 2>/dev/null || echo $$($(GO) env GOPATH)/bin/golangci-lint)
+lint:
+	@test -x "$(GOLANGCI_LINT)" || { echo "golangci-lint is not installed: go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0"; exit 1; }
+	$(GOLANGCI_LINT) run $(PKGS)
 
 # Static checks: formatting, vet, generated files up to date.
 check: vet

@@ -65,7 +65,10 @@ func Run(t *testing.T, fresh func(t *testing.T) store.Options) {
 		{"ReportsConcurrent", testReportsConcurrent},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) { tc.fn(t, fresh) })
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // every test has a database of its own
+			tc.fn(t, fresh)
+		})
 	}
 }
 
