@@ -4,16 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 
 	"golang.org/x/net/publicsuffix"
+
+	"github.com/moatmail/moat/internal/dnsname"
 )
 
 // TXTResolver looks up TXT records; *net.Resolver implements it. It must
 // be safe for concurrent use. A name that does not exist (NXDOMAIN or no
-// TXT record) is reported as a *net.DNSError with IsNotFound set, as
-// *net.Resolver does.
+// TXT record) is reported as an error for which dnsname.IsNotFound is
+// true, as *net.Resolver does.
 type TXTResolver interface {
 	LookupTXT(ctx context.Context, name string) ([]string, error)
 }
@@ -57,8 +58,7 @@ func Lookup(ctx context.Context, r TXTResolver, selector, domain string) (*Found
 	for i, name := range names {
 		txts, err := r.LookupTXT(ctx, name)
 		if err != nil {
-			var de *net.DNSError
-			if !errors.As(err, &de) || !de.IsNotFound {
+			if !dnsname.IsNotFound(err) {
 				return nil, fmt.Errorf("%w: %s: %w", ErrLookup, name, err)
 			}
 		}

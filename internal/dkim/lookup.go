@@ -2,15 +2,15 @@ package dkim
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"strings"
+
+	"github.com/moatmail/moat/internal/dnsname"
 )
 
 // TXTResolver looks up TXT records; *net.Resolver implements it. It must be
-// safe for concurrent use. A name that does not exist is reported as a
-// *net.DNSError with IsNotFound set, as *net.Resolver does.
+// safe for concurrent use. A name that does not exist is reported as an
+// error for which dnsname.IsNotFound is true, as *net.Resolver does.
 type TXTResolver interface {
 	LookupTXT(ctx context.Context, name string) ([]string, error)
 }
@@ -29,8 +29,7 @@ func Lookup(ctx context.Context, r TXTResolver, selector, domain string) (txt st
 	name := selector + "._domainkey." + domain
 	txts, err := r.LookupTXT(ctx, name)
 	if err != nil {
-		var de *net.DNSError
-		if errors.As(err, &de) && de.IsNotFound {
+		if dnsname.IsNotFound(err) {
 			return "", fmt.Errorf("%w at %s", ErrNoKey, name)
 		}
 		return "", fmt.Errorf("%w: %s: %w", ErrLookup, name, err)

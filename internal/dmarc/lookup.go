@@ -2,13 +2,13 @@ package dmarc
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 
 	"golang.org/x/net/publicsuffix"
+
+	"github.com/moatmail/moat/internal/dnsname"
 )
 
 // LookupResult is where and what Lookup found. Lookup returns it also
@@ -75,7 +75,7 @@ func Lookup(ctx context.Context, r Resolver, domain string) (*LookupResult, erro
 	answers := queryAll(ctx, r, names)
 	for i, name := range names {
 		a := answers[i]
-		if a.err != nil && !isNotFound(a.err) {
+		if a.err != nil && !dnsname.IsNotFound(a.err) {
 			return res, fmt.Errorf("%w: TXT %s: %w", ErrLookup, name, a.err)
 		}
 		recs := res.sort(name, a.txt)
@@ -149,10 +149,4 @@ func queryAll(ctx context.Context, r Resolver, names []string) []txtAnswer {
 	}
 	wg.Wait()
 	return out
-}
-
-// isNotFound reports NXDOMAIN or NODATA.
-func isNotFound(err error) bool {
-	var de *net.DNSError
-	return errors.As(err, &de) && de.IsNotFound
 }

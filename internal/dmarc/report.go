@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"golang.org/x/net/idna"
+
+	"github.com/moatmail/moat/internal/dnsname"
 )
 
 // Authorization is the outcome of an RFC 7489 §7.1 external reporting
@@ -67,7 +69,7 @@ func VerifyExternalReporting(ctx context.Context, r Resolver, domain string, uri
 	a.Name = alabel + "._report._dmarc." + dest
 	a.Fix = fmt.Sprintf("%s. TXT \"v=DMARC1\"", a.Name)
 	txts, err := r.LookupTXT(ctx, a.Name+".")
-	if err != nil && !isNotFound(err) {
+	if err != nil && !dnsname.IsNotFound(err) {
 		return a, fmt.Errorf("%w: TXT %s: %w", ErrLookup, a.Name, err)
 	}
 	a.Records = txts

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/moatmail/moat/internal/dnsname"
 )
 
 // RFC 7208 §4.6.4 limits.
@@ -324,7 +326,7 @@ func (w *walker) query(k qkey) *answer {
 	}
 	if a.err == nil && len(a.txt)+len(a.mx)+len(a.ips)+len(a.names) == 0 {
 		// An empty answer without error is NODATA.
-		a.err = &net.DNSError{Err: "no records", Name: k.name, IsNotFound: true}
+		a.err = dnsname.NotFound(k.name)
 	}
 	return a
 }
@@ -334,7 +336,7 @@ func (w *walker) query(k qkey) *answer {
 func (w *walker) visit(n *Tree, step *Step, depth int, path []string) {
 	w.enqueue(qkey{qTXT, n.Domain}, func(a *answer) {
 		switch {
-		case a.err != nil && isNotFound(a.err):
+		case a.err != nil && dnsname.IsNotFound(a.err):
 			n.Err = fmt.Errorf("%w at %s", ErrNoRecord, n.Domain)
 			if step != nil {
 				step.Void = true
@@ -468,7 +470,7 @@ func (w *walker) addrDone(s *Step, a *answer) bool {
 	switch {
 	case a.err == nil:
 		return true
-	case isNotFound(a.err):
+	case dnsname.IsNotFound(a.err):
 		s.Void = true
 	default:
 		s.Err = lookupErr(kindName(s.Term.Mechanism), s.Target, a.err)

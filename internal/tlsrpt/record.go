@@ -317,7 +317,8 @@ func RecordName(domain string) string {
 // contract is that of net.Resolver.LookupTXT: the strings of one record
 // are concatenated (RFC 8460 §3: "as if those strings are concatenated
 // without adding spaces"), CNAMEs are followed, and a name that does not
-// exist or has no TXT data gives a *net.DNSError with IsNotFound set.
+// exist or has no TXT data gives an error for which dnsname.IsNotFound
+// is true.
 // Implementations must be safe for concurrent use.
 type TXTResolver interface {
 	LookupTXT(ctx context.Context, name string) ([]string, error)
