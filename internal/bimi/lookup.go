@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"strings"
 
-	"golang.org/x/net/publicsuffix"
-
 	"github.com/moatmail/moat/internal/dnsname"
 )
 
@@ -50,7 +48,7 @@ func Lookup(ctx context.Context, r TXTResolver, selector, domain string) (*Found
 		return nil, fmt.Errorf("%w: selector %q, domain %q", ErrBadName, selector, domain)
 	}
 	names := []string{selector + "._bimi." + domain}
-	if org, err := publicsuffix.EffectiveTLDPlusOne(domain); err == nil && org != domain {
+	if org := dnsname.OrgDomain(domain); org != domain {
 		// §7.2 step 5: fall back to the organizational domain.
 		names = append(names, selector+"._bimi."+org)
 	}

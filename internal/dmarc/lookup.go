@@ -6,8 +6,6 @@ import (
 	"strings"
 	"sync"
 
-	"golang.org/x/net/publicsuffix"
-
 	"github.com/moatmail/moat/internal/dnsname"
 )
 
@@ -64,7 +62,7 @@ func Lookup(ctx context.Context, r Resolver, domain string) (*LookupResult, erro
 	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
 	res := &LookupResult{
 		Domain:     domain,
-		OrgDomain:  OrgDomain(domain),
+		OrgDomain:  dnsname.OrgDomain(domain),
 		Seen:       map[string][]string{},
 		NearMisses: map[string][]string{},
 	}
@@ -115,19 +113,6 @@ func (res *LookupResult) sort(name string, txts []string) []string {
 		}
 	}
 	return recs
-}
-
-// OrgDomain returns the organizational domain of domain (RFC 7489 §3.2):
-// the public suffix (by the public suffix list, ICANN and private
-// sections) plus one label; domain itself when it is a public suffix or
-// has a single label.
-func OrgDomain(domain string) string {
-	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
-	org, err := publicsuffix.EffectiveTLDPlusOne(domain)
-	if err != nil {
-		return domain
-	}
-	return org
 }
 
 type txtAnswer struct {

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	"golang.org/x/net/idna"
-
 	"github.com/moatmail/moat/internal/dnsname"
 )
 
@@ -56,13 +54,13 @@ func VerifyExternalReporting(ctx context.Context, r Resolver, domain string, uri
 	}
 	a := &Authorization{}
 	// §7.1: the check applies when the organizational domains differ.
-	if OrgDomain(domain) == OrgDomain(dest) {
+	if dnsname.OrgDomain(domain) == dnsname.OrgDomain(dest) {
 		a.Authorized = true
 		return a, nil
 	}
 	a.Needed = true
 	// §7.1 step 3: the policy domain as an A-label.
-	alabel, err := idna.Lookup.ToASCII(domain)
+	alabel, err := dnsname.Parse(domain, dnsname.Owner)
 	if err != nil {
 		alabel = domain
 	}
