@@ -165,6 +165,8 @@ func CheckLength(name string) error {
 	reason := ""
 	if name == "" {
 		reason = "empty name"
+	} else if strings.HasSuffix(name, ".") && !strings.HasSuffix(name, "..") && name != "." {
+		reason = trailingDotReason
 	} else {
 		labels := strings.Split(name, ".")
 		reason = emptyLabelReason(labels)
@@ -246,6 +248,9 @@ func syntax(s string, l Level, user bool) ([]string, string) {
 		}
 	}
 	labels := strings.Split(s, ".")
+	if !user && len(labels) > 1 && labels[len(labels)-2] != "" && labels[len(labels)-1] == "" {
+		return nil, trailingDotReason
+	}
 	if reason := emptyLabelReason(labels); reason != "" {
 		return nil, reason
 	}
@@ -262,6 +267,11 @@ func syntax(s string, l Level, user bool) ([]string, string) {
 	}
 	return out, ""
 }
+
+// trailingDotReason refuses the root's dot in protocol text, where the
+// grammars (RFC 5321 Domain, RFC 8461 mx, RFC 8460 policy-domain) have no
+// place for it.
+const trailingDotReason = "must not end with a dot"
 
 func emptyLabelReason(labels []string) string {
 	for _, label := range labels {

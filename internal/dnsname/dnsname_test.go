@@ -175,7 +175,9 @@ func TestCheck(t *testing.T) {
 		{"MAIL.Example.COM", Host, ""},
 		{"xn--bcher-kva.example", Host, ""},
 		{"_smtp._tls.example.com", Owner, ""},
-		{"mail.example.com.", Host, "empty label"},
+		{"mail.example.com.", Host, "must not end with a dot"},
+		{"mail.example.com..", Host, "empty label"},
+		{".", Host, "empty label"},
 		{" mail.example.com", Host, "has a space"},
 		{"bücher.example", Host, `label "bücher" is not ASCII; write it as the A-label "xn--bcher-kva"`},
 		{"a\u200db.example", Host, "is not ASCII; write it as an A-label"},
@@ -265,7 +267,8 @@ func TestCheckLength(t *testing.T) {
 	for in, reason := range map[string]string{
 		"":             "empty name",
 		"a..b":         "empty label",
-		"example.com.": "empty label",
+		"example.com.": "must not end with a dot",
+		".":            "empty label",
 		label64 + ".x": "at most 63",
 		name254:        "at most 253",
 	} {
