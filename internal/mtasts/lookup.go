@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 
+	"github.com/moatmail/moat/internal/dnsname"
 	"github.com/moatmail/moat/internal/txtrecord"
 )
 
@@ -61,8 +62,8 @@ func (e *LookupError) Unwrap() error { return e.Err }
 // (invalid: no id), and "v=STSv10; id=a" is discarded as another version.
 func LookupRecord(ctx context.Context, r TXTResolver, domain string) (*Record, string, error) {
 	name := RecordName(domain)
-	if d := strings.TrimSuffix(domain, "."); !validHostname(d) {
-		return nil, "", &LookupError{Name: name, Err: fmt.Errorf("%w: %q is not a host name", ErrInvalidDomain, domain)}
+	if err := dnsname.Check(strings.TrimSuffix(domain, "."), dnsname.Host); err != nil {
+		return nil, "", &LookupError{Name: name, Err: fmt.Errorf("%w: %w", ErrInvalidDomain, err)}
 	}
 	res := txtrecord.Lookup(ctx, r, name, isSTSv1Record)
 	switch res.Outcome {
