@@ -44,8 +44,13 @@ func Lookup(ctx context.Context, r TXTResolver, selector, domain string) (*Found
 	}
 	selector = strings.ToLower(strings.TrimSuffix(selector, "."))
 	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
-	if !validName(selector) || !validName(domain) {
-		return nil, fmt.Errorf("%w: selector %q, domain %q", ErrBadName, selector, domain)
+	// Selectors and domains are owner names (dnsname.Owner): underscores
+	// are allowed, as in DKIM selectors.
+	if err := dnsname.Check(selector, dnsname.Owner); err != nil {
+		return nil, fmt.Errorf("%w: selector: %w", ErrBadName, err)
+	}
+	if err := dnsname.Check(domain, dnsname.Owner); err != nil {
+		return nil, fmt.Errorf("%w: domain: %w", ErrBadName, err)
 	}
 	names := []string{selector + "._bimi." + domain}
 	if org := dnsname.OrgDomain(domain); org != domain {
@@ -116,25 +121,4 @@ func startsBIMI1(txt string) bool {
 func looksLikeBIMI(txt string) bool {
 	s := strings.ToLower(strings.TrimLeft(txt, " \t"))
 	return strings.HasPrefix(s, "v=bimi") || strings.Contains(s, "l=https:")
-}
-
-// validName reports whether s is a plausible domain name or selector:
-// non-empty dot-separated labels of letters, digits, "-" and "_", each at
-// most 63 bytes, 253 in all.
-func validName(s string) bool {
-	if s == "" || len(s) > 253 {
-		return false
-	}
-	for _, label := range strings.Split(s, ".") {
-		if label == "" || len(label) > 63 {
-			return false
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return false
-			}
-		}
-	}
-	return true
 }

@@ -23,8 +23,13 @@ type TXTResolver interface {
 func Lookup(ctx context.Context, r TXTResolver, selector, domain string) (txt string, err error) {
 	selector = strings.TrimSuffix(strings.ToLower(selector), ".")
 	domain = strings.TrimSuffix(strings.ToLower(domain), ".")
-	if selector == "" || domain == "" || strings.Contains(selector, "..") || strings.HasPrefix(selector, ".") {
-		return "", fmt.Errorf("%w: invalid selector %q or domain %q", ErrLookup, selector, domain)
+	// RFC 6376 §3.1: a selector is one or more labels; both are owner
+	// names (dnsname.Owner, underscores allowed).
+	if err := dnsname.Check(selector, dnsname.Owner); err != nil {
+		return "", fmt.Errorf("%w: selector: %w", ErrLookup, err)
+	}
+	if err := dnsname.Check(domain, dnsname.Owner); err != nil {
+		return "", fmt.Errorf("%w: domain: %w", ErrLookup, err)
 	}
 	name := selector + "._domainkey." + domain
 	txts, err := r.LookupTXT(ctx, name)

@@ -524,20 +524,16 @@ func (w *walker) mxDone(s *Step, a *answer) {
 }
 
 // checkName validates a target name (RFC 7208 §4.3: labels of 1 to 63
-// octets, at most 253 in all, more than one label).
+// octets, at most 253 in all, more than one label). After macro expansion
+// any octet may appear in a label, so only the lengths are checked
+// (dnsname.CheckLength).
 func checkName(name string) error {
 	n := strings.TrimSuffix(name, ".")
-	if n == "" || len(n) > 253 {
-		return fmt.Errorf("%w: %q is empty or longer than 253 octets", ErrBadTarget, name)
+	if err := dnsname.CheckLength(n); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadTarget, err)
 	}
-	labels := strings.Split(n, ".")
-	if len(labels) < 2 {
+	if !strings.Contains(n, ".") {
 		return fmt.Errorf("%w: %q is a single label", ErrBadTarget, name)
-	}
-	for _, l := range labels {
-		if l == "" || len(l) > 63 {
-			return fmt.Errorf("%w: %q has an empty label or one longer than 63 octets", ErrBadTarget, name)
-		}
 	}
 	return nil
 }
