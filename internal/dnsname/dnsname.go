@@ -38,7 +38,8 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return ErrInvalid }
 
 // Level is a set of rules a name must follow beyond the length and A-label
-// rules every name follows.
+// rules every name follows. The zero Level is not one of them; it is
+// treated as LDH.
 type Level int
 
 const (

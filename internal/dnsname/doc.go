@@ -26,6 +26,8 @@
 // and then the rules of the level: [LDH], [Host], [Owner] or [Domain].
 // Failures are an *[Error] naming the input and the reason, wrapping
 // [ErrInvalid]; the same input gives the same message from every caller.
+// [CheckLength] applies only the length rules, for names whose labels may
+// hold any octet (SPF targets after macro expansion).
 //
 // [OrgDomain] finds the organizational domain with the Public Suffix List
 // (RFC 7489 §3.2), and [IsNotFound] is the one predicate for "no such name
