@@ -19,6 +19,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/moatmail/moat/internal/check"
+	"github.com/moatmail/moat/internal/dnsname"
 	"github.com/moatmail/moat/internal/hosting"
 	"github.com/moatmail/moat/internal/store"
 )
@@ -63,7 +64,7 @@ domain's grade is below --fail-under, 1 when a check could not run.`,
 			}
 			domains := make([]string, len(args))
 			for i, a := range args {
-				d, err := check.NormalizeDomain(a)
+				d, err := dnsname.Parse(a, dnsname.Domain)
 				if err != nil {
 					return err
 				}

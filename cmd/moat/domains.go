@@ -297,7 +297,7 @@ remove.`,
 				return err
 			}
 			defer s.close()
-			name, err := hosting.DomainName(args[0])
+			name, err := hosting.LookupName(args[0])
 			if err != nil {
 				return err
 			}

@@ -58,7 +58,7 @@ func optionalDomain(args []string) (string, error) {
 	if len(args) == 0 {
 		return "", nil
 	}
-	return hosting.DomainName(args[0])
+	return hosting.LookupName(args[0])
 }
 
 func newTLSRPTSummaryCmd(g *globals) *cobra.Command {

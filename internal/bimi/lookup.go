@@ -4,16 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 
-	"golang.org/x/net/publicsuffix"
+	"github.com/moatmail/moat/internal/dnsname"
 )
 
 // TXTResolver looks up TXT records; *net.Resolver implements it. It must
 // be safe for concurrent use. A name that does not exist (NXDOMAIN or no
-// TXT record) is reported as a *net.DNSError with IsNotFound set, as
-// *net.Resolver does.
+// TXT record) is reported as an error for which dnsname.IsNotFound is
+// true, as *net.Resolver does.
 type TXTResolver interface {
 	LookupTXT(ctx context.Context, name string) ([]string, error)
 }
@@ -45,11 +44,16 @@ func Lookup(ctx context.Context, r TXTResolver, selector, domain string) (*Found
 	}
 	selector = strings.ToLower(strings.TrimSuffix(selector, "."))
 	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
-	if !validName(selector) || !validName(domain) {
-		return nil, fmt.Errorf("%w: selector %q, domain %q", ErrBadName, selector, domain)
+	// Selectors and domains are owner names (dnsname.Owner): underscores
+	// are allowed, as in DKIM selectors.
+	if err := dnsname.Check(selector, dnsname.Owner); err != nil {
+		return nil, fmt.Errorf("%w: selector: %w", ErrBadName, err)
+	}
+	if err := dnsname.Check(domain, dnsname.Owner); err != nil {
+		return nil, fmt.Errorf("%w: domain: %w", ErrBadName, err)
 	}
 	names := []string{selector + "._bimi." + domain}
-	if org, err := publicsuffix.EffectiveTLDPlusOne(domain); err == nil && org != domain {
+	if org := dnsname.OrgDomain(domain); org != domain {
 		// §7.2 step 5: fall back to the organizational domain.
 		names = append(names, selector+"._bimi."+org)
 	}
@@ -57,8 +61,7 @@ func Lookup(ctx context.Context, r TXTResolver, selector, domain string) (*Found
 	for i, name := range names {
 		txts, err := r.LookupTXT(ctx, name)
 		if err != nil {
-			var de *net.DNSError
-			if !errors.As(err, &de) || !de.IsNotFound {
+			if !dnsname.IsNotFound(err) {
 				return nil, fmt.Errorf("%w: %s: %w", ErrLookup, name, err)
 			}
 		}
@@ -118,25 +121,4 @@ func startsBIMI1(txt string) bool {
 func looksLikeBIMI(txt string) bool {
 	s := strings.ToLower(strings.TrimLeft(txt, " \t"))
 	return strings.HasPrefix(s, "v=bimi") || strings.Contains(s, "l=https:")
-}
-
-// validName reports whether s is a plausible domain name or selector:
-// non-empty dot-separated labels of letters, digits, "-" and "_", each at
-// most 63 bytes, 253 in all.
-func validName(s string) bool {
-	if s == "" || len(s) > 253 {
-		return false
-	}
-	for _, label := range strings.Split(s, ".") {
-		if label == "" || len(label) > 63 {
-			return false
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return false
-			}
-		}
-	}
-	return true
 }

@@ -2,10 +2,11 @@ package bimi
 
 import (
 	"fmt"
-	"net/netip"
 	"net/url"
 	"path"
 	"strings"
+
+	"github.com/moatmail/moat/internal/dnsname"
 )
 
 // maxRecord bounds the record length parsed; no TXT record is longer
@@ -170,11 +171,10 @@ func checkURI(tag, v string) error {
 	if host == "" {
 		return fail("the URI has no host (draft §4.2: MUST contain an FQDN)")
 	}
-	if _, err := netip.ParseAddr(host); err == nil {
-		return fail("the host is an IP address; draft §4.2 requires a fully qualified domain name")
-	}
-	if !strings.Contains(strings.TrimSuffix(host, "."), ".") {
-		return fail(fmt.Sprintf("host %q is not a fully qualified domain name (draft §4.2)", host))
+	// §4.2: the URI MUST contain a fully qualified domain name (a host
+	// name, dnsname.Host: not an IP address, not a single label).
+	if _, err := dnsname.Parse(host, dnsname.Host); err != nil {
+		return fail(fmt.Sprintf("%v (draft §4.2 requires a fully qualified domain name)", err))
 	}
 	if tag == "l" {
 		// §4.2.2: an l= URI ending with another image format suffix is a

@@ -7,20 +7,20 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"strings"
 	"sync"
 	"time"
 
-	"golang.org/x/net/idna"
-
 	"github.com/moatmail/moat/internal/bimi"
+	"github.com/moatmail/moat/internal/dnsname"
 )
 
 // Sentinel errors of Check. DNS answers such as "no record" are findings,
 // never errors.
 var (
-	// ErrInvalidDomain: the argument is not a domain name.
-	ErrInvalidDomain = errors.New("check: invalid domain")
+	// ErrInvalidDomain: the argument is not a mail domain
+	// (dnsname.Domain). It is dnsname.ErrInvalid: the error is a
+	// *dnsname.Error, worded as every other command words it.
+	ErrInvalidDomain = dnsname.ErrInvalid
 	// ErrDNSUnavailable: every basic lookup (MX, SPF, DMARC) failed with
 	// something other than "no such record": the resolver is unreachable
 	// or the domain's DNS is down, so no report would mean anything.
@@ -124,56 +124,14 @@ func New(opts Options) *Checker {
 	return &Checker{opts: opts, rules: rules}
 }
 
-// NormalizeDomain returns domain as a lower-case A-label without a
-// trailing dot, or an error wrapping ErrInvalidDomain.
-func NormalizeDomain(domain string) (string, error) {
-	d := strings.TrimSuffix(strings.TrimSpace(domain), ".")
-	a, err := idna.Lookup.ToASCII(d)
-	if err != nil {
-		return "", fmt.Errorf("%w: %q: %w", ErrInvalidDomain, domain, err)
-	}
-	a = strings.ToLower(a)
-	if a == "" || len(a) > 253 || !strings.Contains(a, ".") {
-		return "", fmt.Errorf("%w: %q is not a fully qualified domain name", ErrInvalidDomain, domain)
-	}
-	if _, err := netip.ParseAddr(a); err == nil {
-		return "", fmt.Errorf("%w: %q is an IP address, not a domain", ErrInvalidDomain, domain)
-	}
-	for _, label := range strings.Split(a, ".") {
-		if reason := labelReason(label); reason != "" {
-			return "", fmt.Errorf("%w: %q: label %q %s", ErrInvalidDomain, domain, label, reason)
-		}
-	}
-	return a, nil
-}
-
-// labelReason says why label is not a host name label (RFC 1123 §2.1:
-// letters, digits and hyphens, 1 to 63 of them, no hyphen at either end),
-// or "".
-func labelReason(label string) string {
-	switch {
-	case label == "":
-		return "is empty"
-	case len(label) > 63:
-		return fmt.Sprintf("is %d characters long; at most 63 are allowed", len(label))
-	case label[0] == '-' || label[len(label)-1] == '-':
-		return "begins or ends with a hyphen"
-	}
-	for i := 0; i < len(label); i++ {
-		c := label[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return fmt.Sprintf("contains %q", c)
-		}
-	}
-	return ""
-}
-
-// Check checks domain and returns its report. The error is
-// ErrInvalidDomain, ErrDNSUnavailable, or the context's error when ctx
-// ends before the check; a check that runs out of Options.Timeout still
-// returns a report, whose unfinished checks say they timed out.
+// Check checks domain and returns its report. domain is normalized by
+// dnsname.Parse at the dnsname.Domain level (U-labels, case, a trailing
+// dot). The error is ErrInvalidDomain, ErrDNSUnavailable, or the context's
+// error when ctx ends before the check; a check that runs out of
+// Options.Timeout still returns a report, whose unfinished checks say they
+// timed out.
 func (c *Checker) Check(ctx context.Context, domain string) (*Report, error) {
-	name, err := NormalizeDomain(domain)
+	name, err := dnsname.Parse(domain, dnsname.Domain)
 	if err != nil {
 		return nil, err
 	}

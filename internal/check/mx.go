@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/moatmail/moat/internal/dnsname"
 	"github.com/moatmail/moat/internal/smtpprobe"
 )
 
@@ -53,7 +54,7 @@ func (r *run) gatherMX(ctx context.Context) {
 	done := r.timed("mx", "")
 	mxs, err := r.res.LookupMX(ctx, r.domain)
 	done()
-	if err != nil && !notFound(err) {
+	if err != nil && !dnsname.IsNotFound(err) {
 		r.mx.err = err
 		return
 	}

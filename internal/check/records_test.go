@@ -245,14 +245,14 @@ func TestResolverUnreachable(t *testing.T) {
 
 func TestInvalidDomain(t *testing.T) {
 	c := check.New(check.Options{Resolver: &memResolver{}})
-	for _, d := range []string{"", "localhost", "192.0.2.1", "a..b", strings.Repeat("a", 64) + ".test"} {
+	for _, d := range []string{"", "localhost", "192.0.2.1", "a..b", strings.Repeat("a", 64) + ".test", "a_b.example", "co.uk", "xn--zz.example"} {
 		if _, err := c.Check(t.Context(), d); !errors.Is(err, check.ErrInvalidDomain) {
 			t.Errorf("Check(%q) error %v, want ErrInvalidDomain", d, err)
 		}
 	}
-	got, err := check.NormalizeDomain("Bücher.Example.")
-	if err != nil || got != "xn--bcher-kva.example" {
-		t.Errorf("NormalizeDomain = %q, %v", got, err)
+	rep, err := c.Check(t.Context(), "Bücher.Example.")
+	if err != nil || rep.Domain != "xn--bcher-kva.example" {
+		t.Errorf("Check(Bücher.Example.) = %v, %v; want the report of xn--bcher-kva.example", rep, err)
 	}
 }
 

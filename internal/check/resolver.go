@@ -2,7 +2,6 @@ package check
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/netip"
 	"strings"
@@ -12,9 +11,9 @@ import (
 
 // Resolver is the DNS client the checker uses. *net.Resolver satisfies it.
 // It must be safe for concurrent use. A name that does not exist or has no
-// records of the type asked must give a *net.DNSError with IsNotFound set
-// (an empty answer with a nil error is taken the same way); any other
-// error means the lookup failed.
+// records of the type asked must give an error for which
+// dnsname.IsNotFound is true (an empty answer with a nil error is taken
+// the same way); any other error means the lookup failed.
 type Resolver interface {
 	LookupTXT(ctx context.Context, name string) ([]string, error)
 	LookupMX(ctx context.Context, name string) ([]*net.MX, error)
@@ -143,11 +142,4 @@ func (c *cachingResolver) stats() (queries, hits int, spent time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.queries, c.hits, c.spent
-}
-
-// notFound reports whether err says the name has no records of the type
-// asked (NXDOMAIN or NODATA).
-func notFound(err error) bool {
-	var de *net.DNSError
-	return errors.As(err, &de) && de.IsNotFound
 }

@@ -23,7 +23,8 @@ import (
 
 	env "github.com/caarlos0/env/v11"
 	yaml "go.yaml.in/yaml/v3"
-	"golang.org/x/net/idna"
+
+	"github.com/moatmail/moat/internal/dnsname"
 )
 
 // ErrInvalid is wrapped by every validation error. The message names the
@@ -352,6 +353,16 @@ func (e *FieldError) Error() string {
 // Unwrap makes errors.Is(err, ErrInvalid) true.
 func (e *FieldError) Unwrap() error { return ErrInvalid }
 
+// invalidName reports a name refused by dnsname: the setting, the value
+// and dnsname's reason.
+func invalidName(field string, err error) error {
+	var de *dnsname.Error
+	if errors.As(err, &de) {
+		return &FieldError{Field: field, Value: de.Input, Reason: de.Reason}
+	}
+	return &FieldError{Field: field, Reason: err.Error()}
+}
+
 // Validate checks every field and returns the first problem, naming the
 // field and the value.
 func (c *Config) Validate() error {
@@ -372,13 +383,13 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.Zone != "" {
-		if err := CheckHostname(c.Zone); err != nil {
-			return invalid("zone", c.Zone, "%v", err)
+		if err := dnsname.Check(c.Zone, dnsname.Host); err != nil {
+			return invalidName("zone", err)
 		}
 	}
 	if c.PolicyHost != "" {
-		if err := CheckHostname(c.PolicyHost); err != nil {
-			return invalid("policy_host", c.PolicyHost, "%v", err)
+		if err := dnsname.Check(c.PolicyHost, dnsname.Host); err != nil {
+			return invalidName("policy_host", err)
 		}
 	}
 	for _, l := range []struct{ field, addr string }{
@@ -394,8 +405,8 @@ func (c *Config) Validate() error {
 		}
 	}
 	for _, ns := range c.DNS.Nameservers {
-		if err := CheckHostname(ns); err != nil {
-			return invalid("dns.nameservers", ns, "%v", err)
+		if err := dnsname.Check(ns, dnsname.Host); err != nil {
+			return invalidName("dns.nameservers", err)
 		}
 	}
 	if c.DNS.Hostmaster != "" && !strings.Contains(c.DNS.Hostmaster, "@") {
@@ -403,6 +414,9 @@ func (c *Config) Validate() error {
 	}
 	for name, addrs := range c.DNS.Hosts {
 		n := normalizeName(name)
+		if err := dnsname.Check(n, dnsname.Owner); err != nil {
+			return invalidName("dns.hosts", err)
+		}
 		if c.Zone == "" || (n != c.Zone && !strings.HasSuffix(n, "."+c.Zone)) {
 			return invalid("dns.hosts", name, "name is outside the zone %q", c.Zone)
 		}
@@ -443,12 +457,12 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.Intake.Host != "" {
-		if err := CheckHostname(c.Intake.Host); err != nil {
-			return invalid("intake.host", c.Intake.Host, "%v", err)
+		if err := dnsname.Check(c.Intake.Host, dnsname.Host); err != nil {
+			return invalidName("intake.host", err)
 		}
 	}
 	for _, a := range c.Intake.Addresses {
-		if at := strings.LastIndexByte(a, '@'); at <= 0 || CheckHostname(a[at+1:]) != nil {
+		if at := strings.LastIndexByte(a, '@'); at <= 0 || dnsname.Check(a[at+1:], dnsname.Host) != nil {
 			return invalid("intake.addresses", a, "not an email address")
 		}
 	}
@@ -497,40 +511,6 @@ func (c *Config) ValidateServe() error {
 	return nil
 }
 
-// CheckHostname reports whether s is a syntactically valid DNS host name in
-// A-label form (letters, digits, hyphens, labels of 1 to 63 bytes, at most
-// 253 bytes, at least two labels).
-func CheckHostname(s string) error {
-	if s == "" {
-		return errors.New("empty name")
-	}
-	if len(s) > 253 {
-		return fmt.Errorf("name is %d bytes long, the limit is 253", len(s))
-	}
-	labels := strings.Split(s, ".")
-	if len(labels) < 2 {
-		return errors.New("want at least two labels, like example.net")
-	}
-	for _, l := range labels {
-		if l == "" {
-			return errors.New("empty label")
-		}
-		if len(l) > 63 {
-			return fmt.Errorf("label %q is longer than 63 bytes", l)
-		}
-		if l[0] == '-' || l[len(l)-1] == '-' {
-			return fmt.Errorf("label %q starts or ends with a hyphen", l)
-		}
-		for i := 0; i < len(l); i++ {
-			ch := l[i]
-			if !(ch >= 'a' && ch <= 'z' || ch >= '0' && ch <= '9' || ch == '-' || ch == '_' || ch >= 'A' && ch <= 'Z') {
-				return fmt.Errorf("label %q has the character %q", l, ch)
-			}
-		}
-	}
-	return nil
-}
-
 // CheckRUA validates one TLS-RPT report URI (RFC 8460 §3: mailto: or
 // https:).
 func CheckRUA(s string) error {
@@ -555,22 +535,6 @@ func CheckRUA(s string) error {
 		return errors.New("must not contain ',', ';' or white space (they delimit the TXT record)")
 	}
 	return nil
-}
-
-// ToASCII converts a domain name given by a user (maybe a U-label IDN, maybe
-// upper-case, maybe with a trailing dot) to the lower-case A-label form
-// Moat stores.
-func ToASCII(name string) (string, error) {
-	n := strings.TrimSuffix(strings.TrimSpace(name), ".")
-	a, err := idna.Lookup.ToASCII(n)
-	if err != nil {
-		return "", fmt.Errorf("%q is not a valid domain name: %w", name, err)
-	}
-	a = strings.ToLower(a)
-	if err := CheckHostname(a); err != nil {
-		return "", fmt.Errorf("%q is not a valid domain name: %w", name, err)
-	}
-	return a, nil
 }
 
 // DataPath joins the data directory and name.

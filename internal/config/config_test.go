@@ -92,6 +92,10 @@ func TestErrorsNameFieldAndValue(t *testing.T) {
 		{"bad listen", Source{Flags: map[string]string{"zone": "sts.example.net", "dns-listen": "nowhere"}}, []string{"dns.listen", `"nowhere"`}},
 		{"bad port", Source{Flags: map[string]string{"zone": "sts.example.net", "https-listen": ":99999"}}, []string{"https.listen", "99999"}},
 		{"bad zone", Source{Flags: map[string]string{"zone": "bad_zone..net"}}, []string{"zone", "bad_zone..net", "empty label"}},
+		{"underscore zone", Source{Flags: map[string]string{"zone": "sts_x.example.net"}}, []string{"zone", "sts_x.example.net", `label "sts_x" has the character '_'`}},
+		{"U-label zone", Source{Flags: map[string]string{"zone": "sts.bücher.example"}}, []string{"zone", `write it as the A-label "xn--bcher-kva"`}},
+		{"single-label policy host", Source{Flags: map[string]string{"zone": "sts.example.net", "policy-host": "mta-sts"}}, []string{"policy_host", "not a fully qualified host name"}},
+		{"IP intake host", Source{Flags: map[string]string{"zone": "sts.example.net"}, Environ: []string{"MOAT_INTAKE_HOST=192.0.2.1"}}, []string{"intake.host", "IP address"}},
 		{"bad database", Source{Flags: map[string]string{"database": "mysql://x"}}, []string{"database", "mysql://x"}},
 		{"bad acme", Source{Flags: map[string]string{"acme-ca": "http://ca.example/dir"}}, []string{"acme.ca", "http://ca.example/dir"}},
 		{"bad rua", Source{Environ: []string{"MOAT_TLSRPT_RUA=ftp://x"}}, []string{"tlsrpt.rua", "ftp://x", "mailto"}},
@@ -129,24 +133,6 @@ func TestDNSListenNeedsZoneOnlyForServe(t *testing.T) {
 	}
 	if err := c.ValidateServe(); err == nil || !strings.Contains(err.Error(), "zone") {
 		t.Fatalf("ValidateServe without a zone = %v, want an error naming zone", err)
-	}
-}
-
-func TestToASCII(t *testing.T) {
-	for in, want := range map[string]string{
-		"Example.COM.":     "example.com",
-		"bücher.example":   "xn--bcher-kva.example",
-		"XN--BCHER-KVA.de": "xn--bcher-kva.de",
-	} {
-		got, err := ToASCII(in)
-		if err != nil || got != want {
-			t.Errorf("ToASCII(%q) = %q, %v; want %q", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "com", "a..b", "-a.com", "a b.com", strings.Repeat("a", 64) + ".com"} {
-		if got, err := ToASCII(in); err == nil {
-			t.Errorf("ToASCII(%q) = %q, want an error", in, got)
-		}
 	}
 }
 

@@ -27,6 +27,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/moatmail/moat/internal/dnsname"
 )
 
 // File names inside the directory given to LoadOrCreate.
@@ -284,36 +286,18 @@ func (c *CA) issue(name string, now time.Time) (*tls.Certificate, error) {
 	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
 }
 
-// checkName accepts lower-case LDH host names of at most 253 octets with
-// labels of 1 to 63 octets that are not IP addresses.
+// checkName accepts lower-case host names in A-label form (dnsname.LDH:
+// letters, digits and hyphens, any number of labels, so "localhost" too)
+// that are not IP addresses.
 func checkName(name string) error {
 	if name == "" {
 		return fmt.Errorf("%w: empty name (no SNI)", ErrName)
 	}
-	if len(name) > 253 {
-		return fmt.Errorf("%w: %q is longer than 253 octets", ErrName, name)
+	if err := dnsname.Check(name, dnsname.LDH); err != nil {
+		return fmt.Errorf("%w: %w", ErrName, err)
 	}
-	label := 0
-	for i := 0; i < len(name); i++ {
-		ch := name[i]
-		switch {
-		case ch == '.':
-			if label == 0 {
-				return fmt.Errorf("%w: %q has an empty label at offset %d", ErrName, name, i)
-			}
-			label = 0
-			continue
-		case ch >= 'a' && ch <= 'z', ch >= '0' && ch <= '9', ch == '-':
-		default:
-			return fmt.Errorf("%w: %q has character %q at offset %d", ErrName, name, ch, i)
-		}
-		label++
-		if label > 63 {
-			return fmt.Errorf("%w: %q has a label longer than 63 octets", ErrName, name)
-		}
-	}
-	if label == 0 {
-		return fmt.Errorf("%w: %q ends with an empty label", ErrName, name)
+	if strings.ToLower(name) != name {
+		return fmt.Errorf("%w: %q is not lower-case", ErrName, name)
 	}
 	// RFC 6066 §3: literal IP addresses are not permitted in SNI.
 	if net.ParseIP(name) != nil {

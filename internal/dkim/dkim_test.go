@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/moatmail/moat/internal/dnsname"
 	"github.com/moatmail/moat/internal/dnstest"
 )
 
@@ -208,8 +209,14 @@ func TestLookup(t *testing.T) {
 			t.Errorf("%s: got %v", sel, err)
 		}
 	}
-	if _, err := Lookup(ctx, r, "", "example.com"); !errors.Is(err, ErrLookup) {
-		t.Errorf("empty selector: got %v", err)
+	for _, bad := range [][2]string{{"", "example.com"}, {"a b", "example.com"}, {"a..b", "example.com"}, {"s1", "exa mple.com"}, {"s1", ""}} {
+		if _, err := Lookup(ctx, r, bad[0], bad[1]); !errors.Is(err, ErrLookup) || !errors.Is(err, dnsname.ErrInvalid) {
+			t.Errorf("selector %q, domain %q: got %v, want ErrLookup and dnsname.ErrInvalid", bad[0], bad[1], err)
+		}
+	}
+	// Underscores are allowed in selectors (owner names).
+	if _, err := Lookup(ctx, r, "s_1", "example.com"); !errors.Is(err, ErrNoKey) {
+		t.Errorf("s_1: got %v, want ErrNoKey", err)
 	}
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()

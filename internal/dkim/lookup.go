@@ -2,15 +2,15 @@ package dkim
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"strings"
+
+	"github.com/moatmail/moat/internal/dnsname"
 )
 
 // TXTResolver looks up TXT records; *net.Resolver implements it. It must be
-// safe for concurrent use. A name that does not exist is reported as a
-// *net.DNSError with IsNotFound set, as *net.Resolver does.
+// safe for concurrent use. A name that does not exist is reported as an
+// error for which dnsname.IsNotFound is true, as *net.Resolver does.
 type TXTResolver interface {
 	LookupTXT(ctx context.Context, name string) ([]string, error)
 }
@@ -23,14 +23,18 @@ type TXTResolver interface {
 func Lookup(ctx context.Context, r TXTResolver, selector, domain string) (txt string, err error) {
 	selector = strings.TrimSuffix(strings.ToLower(selector), ".")
 	domain = strings.TrimSuffix(strings.ToLower(domain), ".")
-	if selector == "" || domain == "" || strings.Contains(selector, "..") || strings.HasPrefix(selector, ".") {
-		return "", fmt.Errorf("%w: invalid selector %q or domain %q", ErrLookup, selector, domain)
+	// RFC 6376 §3.1: a selector is one or more labels; both are owner
+	// names (dnsname.Owner, underscores allowed).
+	if err := dnsname.Check(selector, dnsname.Owner); err != nil {
+		return "", fmt.Errorf("%w: selector: %w", ErrLookup, err)
+	}
+	if err := dnsname.Check(domain, dnsname.Owner); err != nil {
+		return "", fmt.Errorf("%w: domain: %w", ErrLookup, err)
 	}
 	name := selector + "._domainkey." + domain
 	txts, err := r.LookupTXT(ctx, name)
 	if err != nil {
-		var de *net.DNSError
-		if errors.As(err, &de) && de.IsNotFound {
+		if dnsname.IsNotFound(err) {
 			return "", fmt.Errorf("%w at %s", ErrNoKey, name)
 		}
 		return "", fmt.Errorf("%w: %s: %w", ErrLookup, name, err)

@@ -9,8 +9,8 @@
 //     and leniencies as Warnings. See ParseRecord for the decisions on
 //     missing p, upper case and duplicates.
 //   - RFC 7489 §6.6.3: Lookup queries _dmarc.<domain>, then
-//     _dmarc.<organizational domain> (RFC 7489 §3.2 with the public
-//     suffix list of golang.org/x/net/publicsuffix), with the version
+//     _dmarc.<organizational domain> (RFC 7489 §3.2 with the Public
+//     Suffix List, dnsname.OrgDomain), with the version
 //     test of steps 2 and 4 and the "exactly one record" rule of step 5.
 //     Both names are queried at once to save a round trip.
 //   - DMARCbis "DNS Tree Walk" and "Identifier Alignment Evaluation":

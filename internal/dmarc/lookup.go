@@ -2,13 +2,11 @@ package dmarc
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 
-	"golang.org/x/net/publicsuffix"
+	"github.com/moatmail/moat/internal/dnsname"
 )
 
 // LookupResult is where and what Lookup found. Lookup returns it also
@@ -64,7 +62,7 @@ func Lookup(ctx context.Context, r Resolver, domain string) (*LookupResult, erro
 	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
 	res := &LookupResult{
 		Domain:     domain,
-		OrgDomain:  OrgDomain(domain),
+		OrgDomain:  dnsname.OrgDomain(domain),
 		Seen:       map[string][]string{},
 		NearMisses: map[string][]string{},
 	}
@@ -75,7 +73,7 @@ func Lookup(ctx context.Context, r Resolver, domain string) (*LookupResult, erro
 	answers := queryAll(ctx, r, names)
 	for i, name := range names {
 		a := answers[i]
-		if a.err != nil && !isNotFound(a.err) {
+		if a.err != nil && !dnsname.IsNotFound(a.err) {
 			return res, fmt.Errorf("%w: TXT %s: %w", ErrLookup, name, a.err)
 		}
 		recs := res.sort(name, a.txt)
@@ -117,19 +115,6 @@ func (res *LookupResult) sort(name string, txts []string) []string {
 	return recs
 }
 
-// OrgDomain returns the organizational domain of domain (RFC 7489 §3.2):
-// the public suffix (by the public suffix list, ICANN and private
-// sections) plus one label; domain itself when it is a public suffix or
-// has a single label.
-func OrgDomain(domain string) string {
-	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
-	org, err := publicsuffix.EffectiveTLDPlusOne(domain)
-	if err != nil {
-		return domain
-	}
-	return org
-}
-
 type txtAnswer struct {
 	txt []string
 	err error
@@ -149,10 +134,4 @@ func queryAll(ctx context.Context, r Resolver, names []string) []txtAnswer {
 	}
 	wg.Wait()
 	return out
-}
-
-// isNotFound reports NXDOMAIN or NODATA.
-func isNotFound(err error) bool {
-	var de *net.DNSError
-	return errors.As(err, &de) && de.IsNotFound
 }

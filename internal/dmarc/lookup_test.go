@@ -105,24 +105,6 @@ func TestLookupTempError(t *testing.T) {
 	}
 }
 
-func TestOrgDomain(t *testing.T) {
-	for in, want := range map[string]string{
-		"example.com":           "example.com",
-		"a.b.example.com.":      "example.com",
-		"Mail.Example.Co.UK":    "example.co.uk",
-		"co.uk":                 "co.uk",
-		"com":                   "com",
-		"foo.bar.example":       "bar.example",
-		"user.github.io":        "user.github.io", // private section of the list
-		"x.user.blogspot.com":   "user.blogspot.com",
-		"xn--bcher-kva.example": "xn--bcher-kva.example",
-	} {
-		if got := OrgDomain(in); got != want {
-			t.Errorf("OrgDomain(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestVerifyExternalReporting(t *testing.T) {
 	s := dnstest.Start(t, `
 example.com._report._dmarc.reports.example.net.   TXT "v=DMARC1"

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"golang.org/x/net/idna"
+	"github.com/moatmail/moat/internal/dnsname"
 )
 
 // Authorization is the outcome of an RFC 7489 §7.1 external reporting
@@ -54,20 +54,20 @@ func VerifyExternalReporting(ctx context.Context, r Resolver, domain string, uri
 	}
 	a := &Authorization{}
 	// §7.1: the check applies when the organizational domains differ.
-	if OrgDomain(domain) == OrgDomain(dest) {
+	if dnsname.OrgDomain(domain) == dnsname.OrgDomain(dest) {
 		a.Authorized = true
 		return a, nil
 	}
 	a.Needed = true
 	// §7.1 step 3: the policy domain as an A-label.
-	alabel, err := idna.Lookup.ToASCII(domain)
+	alabel, err := dnsname.Parse(domain, dnsname.Owner)
 	if err != nil {
 		alabel = domain
 	}
 	a.Name = alabel + "._report._dmarc." + dest
 	a.Fix = fmt.Sprintf("%s. TXT \"v=DMARC1\"", a.Name)
 	txts, err := r.LookupTXT(ctx, a.Name+".")
-	if err != nil && !isNotFound(err) {
+	if err != nil && !dnsname.IsNotFound(err) {
 		return a, fmt.Errorf("%w: TXT %s: %w", ErrLookup, a.Name, err)
 	}
 	a.Records = txts

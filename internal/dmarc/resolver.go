@@ -12,8 +12,9 @@ import (
 // for concurrent use: Lookup and TreeWalk query several names at once.
 // Names are passed fully qualified, with a trailing dot.
 //
-// Errors: a *net.DNSError with IsNotFound set means NXDOMAIN or NODATA
-// (no record at the name); any other error is a temporary error.
+// Errors: an error for which dnsname.IsNotFound is true (a *net.DNSError
+// with IsNotFound set) means NXDOMAIN or NODATA (no record at the name);
+// any other error is a temporary error.
 type Resolver interface {
 	LookupTXT(ctx context.Context, name string) ([]string, error)
 	LookupMX(ctx context.Context, name string) ([]*net.MX, error)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+
+	"github.com/moatmail/moat/internal/dnsname"
 )
 
 // maxTreeWalk is the most names a DMARCbis tree walk queries.
@@ -61,7 +63,7 @@ func TreeWalk(ctx context.Context, r Resolver, domain string) (*LookupResult, er
 	var walk []found // records in walk order, up to the stop
 	for i, name := range names {
 		a := answers[i]
-		if a.err != nil && !isNotFound(a.err) {
+		if a.err != nil && !dnsname.IsNotFound(a.err) {
 			return res, fmt.Errorf("%w: TXT %s: %w", ErrLookup, name, a.err)
 		}
 		recs := res.sort(name, a.txt)

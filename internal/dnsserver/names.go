@@ -3,48 +3,38 @@ package dnsserver
 import (
 	"fmt"
 	"strings"
+
+	"github.com/moatmail/moat/internal/dnsname"
 )
 
 // maxNameWire is the longest domain name in wire form (RFC 1035 §3.1).
 const maxNameWire = 255
 
-// parseName validates a presentation-form host name from the configuration
-// ("sts.example.net", a trailing dot allowed) and returns it lower-cased
-// without the trailing dot, with its labels. Labels hold letters, digits,
-// hyphens and underscores, 1 to 63 bytes each (RFC 1035 §2.3.4), and the
-// wire form is at most 255 bytes.
+// parseName validates a presentation-form name from the configuration
+// ("sts.example.net", a trailing dot allowed) with dnsname.Parse at the
+// Owner level (letters, digits, hyphens and underscores; RFC 1035 §2.3.4
+// lengths, so the wire form is at most 255 bytes) and returns it
+// lower-cased without the trailing dot, with its labels.
 func parseName(field, s string) (string, []string, error) {
-	name := strings.ToLower(strings.TrimSuffix(strings.TrimSpace(s), "."))
-	if name == "" {
-		return "", nil, fmt.Errorf("%w: %s: empty name", ErrOptions, field)
+	name, err := dnsname.Parse(s, dnsname.Owner)
+	if err != nil {
+		return "", nil, fmt.Errorf("%w: %s: %w", ErrOptions, field, err)
 	}
-	labels := strings.Split(name, ".")
-	for _, l := range labels {
-		if err := checkLabel(l, false); err != nil {
-			return "", nil, fmt.Errorf("%w: %s %q: %w", ErrOptions, field, s, err)
-		}
-	}
-	if wireLen(labels) > maxNameWire {
-		return "", nil, fmt.Errorf("%w: %s %q: longer than %d bytes in wire form", ErrOptions, field, s, maxNameWire)
-	}
-	return name, labels, nil
+	return name, strings.Split(name, "."), nil
 }
 
-// checkLabel validates one label; mailbox allows the wider character set
-// of an e-mail local part (RFC 1035 §8: the first label of an RNAME).
-func checkLabel(l string, mailbox bool) error {
+// checkLocalPart validates the local part of the hostmaster mailbox, the
+// first label of the SOA RNAME (RFC 1035 §8): not a host name label, any
+// printable ASCII but "@", 1 to 63 bytes (RFC 1035 §2.3.4).
+func checkLocalPart(l string) error {
 	if l == "" {
 		return fmt.Errorf("empty label")
 	}
-	if len(l) > 63 {
-		return fmt.Errorf("label %q is longer than 63 bytes", l)
+	if len(l) > dnsname.MaxLabelLen {
+		return fmt.Errorf("label %q is longer than %d bytes", l, dnsname.MaxLabelLen)
 	}
 	for i := 0; i < len(l); i++ {
-		c := l[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_':
-		case mailbox && c > ' ' && c < 0x7f && c != '@':
-		default:
+		if c := l[i]; c <= ' ' || c >= 0x7f || c == '@' {
 			return fmt.Errorf("label %q has the character %q", l, c)
 		}
 	}
@@ -68,7 +58,7 @@ func parseMailbox(s string) ([]string, error) {
 		_, labels, err := parseName("Hostmaster", s)
 		return labels, err
 	}
-	if err := checkLabel(local, true); err != nil {
+	if err := checkLocalPart(local); err != nil {
 		return nil, fmt.Errorf("%w: Hostmaster %q: local part: %w", ErrOptions, s, err)
 	}
 	_, labels, err := parseName("Hostmaster", domain)

@@ -336,6 +336,8 @@ func TestNewOptions(t *testing.T) {
 		{},
 		{Zone: "bad..zone"},
 		{Zone: "bad zone.net"},
+		{Zone: "-bad.example.net"},
+		{Zone: "xn--zz.example.net"},
 		{Zone: strings.Repeat("a.", 130) + "net"},
 		{Zone: testZone, Nameservers: []string{"ns 1.example"}},
 		{Zone: testZone, Hostmaster: "a@b@c"},

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/moatmail/moat/internal/config"
+	"github.com/moatmail/moat/internal/dnsname"
 	"github.com/moatmail/moat/internal/mtasts"
 	"github.com/moatmail/moat/internal/store"
 )
@@ -29,14 +30,40 @@ type FieldError struct {
 	Field  string // "mode", "mx", "max_age", "rua", "domain"
 	Value  string
 	Reason string
+	// Err is the cause when there is one: a *dnsname.Error for "domain"
+	// and "mx", whose Reason is this Reason.
+	Err error
 }
 
 func (e *FieldError) Error() string {
-	return fmt.Sprintf("invalid %s %q: %s", e.Field, e.Value, e.Reason)
+	field := e.Field
+	if field == "domain" {
+		// The same words as dnsname's errors, so that every entry point
+		// (domains add, check, the API) says the same of the same name.
+		field = "domain name"
+	}
+	return fmt.Sprintf("invalid %s %q: %s", field, e.Value, e.Reason)
 }
 
-// Unwrap makes errors.Is(err, ErrInvalid) true.
-func (e *FieldError) Unwrap() error { return ErrInvalid }
+// Unwrap makes errors.Is(err, ErrInvalid) true, and errors.As reach the
+// cause.
+func (e *FieldError) Unwrap() []error {
+	if e.Err != nil {
+		return []error{ErrInvalid, e.Err}
+	}
+	return []error{ErrInvalid}
+}
+
+// nameError turns a dnsname error about value into a *FieldError of
+// field, keeping dnsname's reason so that every command words it alike.
+func nameError(field, value string, err error) error {
+	fe := &FieldError{Field: field, Value: value, Reason: err.Error(), Err: err}
+	var de *dnsname.Error
+	if errors.As(err, &de) {
+		fe.Reason = de.Reason
+	}
+	return fe
+}
 
 // Defaults for new domains.
 const (
@@ -158,7 +185,7 @@ func (s *Service) Set(ctx context.Context, name string, ch Change) (d *store.Dom
 
 // Remove stops hosting the domain.
 func (s *Service) Remove(ctx context.Context, name string) error {
-	a, err := DomainName(name)
+	a, err := LookupName(name)
 	if err != nil {
 		return err
 	}
@@ -167,7 +194,7 @@ func (s *Service) Remove(ctx context.Context, name string) error {
 
 // Get returns a domain and its policy versions, newest first.
 func (s *Service) Get(ctx context.Context, name string) (*store.Domain, []*store.PolicyVersion, error) {
-	a, err := DomainName(name)
+	a, err := LookupName(name)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -187,12 +214,26 @@ func (s *Service) List(ctx context.Context) ([]*store.Domain, error) {
 	return s.st.Domains(ctx)
 }
 
-// DomainName converts a user-given domain (U-label IDNs, upper case,
-// trailing dot) to the stored A-label form, or returns a *FieldError.
+// DomainName converts a user-given domain to host (U-label IDNs, upper
+// case, a trailing dot) to the stored A-label form, or returns a
+// *FieldError: a hosted domain is a mail domain, dnsname.Domain (a host
+// name that is not a public suffix).
 func DomainName(name string) (string, error) {
-	a, err := config.ToASCII(name)
+	a, err := dnsname.Parse(name, dnsname.Domain)
 	if err != nil {
-		return "", &FieldError{Field: "domain", Value: name, Reason: strings.TrimPrefix(err.Error(), strconv.Quote(name)+" ")}
+		return "", nameError("domain", name, err)
+	}
+	return a, nil
+}
+
+// LookupName converts a user-given name of a domain that may already be
+// hosted (show, remove, report filters) to the stored form. It is more
+// lenient than DomainName (dnsname.Owner), so that a domain added under
+// older, looser rules can still be shown and removed.
+func LookupName(name string) (string, error) {
+	a, err := dnsname.Parse(name, dnsname.Owner)
+	if err != nil {
+		return "", nameError("domain", name, err)
 	}
 	return a, nil
 }
@@ -237,22 +278,14 @@ func normalize(d *store.Domain) error {
 	return nil
 }
 
-// MXPattern validates one MX pattern and returns it as a lower-case
-// A-label ("*.Exämple.com" → "*.xn--exmple-cua.com").
+// MXPattern validates one MX pattern, a host name (dnsname.Host) with an
+// optional "*." prefix, and returns it as a lower-case A-label
+// ("*.Exämple.com" → "*.xn--exmple-cua.com"). The result is valid for
+// mtasts.ValidMXPattern.
 func MXPattern(p string) (string, error) {
-	orig := p
-	p = strings.TrimSpace(p)
-	wild := strings.HasPrefix(p, "*.")
-	host := strings.TrimPrefix(p, "*.")
-	a, err := config.ToASCII(host)
+	a, err := dnsname.ParsePattern(p, dnsname.Host)
 	if err != nil {
-		return "", &FieldError{Field: "mx", Value: orig, Reason: "not a host name or *.suffix pattern"}
-	}
-	if wild {
-		a = "*." + a
-	}
-	if err := mtasts.ValidMXPattern(a); err != nil {
-		return "", &FieldError{Field: "mx", Value: orig, Reason: err.Error()}
+		return "", nameError("mx", p, err)
 	}
 	return a, nil
 }

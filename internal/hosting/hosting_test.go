@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moatmail/moat/internal/dnsname"
 	"github.com/moatmail/moat/internal/mtasts"
 	"github.com/moatmail/moat/internal/snapshot"
 	"github.com/moatmail/moat/internal/store"
@@ -63,6 +64,11 @@ func TestAddValidation(t *testing.T) {
 		{"bad rua", "a.example", Spec{MX: []string{"mx.a.example"}, RUA: []string{"http://r.example/"}}, "rua", "http://r.example/"},
 		{"bad domain", "not a domain", Spec{MX: []string{"mx.a.example"}}, "domain", "not a domain"},
 		{"single label", "localhost", Spec{MX: []string{"mx.a.example"}}, "domain", "localhost"},
+		{"underscore", "a_b.example", Spec{MX: []string{"mx.a.example"}}, "domain", "a_b.example"},
+		{"public suffix", "co.uk", Spec{MX: []string{"mx.a.example"}}, "domain", "co.uk"},
+		{"invalid A-label", "xn--zz.example", Spec{MX: []string{"mx.a.example"}}, "domain", "xn--zz.example"},
+		{"underscore in pattern", "a.example", Spec{MX: []string{"mx.a_b.example"}}, "mx", "mx.a_b.example"},
+		{"wildcard over a TLD", "a.example", Spec{MX: []string{"*.com"}}, "mx", "*.com"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := s.Add(ctx, tc.domain, tc.spec)
@@ -80,6 +86,42 @@ func TestAddValidation(t *testing.T) {
 	}
 	if ds, _ := s.List(ctx); len(ds) != 0 {
 		t.Fatalf("refused writes stored %d domains", len(ds))
+	}
+}
+
+// TestNameErrorsAreDnsname: domain and mx errors carry dnsname's reason
+// and error.
+func TestNameErrorsAreDnsname(t *testing.T) {
+	s, _, _ := newService(t)
+	_, err := s.Add(context.Background(), "a_b.example", Spec{MX: []string{"mx.a.example"}})
+	var de *dnsname.Error
+	if !errors.As(err, &de) || !errors.Is(err, dnsname.ErrInvalid) {
+		t.Fatalf("Add = %v, want a *dnsname.Error inside", err)
+	}
+	const want = `invalid domain "a_b.example": label "a_b" has the character '_' (host names are letters, digits and hyphens, RFC 1123 §2.1)`
+	if err.Error() != want || !strings.HasSuffix(de.Error(), de.Reason) || !strings.HasSuffix(want, de.Reason) {
+		t.Errorf("Add = %q, want %q", err, want)
+	}
+}
+
+// TestLegacyNames: a domain stored under older rules (an underscore) can
+// be shown and removed, not changed.
+func TestLegacyNames(t *testing.T) {
+	ctx := context.Background()
+	s, st, _ := newService(t)
+	d := &store.Domain{Name: "a_b.example", Mode: "none", MaxAge: 100}
+	if err := st.CreateDomain(ctx, d, &store.PolicyVersion{PolicyID: "id1", Version: 1, Mode: "none", MaxAge: 100}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Get(ctx, "A_B.example."); err != nil {
+		t.Errorf("Get = %v", err)
+	}
+	mode := "testing"
+	if _, _, err := s.Set(ctx, "a_b.example", Change{Mode: &mode}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("Set = %v, want ErrInvalid", err)
+	}
+	if err := s.Remove(ctx, "a_b.example"); err != nil {
+		t.Errorf("Remove = %v", err)
 	}
 }
 

@@ -27,7 +27,7 @@
 //     fields except "mx", keeps unknown fields as extensions, and requires
 //     version "STSv1", a mode, max_age (1 to 10 digits, at most 31557600)
 //     and, unless mode is "none", at least one mx of the form ["*."] Domain
-//     (A-labels, no trailing dot). [Policy.Format] writes the canonical CRLF
+//     (dnsname.LDH: A-labels, no trailing dot, the DNS length limits). [Policy.Format] writes the canonical CRLF
 //     form (version, mode, mx..., max_age, extensions) and
 //     [Policy.Validate] checks a policy built from user input, reporting
 //     every bad field. [PolicyHost], [PolicyURL] and [RecordName] build the

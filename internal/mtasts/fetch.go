@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/moatmail/moat/internal/dnsname"
 )
 
 // WellKnownPath is the path of the policy on the Policy Host (RFC 8461 §3.2).
@@ -192,8 +194,12 @@ func (f *Fetcher) Fetch(ctx context.Context, domain string) (*FetchResult, error
 		}
 		return nil, fe
 	}
-	if !validHostname(PolicyHost(domain)) || domain == "" {
-		return fail(&FetchError{Err: fmt.Errorf("%w: %q is not a host name", ErrInvalidDomain, domain)})
+	if err := dnsname.Check(domain, dnsname.Host); err != nil {
+		return fail(&FetchError{Err: fmt.Errorf("%w: %w", ErrInvalidDomain, err)})
+	}
+	if err := dnsname.Check(PolicyHost(domain), dnsname.Host); err != nil {
+		// The Policy Host adds "mta-sts." and may pass the length limit.
+		return fail(&FetchError{Err: fmt.Errorf("%w: %w", ErrInvalidDomain, err)})
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 
+	"github.com/moatmail/moat/internal/dnsname"
 	"github.com/moatmail/moat/internal/txtrecord"
 )
 
@@ -13,7 +14,8 @@ import (
 // contract is that of net.Resolver.LookupTXT: the strings of one record are
 // concatenated (RFC 8461 §3.1: "as if those strings are concatenated
 // without adding spaces"), CNAMEs are followed, and a name that does not
-// exist or has no TXT data gives a *net.DNSError with IsNotFound set.
+// exist or has no TXT data gives an error for which dnsname.IsNotFound
+// is true.
 // Implementations must be safe for concurrent use.
 type TXTResolver interface {
 	LookupTXT(ctx context.Context, name string) ([]string, error)
@@ -60,8 +62,8 @@ func (e *LookupError) Unwrap() error { return e.Err }
 // (invalid: no id), and "v=STSv10; id=a" is discarded as another version.
 func LookupRecord(ctx context.Context, r TXTResolver, domain string) (*Record, string, error) {
 	name := RecordName(domain)
-	if d := strings.TrimSuffix(domain, "."); !validHostname(d) {
-		return nil, "", &LookupError{Name: name, Err: fmt.Errorf("%w: %q is not a host name", ErrInvalidDomain, domain)}
+	if err := dnsname.Check(strings.TrimSuffix(domain, "."), dnsname.Host); err != nil {
+		return nil, "", &LookupError{Name: name, Err: fmt.Errorf("%w: %w", ErrInvalidDomain, err)}
 	}
 	res := txtrecord.Lookup(ctx, r, name, isSTSv1Record)
 	switch res.Outcome {

@@ -76,7 +76,9 @@ func TestLookupRecord(t *testing.T) {
 		"nxdomain.test":         {err: mtasts.ErrNoRecord},
 		"servfail.test":         {err: mtasts.ErrRecordLookup},
 		"bad..test":             {err: mtasts.ErrInvalidDomain},
-		"under_score.test":      {err: mtasts.ErrInvalidDomain},
+		"under_score.test":      {err: mtasts.ErrInvalidDomain, reason: `label "under_score" has the character '_'`},
+		"192.0.2.1":             {err: mtasts.ErrInvalidDomain, reason: "is an IP address"},
+		"localhost":             {err: mtasts.ErrInvalidDomain, reason: "not a fully qualified host name"},
 	}
 	for _, tcp := range []bool{false, true} {
 		r := newResolver(addr, tcp)

@@ -1,9 +1,11 @@
 package mtasts
 
 import (
+	"errors"
 	"strconv"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/moatmail/moat/internal/dnsname"
 )
 
 // MatchMX reports whether the MX host name host matches the policy mx
@@ -34,19 +36,22 @@ func MatchMX(pattern, host string) bool {
 // ValidMXPattern checks an mx pattern that a policy author wants to publish.
 // It is stricter than what ParsePolicy accepts from others (the RFC 8461
 // §3.2 ABNF, ["*."] Domain), because a pattern that can never match a real
-// MX host is a mistake worth reporting:
+// MX host is a mistake worth reporting. The rules are those of
+// dnsname.CheckPattern at the dnsname.Host level:
 //
 //   - The pattern is a host name, or "*." followed by a host name (§3.2);
 //     the wildcard is only allowed as the complete left-most label.
 //   - Labels are 1 to 63 letters, digits and hyphens, not beginning or ending
-//     with a hyphen (RFC 5321 Domain); the name is at most 253 characters.
+//     with a hyphen (RFC 5321 Domain, RFC 1123 §2.1); the name is at most
+//     253 characters (RFC 1035 §2.3.4); a label beginning with "xn--" is a
+//     valid A-label.
 //   - The name has at least two labels after any wildcard: "localhost" is
 //     not an MX host and "*.com" would accept any host in a top-level
 //     domain (see also §10.4 on weak policy constraints).
 //   - IP addresses are rejected: an MX record names a host, and a name whose
-//     last label is all digits is not a host name (RFC 1123 §2.1).
+//     last label is all digits is not a host name (RFC 3696 §2).
 //   - A trailing dot is rejected: the ABNF does not allow it. Callers that
-//     accept user input may trim one first.
+//     accept user input use dnsname.ParsePattern first.
 //   - U-labels are rejected: §3.2 requires the Punycode A-label.
 //
 // The error is a *PolicyError with Key "mx" wrapping ErrPolicyMX.
@@ -58,93 +63,23 @@ func ValidMXPattern(pattern string) error {
 }
 
 // mxPatternReason returns why pattern is not a valid mx pattern, or "".
-// With strict false it applies only the ABNF of RFC 8461 §3.2:
-// sts-policy-mx-value = ["*."] Domain.
+// With strict false it applies only the ABNF of RFC 8461 §3.2,
+// sts-policy-mx-value = ["*."] Domain (dnsname.LDH: letters, digits and
+// hyphens, any number of labels, within the DNS length limits).
 func mxPatternReason(pattern string, strict bool) string {
-	if pattern == "" {
-		return "empty mx pattern"
+	level := dnsname.LDH
+	if strict {
+		level = dnsname.Host
 	}
-	if strings.HasPrefix(pattern, "[") {
-		return "address literals are not allowed; mx must name a host"
-	}
-	base, wild := strings.CutPrefix(pattern, "*.")
-	if strings.Contains(base, "*") {
-		return `"*" is only allowed as the complete left-most label, as in "*.example.com"`
-	}
-	if base == "" {
-		return "nothing follows the wildcard"
-	}
-	if strings.HasSuffix(base, ".") {
-		return "must not end with a dot"
-	}
-	if reason := domainReason(base); reason != "" {
-		return reason
-	}
-	if !strict {
+	err := dnsname.CheckPattern(pattern, level)
+	if err == nil {
 		return ""
 	}
-	if len(base) > 253 {
-		return "name is " + strconv.Itoa(len(base)) + " characters long; at most 253 are allowed"
+	var de *dnsname.Error
+	if errors.As(err, &de) {
+		return de.Reason
 	}
-	labels := strings.Split(base, ".")
-	for _, l := range labels {
-		if len(l) > 63 {
-			return "label " + quote(l) + " is " + strconv.Itoa(len(l)) + " characters long; at most 63 are allowed"
-		}
-	}
-	if allDigits(labels[len(labels)-1]) {
-		return "looks like an IP address; mx must be a host name"
-	}
-	if len(labels) < 2 {
-		if wild {
-			return "wildcard over a whole top-level domain; name at least two labels after \"*.\""
-		}
-		return "not a fully qualified host name; name at least two labels"
-	}
-	return ""
-}
-
-// domainReason checks RFC 5321 §4.1.2 Domain = sub-domain *("." sub-domain),
-// sub-domain = Let-dig [Ldh-str]. It returns a reason or "".
-func domainReason(d string) string {
-	if d == "" {
-		return "empty name"
-	}
-	for _, l := range strings.Split(d, ".") {
-		if l == "" {
-			return "empty label (leading, trailing or doubled dot)"
-		}
-		for i := 0; i < len(l); i++ {
-			c := l[i]
-			switch {
-			case isAlnum(c):
-			case c == '-':
-				if i == 0 || i == len(l)-1 {
-					return "label " + quote(l) + " begins or ends with a hyphen"
-				}
-			case c >= utf8.RuneSelf:
-				return "label " + quote(l) + " is not ASCII; use the Punycode A-label (xn--...)"
-			default:
-				return "label " + quote(l) + " contains " + describeByte(c) + "; only letters, digits and hyphens are allowed"
-			}
-		}
-	}
-	return ""
-}
-
-// validHostname reports whether name, without a trailing dot, is a
-// syntactically valid host name of at most 253 characters with labels of
-// at most 63.
-func validHostname(name string) bool {
-	if len(name) > 253 || domainReason(name) != "" {
-		return false
-	}
-	for _, l := range strings.Split(name, ".") {
-		if len(l) > 63 {
-			return false
-		}
-	}
-	return true
+	return err.Error()
 }
 
 func asciiEqualFold(a, b string) bool {

@@ -68,7 +68,7 @@ func TestValidMXPattern(t *testing.T) {
 		"localhost":                              "fully qualified",
 		"192.0.2.1":                              "IP address",
 		"[192.0.2.1]":                            "address literal",
-		"2001:db8::1":                            `":"`,
+		"2001:db8::1":                            "IP address",
 		"mail..example.com":                      "empty label",
 		".example.com":                           "empty label",
 		"*.":                                     "nothing follows",
@@ -78,15 +78,15 @@ func TestValidMXPattern(t *testing.T) {
 		"*example.com":                           `"*"`,
 		"-mx.example.com":                        "hyphen",
 		"mx-.example.com":                        "hyphen",
-		"mail_1.example.com":                     `"_"`,
+		"mail_1.example.com":                     `'_'`,
 		"mx.bücher.de":                           "A-label",
-		"mail.example.com:25":                    `":"`,
+		"mail.example.com:25":                    `':'`,
 		"mail example.com":                       "space",
-		"a.example.com,b.c.com":                  `","`,
+		"a.example.com,b.c.com":                  `','`,
 		strings.Repeat("a", 64) + ".example.com": "64 characters",
 		strings.Repeat("abcdefghi.", 25) + "example.com": "at most 253",
 		"mail.example.123": "IP address",
-		"https://mta-sts.example.com/.well-known/mta-sts.txt": `":"`,
+		"https://mta-sts.example.com/.well-known/mta-sts.txt": `':'`,
 	} {
 		err := mtasts.ValidMXPattern(p)
 		var pe *mtasts.PolicyError
@@ -114,6 +114,31 @@ func TestValidPatternsParseAndMatch(t *testing.T) {
 		host := strings.Replace(p, "*", "mx7", 1)
 		if !pol.Match(host) {
 			t.Errorf("pattern %q does not match %q", p, host)
+		}
+	}
+}
+
+// ParsePolicy applies only the ABNF (dnsname.LDH) to others' patterns:
+// what ValidMXPattern refuses as a poor choice still parses, what cannot
+// be a DNS name does not.
+func TestParsePolicyMXTolerance(t *testing.T) {
+	parse := func(p string) error {
+		_, err := mtasts.ParsePolicy([]byte("version: STSv1\nmode: enforce\nmax_age: 1\nmx: " + p + "\n"))
+		return err
+	}
+	for _, p := range []string{"localhost", "*.com", "192.0.2.1", "MX.Example.COM", "mx.xn--bcher-kva.de"} {
+		if err := parse(p); err != nil {
+			t.Errorf("ParsePolicy(mx: %s) = %v, want it parsed", p, err)
+		}
+	}
+	for p, reason := range map[string]string{
+		"mx.xn--zz.example":                      "not a valid A-label",
+		strings.Repeat("a", 64) + ".example.com": "at most 63",
+		"mx.example.com.":                        "must not end with a dot",
+		"mail_1.example.com":                     `'_'`,
+	} {
+		if err := parse(p); !errors.Is(err, mtasts.ErrPolicyMX) || !strings.Contains(err.Error(), reason) {
+			t.Errorf("ParsePolicy(mx: %s) = %v, want ErrPolicyMX containing %q", p, err, reason)
 		}
 	}
 }

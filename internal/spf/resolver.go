@@ -12,7 +12,8 @@ import (
 // passed fully qualified, with a trailing dot. An empty answer without
 // error is treated as NODATA.
 //
-// Errors: a *net.DNSError with IsNotFound set means NXDOMAIN or NODATA
+// Errors: an error for which dnsname.IsNotFound is true (a *net.DNSError
+// with IsNotFound set) means NXDOMAIN or NODATA
 // (a "void lookup", RFC 7208 §4.6.4); any other error is a temporary
 // error (RFC 7208 §2.6.6).
 type Resolver interface {

@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"strings"
+
+	"github.com/moatmail/moat/internal/dnsname"
 )
 
 // Sentinel errors.
@@ -115,7 +116,7 @@ func Lookup(ctx context.Context, r Resolver, domain string) (txt string, all []s
 	// resolv.conf search domains.
 	all, err = r.LookupTXT(ctx, domain+".")
 	if err != nil {
-		if isNotFound(err) {
+		if dnsname.IsNotFound(err) {
 			return "", nil, fmt.Errorf("%w at %s", ErrNoRecord, domain)
 		}
 		return "", nil, fmt.Errorf("%w: TXT %s: %w", ErrLookup, domain, err)
@@ -135,10 +136,4 @@ func Lookup(ctx context.Context, r Resolver, domain string) (txt string, all []s
 		return txt, all, nil
 	}
 	return "", all, fmt.Errorf("%w: %d at %s", ErrMultipleRecords, n, domain)
-}
-
-// isNotFound reports NXDOMAIN or NODATA.
-func isNotFound(err error) bool {
-	var de *net.DNSError
-	return errors.As(err, &de) && de.IsNotFound
 }

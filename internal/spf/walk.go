@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/moatmail/moat/internal/dnsname"
 )
 
 // RFC 7208 §4.6.4 limits.
@@ -324,7 +326,7 @@ func (w *walker) query(k qkey) *answer {
 	}
 	if a.err == nil && len(a.txt)+len(a.mx)+len(a.ips)+len(a.names) == 0 {
 		// An empty answer without error is NODATA.
-		a.err = &net.DNSError{Err: "no records", Name: k.name, IsNotFound: true}
+		a.err = dnsname.NotFound(k.name)
 	}
 	return a
 }
@@ -334,7 +336,7 @@ func (w *walker) query(k qkey) *answer {
 func (w *walker) visit(n *Tree, step *Step, depth int, path []string) {
 	w.enqueue(qkey{qTXT, n.Domain}, func(a *answer) {
 		switch {
-		case a.err != nil && isNotFound(a.err):
+		case a.err != nil && dnsname.IsNotFound(a.err):
 			n.Err = fmt.Errorf("%w at %s", ErrNoRecord, n.Domain)
 			if step != nil {
 				step.Void = true
@@ -468,7 +470,7 @@ func (w *walker) addrDone(s *Step, a *answer) bool {
 	switch {
 	case a.err == nil:
 		return true
-	case isNotFound(a.err):
+	case dnsname.IsNotFound(a.err):
 		s.Void = true
 	default:
 		s.Err = lookupErr(kindName(s.Term.Mechanism), s.Target, a.err)
@@ -522,20 +524,16 @@ func (w *walker) mxDone(s *Step, a *answer) {
 }
 
 // checkName validates a target name (RFC 7208 §4.3: labels of 1 to 63
-// octets, at most 253 in all, more than one label).
+// octets, at most 253 in all, more than one label). After macro expansion
+// any octet may appear in a label, so only the lengths are checked
+// (dnsname.CheckLength).
 func checkName(name string) error {
 	n := strings.TrimSuffix(name, ".")
-	if n == "" || len(n) > 253 {
-		return fmt.Errorf("%w: %q is empty or longer than 253 octets", ErrBadTarget, name)
+	if err := dnsname.CheckLength(n); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadTarget, err)
 	}
-	labels := strings.Split(n, ".")
-	if len(labels) < 2 {
+	if !strings.Contains(n, ".") {
 		return fmt.Errorf("%w: %q is a single label", ErrBadTarget, name)
-	}
-	for _, l := range labels {
-		if l == "" || len(l) > 63 {
-			return fmt.Errorf("%w: %q has an empty label or one longer than 63 octets", ErrBadTarget, name)
-		}
 	}
 	return nil
 }

@@ -13,7 +13,7 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
-	"golang.org/x/net/idna"
+	"github.com/moatmail/moat/internal/dnsname"
 )
 
 // Decode decodes an uncompressed TLS-RPT report (RFC 8460 §4.4) into the
@@ -535,12 +535,13 @@ func (d *decoder) domain(path, s string) string {
 	if r, ok := strings.CutPrefix(s, "*."); ok {
 		wild, rest = "*.", r
 	}
-	a, err := idna.Lookup.ToASCII(rest)
-	if err != nil || !isASCII(a) || a == "" {
+	// The most lenient level: underscore labels are converted too.
+	a, err := dnsname.Parse(rest, dnsname.Owner)
+	if err != nil {
 		d.warn(path, fmt.Sprintf("%q is not an A-label domain (RFC 8460 §4.4) and not a valid IDN; kept as written", clip(s)))
 		return s
 	}
-	a = wild + trimDomain(strings.ToLower(a))
+	a = wild + a
 	d.warn(path, fmt.Sprintf("%q has U-labels (RFC 8460 §4.4 requires A-labels); converted to %q", clip(s), clip(a)))
 	return a
 }

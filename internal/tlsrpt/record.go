@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/moatmail/moat/internal/dnsname"
 	"github.com/moatmail/moat/internal/txtrecord"
 )
 
@@ -317,7 +318,8 @@ func RecordName(domain string) string {
 // contract is that of net.Resolver.LookupTXT: the strings of one record
 // are concatenated (RFC 8460 §3: "as if those strings are concatenated
 // without adding spaces"), CNAMEs are followed, and a name that does not
-// exist or has no TXT data gives a *net.DNSError with IsNotFound set.
+// exist or has no TXT data gives an error for which dnsname.IsNotFound
+// is true.
 // Implementations must be safe for concurrent use.
 type TXTResolver interface {
 	LookupTXT(ctx context.Context, name string) ([]string, error)
@@ -343,8 +345,8 @@ var _ TXTResolver = (*net.Resolver)(nil)
 // is discarded as another version.
 func LookupRecord(ctx context.Context, r TXTResolver, domain string) (*Record, string, error) {
 	name := RecordName(domain)
-	if !validHostname(strings.TrimSuffix(domain, ".")) {
-		return nil, "", &LookupError{Name: name, Err: fmt.Errorf("%w: %q is not a host name", ErrInvalidDomain, domain)}
+	if err := dnsname.Check(strings.TrimSuffix(domain, "."), dnsname.Host); err != nil {
+		return nil, "", &LookupError{Name: name, Err: fmt.Errorf("%w: %w", ErrInvalidDomain, err)}
 	}
 	res := txtrecord.Lookup(ctx, r, name, isTLSRPTv1)
 	switch res.Outcome {
@@ -370,27 +372,6 @@ func LookupRecord(ctx context.Context, r TXTResolver, domain string) (*Record, s
 }
 
 func isTLSRPTv1(t string) bool { return txtrecord.HasVersion(t, "v="+Version) }
-
-// validHostname reports whether s is an ASCII host name: dot-separated
-// labels of letters, digits and hyphens (underscores allowed for service
-// names), each 1 to 63 bytes, not starting or ending with a hyphen, at
-// most 253 bytes in all.
-func validHostname(s string) bool {
-	if s == "" || len(s) > 253 {
-		return false
-	}
-	for label := range strings.SplitSeq(s, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for i := 0; i < len(label); i++ {
-			if c := label[i]; !isAlnum(c) && c != '-' && c != '_' {
-				return false
-			}
-		}
-	}
-	return true
-}
 
 func isWSP(c byte) bool   { return c == ' ' || c == '\t' }
 func isAlpha(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }

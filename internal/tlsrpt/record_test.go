@@ -212,6 +212,8 @@ func TestLookupRecord(t *testing.T) {
 		{name: "invalid record", domain: "example.com", txt: map[string][]string{"_smtp._tls.example.com": {"v=TLSRPTv1"}}, wantErr: ErrRecordSyntax, wantRaw: "v=TLSRPTv1"},
 		{name: "servfail", domain: "example.com", dnsErr: &net.DNSError{Err: "server misbehaving", IsTemporary: true}, wantErr: ErrRecordLookup},
 		{name: "bad domain", domain: "exa mple.com", wantErr: ErrInvalidDomain},
+		{name: "underscore", domain: "a_b.example.com", wantErr: ErrInvalidDomain}, // a policy domain is a host name, as for MTA-STS
+		{name: "IP address", domain: "192.0.2.1", wantErr: ErrInvalidDomain},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

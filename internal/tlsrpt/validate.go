@@ -1,12 +1,15 @@
 package tlsrpt
 
 import (
+	"errors"
 	"fmt"
 	"net/mail"
 	"net/netip"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/moatmail/moat/internal/dnsname"
 )
 
 // Validate checks a report against RFC 8460 §4 strictly and returns one
@@ -79,18 +82,17 @@ func Validate(r *Report) []error {
 		if (p.Type == PolicySTS || p.Type == PolicyTLSA) && len(p.String) == 0 {
 			add(path+".policy.policy-string", "missing for policy type %q (RFC 8460 §4.5)", p.Type)
 		}
-		switch {
-		case p.Domain == "":
+		if p.Domain == "" {
 			add(path+".policy.policy-domain", "missing")
-		case !validHostname(p.Domain):
-			add(path+".policy.policy-domain", "%q is not an A-label host name", clip(p.Domain))
+		} else if err := dnsname.Check(p.Domain, dnsname.Host); err != nil {
+			add(path+".policy.policy-domain", "%q is not an A-label host name: %s", clip(p.Domain), reason(err))
 		}
 		if p.Type == PolicySTS && len(p.MXHost) == 0 {
 			add(path+".policy.mx-host", "missing for policy type \"sts\"")
 		}
 		for j, h := range p.MXHost {
-			if !validHostname(strings.TrimPrefix(h, "*.")) {
-				add(index(path+".policy.mx-host", j), "%q is not a host name pattern (RFC 8461 §4.1)", clip(h))
+			if err := dnsname.CheckPattern(h, dnsname.Host); err != nil {
+				add(index(path+".policy.mx-host", j), "%q is not a host name pattern (RFC 8461 §4.1): %s", clip(h), reason(err))
 			}
 		}
 		if pr.Summary.Successful < 0 {
@@ -104,6 +106,16 @@ func Validate(r *Report) []error {
 		}
 	}
 	return errs
+}
+
+// reason returns the reason of a dnsname error, without the name it
+// repeats.
+func reason(err error) string {
+	var de *dnsname.Error
+	if errors.As(err, &de) {
+		return de.Reason
+	}
+	return err.Error()
 }
 
 func validateDetail(path string, fd FailureDetail, add func(path, format string, args ...any)) {

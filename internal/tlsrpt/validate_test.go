@@ -57,6 +57,13 @@ func TestValidate(t *testing.T) {
 			`policies[0].policy.mx-host[1]: "mx..example" is not a host name pattern`,
 			"policies[1].policy.policy-type: missing",
 		}},
+		{"policy names", func(r *Report) {
+			r.Policies[0].Policy.Domain, r.Policies[0].Policy.MXHost = "a_b.example", []string{"*.com", "mx.xn--zz.example", "MX.Example.COM"}
+		}, []string{
+			`policies[0].policy.policy-domain: "a_b.example" is not an A-label host name: label "a_b" has the character '_'`,
+			`policies[0].policy.mx-host[0]: "*.com" is not a host name pattern (RFC 8461 §4.1): wildcard over a whole top-level domain`,
+			`policies[0].policy.mx-host[1]: "mx.xn--zz.example" is not a host name pattern (RFC 8461 §4.1): label "xn--zz" begins with "xn--" but is not a valid A-label`,
+		}},
 		{"sts without policy-string and mx-host", func(r *Report) { r.Policies[0].Policy.String, r.Policies[0].Policy.MXHost = nil, nil },
 			[]string{`policies[0].policy.policy-string: missing for policy type "sts"`, `policies[0].policy.mx-host: missing for policy type "sts"`}},
 		{"negative counts", func(r *Report) {

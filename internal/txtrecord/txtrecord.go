@@ -6,10 +6,10 @@ package txtrecord
 
 import (
 	"context"
-	"errors"
-	"net"
 	"strconv"
 	"strings"
+
+	"github.com/moatmail/moat/internal/dnsname"
 )
 
 // Resolver looks up TXT records; *net.Resolver satisfies it.
@@ -37,12 +37,12 @@ type Result struct {
 }
 
 // Lookup queries the TXT records at name and keeps those for which keep
-// is true. A *net.DNSError with IsNotFound is None, other errors Failed.
+// is true. An error for which dnsname.IsNotFound is true is None, other
+// errors Failed.
 func Lookup(ctx context.Context, r Resolver, name string, keep func(string) bool) Result {
 	txts, err := r.LookupTXT(ctx, name)
 	if err != nil {
-		var dnsErr *net.DNSError
-		if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
+		if dnsname.IsNotFound(err) {
 			return Result{Outcome: None, Err: err}
 		}
 		return Result{Outcome: Failed, Err: err}
