@@ -44,6 +44,7 @@ bare.test. 60 IN MX 10 mx.good.test.
 }
 
 func TestCheckCLIJSON(t *testing.T) {
+	t.Parallel()
 	_, flags := checkWorld(t)
 	code, out, errs := moat(t, append([]string{"check", "good.test", "--json"}, flags...)...)
 	if code != exitOK {
@@ -87,6 +88,7 @@ func TestCheckCLIJSON(t *testing.T) {
 }
 
 func TestCheckCLISeveral(t *testing.T) {
+	t.Parallel()
 	_, flags := checkWorld(t)
 	code, out, errs := moat(t, append([]string{"check", "good.test", "BARE.test.", "--json"}, flags...)...)
 	if code != exitOK {
@@ -119,6 +121,7 @@ func TestCheckCLISeveral(t *testing.T) {
 }
 
 func TestCheckCLIText(t *testing.T) {
+	t.Parallel()
 	_, flags := checkWorld(t)
 	code, out, errs := moat(t, append([]string{"check", "good.test"}, flags...)...)
 	if code != exitOK {
@@ -144,6 +147,7 @@ func TestCheckCLIText(t *testing.T) {
 }
 
 func TestCheckCLIErrors(t *testing.T) {
+	t.Parallel()
 	_, flags := checkWorld(t)
 	for _, tc := range []struct {
 		args []string
@@ -175,6 +179,7 @@ func TestCheckCLIErrors(t *testing.T) {
 // TestCheckCLIHosted: with an existing data directory the check says
 // whether Moat hosts the domain; without one it creates none.
 func TestCheckCLIHosted(t *testing.T) {
+	t.Parallel()
 	_, flags := checkWorld(t)
 	base := flags[:len(flags)-2] // without --data
 	missing := filepath.Join(t.TempDir(), "missing")
@@ -216,6 +221,7 @@ func TestCheckCLIHosted(t *testing.T) {
 }
 
 func TestSetResolver(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"9.9.9.9":          "9.9.9.9:53",
 		"9.9.9.9:5353":     "9.9.9.9:5353",

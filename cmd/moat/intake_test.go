@@ -100,6 +100,7 @@ type summaryJSON struct {
 }
 
 func TestImportAndReportsCLI(t *testing.T) {
+	t.Parallel()
 	js := corpusJSON(t)
 	data := t.TempDir()
 	var paths []string
@@ -255,6 +256,7 @@ func reportClient(addr string, roots *x509.CertPool) *http.Client {
 // and by SMTP with STARTTLS, as senders do, and reads them back with the
 // CLI.
 func TestServeIntake(t *testing.T) {
+	t.Parallel()
 	js := corpusJSON(t)
 	addrs, data := devServe(t)
 	smtpAddr := addrs["smtp"]
@@ -355,6 +357,7 @@ func TestMain(m *testing.M) {
 // stream of reports and checks that every report it acknowledged (HTTP
 // 200) is stored.
 func TestServeSIGKILL(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("-short: the SIGKILL test runs moat serve as a child process and kills it; make test runs it")
 	}

@@ -59,6 +59,7 @@ func (s *syncBuffer) String() string {
 }
 
 func TestDomainsCLI(t *testing.T) {
+	t.Parallel()
 	data := t.TempDir()
 	out := mustMoat(t, "domains", "add", "Example.TEST.", "--mx", "mx1.example.test", "--mx", "*.backup.example.test", "--data", data, "--zone", "sts.test", "--json")
 	var d domainView
@@ -149,6 +150,7 @@ func TestDomainsCLI(t *testing.T) {
 }
 
 func TestVerifyCLIExitCodes(t *testing.T) {
+	t.Parallel()
 	data := t.TempDir()
 	mustMoat(t, "domains", "add", "customer.test", "--mx", "mx.customer.test", "--data", data)
 	res := dnstest.Start(t, `customer.test. MX 10 mx.customer.test.`, nil)
@@ -179,6 +181,7 @@ func TestVerifyCLIExitCodes(t *testing.T) {
 }
 
 func TestConfigCommands(t *testing.T) {
+	t.Parallel()
 	file := filepath.Join(t.TempDir(), "moat.yaml")
 	os.WriteFile(file, []byte("zone: sts.example.net\ndatabase: postgres://moat:secret@db.example.net/moat\n"), 0o600)
 	out := mustMoat(t, "config", "show", "--config", file, "--json")
@@ -196,6 +199,7 @@ func TestConfigCommands(t *testing.T) {
 // domain with the CLI as another process would, and queries DNS and HTTPS
 // with real clients, as the README's quick start does with dig and curl.
 func TestServeDev(t *testing.T) {
+	t.Parallel()
 	addrs, data := devServe(t, "--zone", "sts.test")
 	dnsAddr, httpsAddr := addrs["dns"], addrs["https"]
 

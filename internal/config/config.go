@@ -197,7 +197,7 @@ func load(base Config, src Source) (*Config, error) {
 			return nil, fmt.Errorf("cannot read the configuration file %s: %w", src.File, err)
 		}
 		err = decodeYAML(f, &c)
-		f.Close()
+		_ = f.Close() // read only
 		if err != nil {
 			return nil, fmt.Errorf("configuration file %s: %w", src.File, err)
 		}
@@ -529,7 +529,7 @@ func CheckRUA(s string) error {
 			return errors.New("https: URI without a host")
 		}
 	default:
-		return fmt.Errorf("scheme %q: TLS-RPT accepts only mailto: and https:", u.Scheme)
+		return fmt.Errorf("scheme %q: TLS-RPT accepts only the mailto: and https: schemes", u.Scheme)
 	}
 	if strings.ContainsAny(s, ",; \t") {
 		return errors.New("must not contain ',', ';' or white space (they delimit the TXT record)")

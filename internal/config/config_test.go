@@ -19,6 +19,7 @@ func writeFile(t *testing.T, text string) string {
 }
 
 func TestPrecedence(t *testing.T) {
+	t.Parallel()
 	file := writeFile(t, `
 zone: file.example.net
 dns:
@@ -61,6 +62,7 @@ tlsrpt:
 }
 
 func TestDevDefaultsAndOverrides(t *testing.T) {
+	t.Parallel()
 	c, err := Load(Source{Flags: map[string]string{"dev": "true", "https-listen": "127.0.0.1:9443"}})
 	if err != nil {
 		t.Fatal(err)
@@ -82,6 +84,7 @@ func TestDevDefaultsAndOverrides(t *testing.T) {
 }
 
 func TestErrorsNameFieldAndValue(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		src  Source
@@ -127,6 +130,7 @@ func TestErrorsNameFieldAndValue(t *testing.T) {
 }
 
 func TestDNSListenNeedsZoneOnlyForServe(t *testing.T) {
+	t.Parallel()
 	c, err := Load(Source{})
 	if err != nil {
 		t.Fatalf("defaults must load for data commands: %v", err)
@@ -137,6 +141,7 @@ func TestDNSListenNeedsZoneOnlyForServe(t *testing.T) {
 }
 
 func TestReferenceCoversSchema(t *testing.T) {
+	t.Parallel()
 	ref := Reference()
 	for _, f := range Fields() {
 		if !strings.Contains(ref, "`"+f.Key+"`") {
@@ -154,6 +159,7 @@ func TestReferenceCoversSchema(t *testing.T) {
 // TestREADMEReference keeps the README's configuration table generated
 // from the schema: run `make gen` after changing config.go.
 func TestREADMEReference(t *testing.T) {
+	t.Parallel()
 	data, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatalf("README.md: %v", err)
@@ -164,6 +170,7 @@ func TestREADMEReference(t *testing.T) {
 }
 
 func TestPublishedRUADerivedFromIntake(t *testing.T) {
+	t.Parallel()
 	c, err := Load(Source{Flags: map[string]string{"zone": "sts.example.net"}})
 	if err != nil {
 		t.Fatal(err)

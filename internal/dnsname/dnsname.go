@@ -163,7 +163,7 @@ func CheckPattern(pattern string, l Level) error {
 // names built from data, such as SPF targets after macro expansion (RFC
 // 7208 §4.3, §7.3), whose labels may hold any octet.
 func CheckLength(name string) error {
-	reason := ""
+	var reason string
 	if name == "" {
 		reason = "empty name"
 	} else if strings.HasSuffix(name, ".") && !strings.HasSuffix(name, "..") && name != "." {

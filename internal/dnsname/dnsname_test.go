@@ -17,6 +17,7 @@ var (
 )
 
 func TestLengthFixtures(t *testing.T) {
+	t.Parallel()
 	if len(name253) != 253 || len(name254) != 254 || len(label64) != 64 {
 		t.Fatal("fixture lengths are off")
 	}
@@ -25,6 +26,7 @@ func TestLengthFixtures(t *testing.T) {
 // TestParse: every level, valid and invalid input. want is the output;
 // reason, when set, a substring of the error's reason.
 func TestParse(t *testing.T) {
+	t.Parallel()
 	all := []Level{LDH, Host, Owner, Domain}
 	tests := []struct {
 		in     string
@@ -157,6 +159,7 @@ func TestParse(t *testing.T) {
 
 // TestMessage pins the complete text of one message.
 func TestMessage(t *testing.T) {
+	t.Parallel()
 	_, err := Parse("a_b.example", Domain)
 	const want = `invalid domain name "a_b.example": label "a_b" has the character '_' (host names are letters, digits and hyphens, RFC 1123 §2.1)`
 	if err == nil || err.Error() != want {
@@ -166,6 +169,7 @@ func TestMessage(t *testing.T) {
 
 // TestCheck: protocol text is taken exactly as written.
 func TestCheck(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		in     string
 		l      Level
@@ -199,6 +203,7 @@ func TestCheck(t *testing.T) {
 // TestSameReason: Parse and Check agree on names that need no
 // normalization, and the message depends only on the input.
 func TestSameReason(t *testing.T) {
+	t.Parallel()
 	for _, in := range []string{"a_b.example", "a..b", "-a.example", label64 + ".example", name254, "1.2.3.4", "co.uk", "xn--zz.example"} {
 		_, perr := Parse(in, Domain)
 		cerr := Check(in, Domain)
@@ -209,6 +214,7 @@ func TestSameReason(t *testing.T) {
 }
 
 func TestPatterns(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		in, want, reason string
 	}{
@@ -259,6 +265,7 @@ func TestPatterns(t *testing.T) {
 }
 
 func TestCheckLength(t *testing.T) {
+	t.Parallel()
 	for _, ok := range []string{"example.com", "a", "a b.c@d", label63 + ".x", name253, "%{l}.example"} {
 		if err := CheckLength(ok); err != nil {
 			t.Errorf("CheckLength(%q) = %v", ok, err)
@@ -279,6 +286,7 @@ func TestCheckLength(t *testing.T) {
 }
 
 func TestOrgDomain(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"example.com":           "example.com",
 		"a.b.example.com.":      "example.com",
@@ -301,6 +309,7 @@ func TestOrgDomain(t *testing.T) {
 }
 
 func TestIsNotFound(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		err  error
 		want bool
@@ -319,6 +328,7 @@ func TestIsNotFound(t *testing.T) {
 }
 
 func TestLevelString(t *testing.T) {
+	t.Parallel()
 	for l, want := range map[Level]string{LDH: "LDH", Host: "Host", Owner: "Owner", Domain: "Domain", 0: "Level(0)"} {
 		if got := l.String(); got != want {
 			t.Errorf("Level(%d).String() = %q, want %q", int(l), got, want)

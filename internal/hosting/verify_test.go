@@ -39,6 +39,7 @@ func startMoatDNS(t *testing.T, ds ...*store.Domain) string {
 }
 
 func TestVerify(t *testing.T) {
+	t.Parallel()
 	d := &store.Domain{Name: "customer.com", Mode: "testing", MX: []string{"mx.customer.com"}, MaxAge: 86400, PolicyID: "20261122T101500Z"}
 	moat := startMoatDNS(t, d)
 	// The policy host lives outside Moat's zone, in the operator's zone,
@@ -135,6 +136,7 @@ _smtp._tls.customer.com. CNAME customer.com._smtp._tls.sts.example.net.`,
 }
 
 func TestVerifyZoneNotDelegated(t *testing.T) {
+	t.Parallel()
 	d := &store.Domain{Name: "customer.com", PolicyID: "20261122T101500Z"}
 	// The CNAMEs are right but Moat's zone is not reachable: the resolver
 	// knows nothing under sts.example.net.

@@ -74,6 +74,7 @@ var suiteDeviations = map[string]string{
 //
 // suiteDeviations lists where the suite contradicts the RFC.
 func TestConformanceStalwart(t *testing.T) {
+	t.Parallel()
 	files, _ := filepath.Glob(filepath.Join(corpusDir, "*.yml"))
 	if len(files) == 0 {
 		t.Skipf("SPF test suite not found at %s: conformance not checked", corpusDir)
@@ -149,7 +150,7 @@ func readSuite(t *testing.T, file string) []suiteDoc {
 	for {
 		// yaml.Node keeps the repeated keys a map would reject.
 		var n yaml.Node
-		if err := dec.Decode(&n); err == io.EOF {
+		if err := dec.Decode(&n); errors.Is(err, io.EOF) {
 			break
 		} else if err != nil {
 			t.Fatalf("%s: %v", file, err)

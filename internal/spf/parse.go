@@ -233,15 +233,15 @@ func allDigits(s string) bool {
 	return true
 }
 
-// cidrLength parses "0" / %x31-39 *DIGIT up to max (RFC 7208 §12: no
+// cidrLength parses "0" / %x31-39 *DIGIT up to limit (RFC 7208 §12: no
 // leading zeros).
-func cidrLength(s string, max int) (int, string) {
+func cidrLength(s string, limit int) (int, string) {
 	if len(s) > 1 && s[0] == '0' {
 		return 0, fmt.Sprintf("%q has a leading zero", s)
 	}
 	n, err := strconv.Atoi(s)
-	if err != nil || n > max {
-		return 0, fmt.Sprintf("%q is not in 0-%d", s, max)
+	if err != nil || n > limit {
+		return 0, fmt.Sprintf("%q is not in 0-%d", s, limit)
 	}
 	return n, ""
 }
@@ -249,17 +249,17 @@ func cidrLength(s string, max int) (int, string) {
 // parseIPNetwork parses the ip4-network or ip6-network of an ip4/ip6
 // mechanism with its optional prefix length.
 func parseIPNetwork(t *Term, s string) string {
-	max := 32
+	maxBits := 32
 	if t.Mechanism == "ip6" {
-		max = 128
+		maxBits = 128
 	}
-	addrText, bits := s, max
+	addrText, bits := s, maxBits
 	if i := strings.IndexByte(s, '/'); i >= 0 {
 		addrText = s[:i]
 		if !allDigits(s[i+1:]) {
 			return fmt.Sprintf("bad prefix length %q", s[i:])
 		}
-		n, r := cidrLength(s[i+1:], max)
+		n, r := cidrLength(s[i+1:], maxBits)
 		if r != "" {
 			return t.Mechanism + "-cidr-length: " + r
 		}

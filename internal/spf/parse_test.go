@@ -12,6 +12,7 @@ import (
 )
 
 func TestParseValid(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		rec   string
 		terms int
@@ -101,6 +102,7 @@ func TestParseValid(t *testing.T) {
 }
 
 func TestParseErrors(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		rec, term, reason string
 		pos               int
@@ -172,6 +174,7 @@ func TestParseErrors(t *testing.T) {
 
 // RFC 7208 §7.4 expansion examples.
 func TestMacroExpansion(t *testing.T) {
+	t.Parallel()
 	c4 := &MacroContext{Sender: "strong-bad@email.example.com", IP: netip.MustParseAddr("192.0.2.3")}
 	c6 := &MacroContext{Sender: "strong-bad@email.example.com", IP: netip.MustParseAddr("2001:db8::cb01")}
 	env := func(c *MacroContext) macroEnv { return macroEnv{domain: "email.example.com", ctx: c} }
@@ -230,6 +233,7 @@ func TestMacroExpansion(t *testing.T) {
 }
 
 func TestLookup(t *testing.T) {
+	t.Parallel()
 	s := dnstest.Start(t, `
 one.example.   TXT "v=spf1 -all"
 one.example.   TXT "other"
@@ -262,6 +266,7 @@ nodata.example. A 192.0.2.1
 }
 
 func TestIsTooLong(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		n           int
 		split, risk bool

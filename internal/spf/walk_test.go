@@ -51,6 +51,7 @@ c1.example.net.   TXT "v=spf1 -all"
 `
 
 func TestWalkOverLimit(t *testing.T) {
+	t.Parallel()
 	res, _ := walk(t, overLimitZone, "example.com", WalkOpts{})
 	if res.TotalLookups != 12 {
 		t.Errorf("TotalLookups = %d, want 12", res.TotalLookups)
@@ -101,6 +102,7 @@ func TestWalkOverLimit(t *testing.T) {
 }
 
 func TestWalkWithinLimit(t *testing.T) {
+	t.Parallel()
 	zone := `
 example.org.     TXT "v=spf1 include:_spf.example.net ~all"
 _spf.example.net. TXT "v=spf1 ip4:192.0.2.0/24 ip6:2001:db8::/32 -all"
@@ -115,6 +117,7 @@ _spf.example.net. TXT "v=spf1 ip4:192.0.2.0/24 ip6:2001:db8::/32 -all"
 }
 
 func TestWalkVoidLookups(t *testing.T) {
+	t.Parallel()
 	zone := `
 example.com.          TXT "v=spf1 a:gone1.example.com mx:nomx.example.com include:nxd.example.com exists:gone3.example.com ~all"
 nomx.example.com.     A 192.0.2.1
@@ -139,6 +142,7 @@ nomx.example.com.     A 192.0.2.1
 }
 
 func TestWalkMissingIncludeNotVoid(t *testing.T) {
+	t.Parallel()
 	// The include target has TXT records, none of them SPF: permerror
 	// but not a void lookup.
 	zone := `
@@ -159,6 +163,7 @@ other.example.net. TXT "google-site-verification=abc"
 }
 
 func TestWalkManyMX(t *testing.T) {
+	t.Parallel()
 	var zone strings.Builder
 	zone.WriteString(`example.com. TXT "v=spf1 mx -all"` + "\n")
 	for i := 0; i < 12; i++ {
@@ -193,6 +198,7 @@ func TestWalkManyMX(t *testing.T) {
 }
 
 func TestWalkLoops(t *testing.T) {
+	t.Parallel()
 	zone := `
 self.example.  TXT "v=spf1 include:self.example -all"
 a.example.     TXT "v=spf1 include:b.example -all"
@@ -211,6 +217,7 @@ b.example.     TXT "v=spf1 redirect=A.example."
 }
 
 func TestWalkRedirect(t *testing.T) {
+	t.Parallel()
 	zone := `
 la.example.com.   TXT "v=spf1 redirect=_spf.example.com"
 _spf.example.com. TXT "v=spf1 mx:example.com -all"
@@ -236,6 +243,7 @@ gone.example.com. TXT "v=spf1 redirect=nothing.example.com"
 }
 
 func TestWalkMacros(t *testing.T) {
+	t.Parallel()
 	zone := `
 example.com.          TXT "v=spf1 include:%{d}._spf.example.net exists:%{i}._ip.example.net -all"
 example.com._spf.example.net. TXT "v=spf1 ip4:192.0.2.0/24 -all"
@@ -262,6 +270,7 @@ example.com._spf.example.net. TXT "v=spf1 ip4:192.0.2.0/24 -all"
 }
 
 func TestWalkPTR(t *testing.T) {
+	t.Parallel()
 	zone := `
 example.com.  TXT "v=spf1 ptr -all"
 3.2.0.192.in-addr.arpa. PTR mail.example.com.
@@ -277,6 +286,7 @@ example.com.  TXT "v=spf1 ptr -all"
 }
 
 func TestWalkSplitAndMultiple(t *testing.T) {
+	t.Parallel()
 	zone := `
 split.example.  TXT "v=spf1 ip4:192.0.2.1 " "include:inc.example -all"
 inc.example.    TXT "v=spf1 ip4:192.0.2.2 -all"
@@ -314,6 +324,7 @@ syntax.example. TXT "v=spf1 ip4:192.0.2.300 -all"
 }
 
 func TestWalkTempError(t *testing.T) {
+	t.Parallel()
 	// A forward to a closed port makes the test server answer SERVFAIL.
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -332,6 +343,7 @@ func TestWalkTempError(t *testing.T) {
 }
 
 func TestWalkBounds(t *testing.T) {
+	t.Parallel()
 	// Each level includes the next one twice: 2^n nodes without bounds.
 	var zone strings.Builder
 	for i := 0; i < 12; i++ {
@@ -353,6 +365,7 @@ func TestWalkBounds(t *testing.T) {
 }
 
 func TestWalkDeterministic(t *testing.T) {
+	t.Parallel()
 	s := dnstest.Start(t, overLimitZone, nil)
 	first := Walk(context.Background(), s.Resolver(), "example.com", WalkOpts{}).Tree.Format()
 	for i := 0; i < 5; i++ {

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// ErrInvalidArg: a value given to the store is out of range (an empty name,
+// ErrInvalidArg means that a value given to the store is out of range (an empty name,
 // an unknown role or scope, an organization id of 0 where one is
 // required). The message names the field. It is a programming error of
 // the caller, which validates input before.
