@@ -8,16 +8,15 @@ import (
 	"log/slog"
 	"math"
 	"mime"
-	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
 
+	"github.com/moatmail/moat/internal/ratelimit"
 	"github.com/moatmail/moat/internal/store"
 )
 
@@ -76,7 +75,7 @@ type httpHandler struct {
 	log     *slog.Logger
 	ing     *Ingester
 	opts    HTTPOpts
-	limiter *clientLimiter // nil: no rate limit
+	limiter *ratelimit.Limiter[netip.Prefix] // nil: no rate limit
 }
 
 // NewHTTPHandler returns the handler of POST /v1/tlsrpt (RFC 8460 §5.4).
@@ -104,7 +103,7 @@ func NewHTTPHandler(log *slog.Logger, ing *Ingester, opts HTTPOpts) http.Handler
 	opts = opts.withDefaults()
 	h := &httpHandler{log: log, ing: ing, opts: opts}
 	if opts.RatePerIP > 0 {
-		h.limiter = newClientLimiter(rate.Limit(opts.RatePerIP), opts.RateBurst, opts.MaxClients)
+		h.limiter = ratelimit.New[netip.Prefix](rate.Limit(opts.RatePerIP), opts.RateBurst, opts.MaxClients)
 	}
 	return h
 }
@@ -128,9 +127,9 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		plain(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed: POST a TLS report (RFC 8460 §5.4)")
 		return
 	}
-	client := h.clientAddr(r)
+	client := ratelimit.ClientAddr(r, h.opts.TrustedProxies)
 	if h.limiter != nil {
-		if ok, wait := h.limiter.allow(client, time.Now()); !ok {
+		if ok, wait := h.limiter.Allow(ratelimit.ClientKey(client), time.Now()); !ok {
 			secs := int64(math.Ceil(wait.Seconds()))
 			w.Header().Set("Retry-After", strconv.FormatInt(max(1, secs), 10))
 			plain(w, http.StatusTooManyRequests, "too many reports from "+client.String()+"; retry later")
@@ -208,107 +207,4 @@ func mediaType(ct string) string {
 		ct = ct[:100]
 	}
 	return ct
-}
-
-// clientAddr returns the client's address: the connection's peer, or,
-// behind a trusted proxy, the right-most untrusted X-Forwarded-For entry.
-func (h *httpHandler) clientAddr(r *http.Request) netip.Addr {
-	peer := remoteIP(r.RemoteAddr)
-	if len(h.opts.TrustedProxies) == 0 || !h.trusted(peer) {
-		return peer
-	}
-	xff := r.Header.Values("X-Forwarded-For")
-	for i := len(xff) - 1; i >= 0; i-- {
-		parts := strings.Split(xff[i], ",")
-		for j := len(parts) - 1; j >= 0; j-- {
-			a, err := netip.ParseAddr(strings.TrimSpace(parts[j]))
-			if err != nil {
-				return peer // a forged or broken entry: trust nothing to its left
-			}
-			a = a.Unmap()
-			if !h.trusted(a) {
-				return a
-			}
-		}
-	}
-	return peer
-}
-
-func (h *httpHandler) trusted(a netip.Addr) bool {
-	for _, p := range h.opts.TrustedProxies {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
-func remoteIP(addr string) netip.Addr {
-	if ap, err := netip.ParseAddrPort(addr); err == nil {
-		return ap.Addr().Unmap()
-	}
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		host = addr
-	}
-	a, _ := netip.ParseAddr(host)
-	return a.Unmap()
-}
-
-// clientLimiter keeps one token bucket per client (an IPv4 address or an
-// IPv6 /64), bounded in number: two generations of maps, the older dropped
-// when the newer fills up, so memory stays bounded under a flood of
-// addresses and a client seen recently keeps its bucket.
-type clientLimiter struct {
-	limit rate.Limit
-	burst int
-	max   int // per generation
-
-	mu        sync.Mutex
-	cur, prev map[netip.Prefix]*rate.Limiter
-}
-
-func newClientLimiter(limit rate.Limit, burst, maxClients int) *clientLimiter {
-	per := max(1, maxClients/2)
-	return &clientLimiter{limit: limit, burst: burst, max: per,
-		cur: make(map[netip.Prefix]*rate.Limiter)}
-}
-
-// allow takes one token for client; when none is left it says how long
-// until one is.
-func (c *clientLimiter) allow(client netip.Addr, now time.Time) (bool, time.Duration) {
-	key := clientKey(client)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	l, ok := c.cur[key]
-	if !ok {
-		if l, ok = c.prev[key]; ok {
-			delete(c.prev, key)
-		} else {
-			l = rate.NewLimiter(c.limit, c.burst)
-		}
-		if len(c.cur) >= c.max {
-			c.prev, c.cur = c.cur, make(map[netip.Prefix]*rate.Limiter, c.max)
-		}
-		c.cur[key] = l
-	}
-	if l.AllowN(now, 1) {
-		return true, 0
-	}
-	r := l.ReserveN(now, 1)
-	defer r.CancelAt(now)
-	if !r.OK() {
-		return false, time.Second
-	}
-	return false, r.DelayFrom(now)
-}
-
-// clientKey groups IPv6 clients by /64, the usual allocation to one site.
-func clientKey(a netip.Addr) netip.Prefix {
-	if a.Is6() {
-		p, _ := a.Prefix(64)
-		return p
-	}
-	p, _ := a.Prefix(a.BitLen())
-	return p
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/emersion/go-msgauth/dkim"
 	"github.com/emersion/go-smtp"
 
+	"github.com/moatmail/moat/internal/ratelimit"
 	"github.com/moatmail/moat/internal/tlsrpt"
 )
 
@@ -228,7 +229,7 @@ func (s *SMTPServer) newSession(c *smtp.Conn) (smtp.Session, error) {
 		s:      s,
 		conn:   c,
 		id:     s.connID.Add(1),
-		remote: remoteIP(c.Conn().RemoteAddr().String()),
+		remote: ratelimit.RemoteIP(c.Conn().RemoteAddr().String()),
 	}, nil
 }
 
@@ -423,7 +424,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		key := clientKey(remoteIP(c.RemoteAddr().String()))
+		key := ratelimit.ClientKey(ratelimit.RemoteIP(c.RemoteAddr().String()))
 		if why := l.s.acquire(key); why != "" {
 			l.s.log.Info("smtp connection refused", "remote", c.RemoteAddr().String(), "why", why)
 			// A fresh connection's send buffer is empty: this write does
