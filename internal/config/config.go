@@ -50,6 +50,7 @@ type Config struct {
 	ACME   ACME   `yaml:"acme" json:"acme" envPrefix:"ACME_"`
 	TLSRPT TLSRPT `yaml:"tlsrpt" json:"tlsrpt" envPrefix:"TLSRPT_"`
 	Intake Intake `yaml:"intake" json:"intake" envPrefix:"INTAKE_"`
+	Web    Web    `yaml:"web" json:"web" envPrefix:"WEB_"`
 	Store  Store  `yaml:"store" json:"store" envPrefix:"STORE_"`
 }
 
@@ -107,6 +108,15 @@ type Intake struct {
 	SMTPConnsPerIP int64    `yaml:"smtp_conns_per_ip" json:"smtp_conns_per_ip" env:"SMTP_CONNS_PER_IP" doc:"Simultaneous SMTP connections accepted from one client IP address (IPv6: one /64); more are answered 421."`
 }
 
+// Web configures the dashboard and the REST API.
+type Web struct {
+	Host            string        `yaml:"host" json:"host" env:"HOST" doc:"Host name of the dashboard and API on the HTTPS listener (certificate from ACME, like the policy hosts). It must resolve to Moat. Default: app.<zone>."`
+	Listen          string        `yaml:"listen" json:"listen" env:"LISTEN" flag:"web-listen" doc:"A separate listener for the dashboard and API. TLS with the web host's certificate, except plain HTTP under --dev or behind a proxy listed in web.trusted_proxies. Empty: only the HTTPS listener, for web.host."`
+	TrustedProxies  []string      `yaml:"trusted_proxies" json:"trusted_proxies" env:"TRUSTED_PROXIES" doc:"Addresses or networks (CIDR) of TLS-terminating reverse proxies in front of web.listen: it then serves plain HTTP, believes their X-Forwarded-For for rate limits and logs, and still marks cookies Secure."`
+	SessionIdle     time.Duration `yaml:"session_idle" json:"session_idle" env:"SESSION_IDLE" doc:"A signed-in session ends after this long without a request."`
+	SessionLifetime time.Duration `yaml:"session_lifetime" json:"session_lifetime" env:"SESSION_LIFETIME" doc:"A signed-in session ends after this long, however active."`
+}
+
 // Store configures the database.
 type Store struct {
 	PollInterval time.Duration `yaml:"poll_interval" json:"poll_interval" env:"POLL_INTERVAL" doc:"How often each instance checks the database for changes made elsewhere (CLI, other instances) and rebuilds what it serves."`
@@ -133,6 +143,7 @@ func Default() Config {
 		HTTP:    HTTP{Listen: ":80"},
 		ACME:    ACME{CA: DefaultACMECA},
 		Store:   Store{PollInterval: DefaultPollInterval},
+		Web:     Web{SessionIdle: 12 * time.Hour, SessionLifetime: 30 * 24 * time.Hour},
 		Intake: Intake{
 			ReportTLS: true, SMTPListen: ":25",
 			MaxReportSize: 10 << 20, MaxReportJSON: 64 << 20, RatePerIP: 10, SMTPConnsPerIP: 20,
@@ -151,6 +162,7 @@ func DevDefault() Config {
 	c.HTTP.Listen = "127.0.0.1:8080"
 	c.ACME.CA = ""
 	c.Intake.SMTPListen = "127.0.0.1:2525"
+	c.Web.Listen = "127.0.0.1:8081"
 	return c
 }
 
@@ -303,6 +315,10 @@ func (c *Config) applyDerived() {
 	}
 	if c.DataDir == "" {
 		c.DataDir = DefaultDataDir
+	}
+	c.Web.Host = normalizeName(c.Web.Host)
+	if c.Web.Host == "" && c.Zone != "" {
+		c.Web.Host = "app." + c.Zone
 	}
 	c.Intake.Host = normalizeName(c.Intake.Host)
 	if c.Intake.Host == "" && c.Zone != "" {
@@ -466,8 +482,26 @@ func (c *Config) Validate() error {
 			return invalid("intake.addresses", a, "not an email address")
 		}
 	}
+	if c.Web.Host != "" {
+		if err := dnsname.Check(c.Web.Host, dnsname.Host); err != nil {
+			return invalidName("web.host", err)
+		}
+		if c.Web.Host == c.Intake.Host || c.Web.Host == c.PolicyHost {
+			return invalid("web.host", c.Web.Host, "must differ from intake.host and policy_host")
+		}
+	}
+	if _, err := c.TrustedProxies(); err != nil {
+		return err
+	}
+	if c.Web.SessionIdle < time.Minute || c.Web.SessionIdle > c.Web.SessionLifetime {
+		return invalid("web.session_idle", c.Web.SessionIdle, "want at least 1m and at most web.session_lifetime")
+	}
+	if c.Web.SessionLifetime > 365*24*time.Hour {
+		return invalid("web.session_lifetime", c.Web.SessionLifetime, "want at most 8760h (a year)")
+	}
 	for _, l := range []struct{ field, addr string }{
 		{"intake.report_listen", c.Intake.ReportListen}, {"intake.smtp_listen", c.Intake.SMTPListen},
+		{"web.listen", c.Web.Listen},
 	} {
 		if l.addr == "" {
 			continue
@@ -535,6 +569,25 @@ func CheckRUA(s string) error {
 		return errors.New("must not contain ',', ';' or white space (they delimit the TXT record)")
 	}
 	return nil
+}
+
+// TrustedProxies parses web.trusted_proxies: addresses (a /32 or /128) or
+// CIDR networks.
+func (c *Config) TrustedProxies() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range c.Web.TrustedProxies {
+		s = strings.TrimSpace(s)
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, invalid("web.trusted_proxies", s, "want an IP address or a network such as 10.0.0.0/8")
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
 }
 
 // DataPath joins the data directory and name.
