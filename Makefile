@@ -3,7 +3,7 @@ GO      ?= go
 PKGS    := ./...
 FUZZTIME ?= 30s
 
-.PHONY: all build test test-short lint check fuzz bench gen fmt vet
+.PHONY: all build test test-short lint check fuzz bench gen fmt vet htmx
 
 all: build
 
@@ -55,3 +55,18 @@ fuzz:
 # Go benchmarks; the side-by-side comparisons with nginx and Knot are in bench/.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+# Refresh the vendored htmx from the npm registry: HTMX_VERSION's package,
+# checked against the integrity npm publishes, then its checksum recorded
+# (internal/web tests compare the embedded file with it).
+HTMX_VERSION ?= $(shell cat internal/web/static/htmx.version)
+htmx:
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	cd $$tmp && npm pack --silent htmx.org@$(HTMX_VERSION) >/dev/null; \
+	want=$$(npm view htmx.org@$(HTMX_VERSION) dist.integrity); \
+	got="sha512-$$(openssl dgst -sha512 -binary $$tmp/htmx.org-$(HTMX_VERSION).tgz | base64 -w0)"; \
+	test "$$want" = "$$got" || { echo "htmx tarball integrity $$got, npm says $$want"; exit 1; }; \
+	tar xzf htmx.org-$(HTMX_VERSION).tgz; cd - >/dev/null; \
+	cp $$tmp/package/dist/htmx.min.js internal/web/static/htmx.min.js; \
+	echo $(HTMX_VERSION) > internal/web/static/htmx.version; \
+	cd internal/web/static && sha256sum htmx.min.js > htmx.min.js.sha256 && cat htmx.min.js.sha256
