@@ -83,13 +83,13 @@ type Settings struct {
 
 // Service changes hosted domains. It is safe for concurrent use.
 type Service struct {
-	st  store.Store
+	st  store.DomainStore
 	set Settings
 	now func() time.Time
 }
 
 // New returns a Service over st. now may be nil (time.Now).
-func New(st store.Store, set Settings, now func() time.Time) *Service {
+func New(st store.DomainStore, set Settings, now func() time.Time) *Service {
 	if now == nil {
 		now = time.Now
 	}

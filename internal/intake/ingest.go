@@ -442,6 +442,22 @@ func (ing *Ingester) parse(data []byte) (rep *tlsrpt.Report, warnings []string, 
 	return r, warnings, nil
 }
 
+// StoredReport is the row the ingester stores for a report that parsed as
+// r from raw: what a program that makes reports itself (moat seed) inserts
+// with store.InsertTLSRPT, exactly as intake would have.
+func StoredReport(raw []byte, r *tlsrpt.Report, received time.Time, source, detail string, hosted func(string) bool) *store.TLSRPTReport {
+	sum := sha256.Sum256(raw)
+	rep := &store.TLSRPTReport{
+		ReceivedAt: received.UTC(), Source: source, SourceDetail: detail, Raw: raw,
+		Digest: hex.EncodeToString(sum[:]), MediaType: "application/tlsrpt+json",
+	}
+	if hosted == nil {
+		hosted = func(string) bool { return false }
+	}
+	fill(rep, r, nil, hosted)
+	return rep
+}
+
 // fill sets the parsed fields of rep from r.
 func fill(rep *store.TLSRPTReport, r *tlsrpt.Report, warnings []string, hosted func(string) bool) {
 	rep.OrganizationName = r.OrganizationName

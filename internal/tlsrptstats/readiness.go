@@ -89,7 +89,7 @@ func stsRelated(policyType, resultType string) bool {
 // mail not delivered. It does not look
 // at the domain's current mode; callers check that. Errors: ErrInvalidQuery
 // for an empty domain or negative options; the store's errors, wrapped.
-func ReadyToEnforce(ctx context.Context, st store.ReportStore, domain string, now time.Time, opts ReadinessOpts) (*Verdict, error) {
+func ReadyToEnforce(ctx context.Context, st store.ReportReader, domain string, now time.Time, opts ReadinessOpts) (*Verdict, error) {
 	domain = normDomain(domain)
 	switch {
 	case domain == "":

@@ -157,7 +157,7 @@ func normDomain(d string) string {
 // Summarize sums the sessions of the rollups q selects, grouped by q.By.
 // Errors: ErrInvalidQuery for an unknown By or an empty period; the
 // store's errors, wrapped.
-func Summarize(ctx context.Context, st store.ReportStore, q Query) (*Summary, error) {
+func Summarize(ctx context.Context, st store.ReportReader, q Query) (*Summary, error) {
 	cols, err := groupBy(q.By)
 	if err != nil {
 		return nil, err
