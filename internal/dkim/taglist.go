@@ -45,15 +45,16 @@ func parseTagList(s string) ([]tag, []string, error) {
 		if !validTagName(name) {
 			return nil, nil, &TagError{Tag: clip(name), Value: clip(value), Reason: "invalid tag name (RFC 6376 §3.2: ALPHA *(ALPHA / DIGIT / \"_\"))"}
 		}
+		nonASCII := false
 		for j := 0; j < len(value); j++ {
 			c := value[j]
 			switch {
 			case c == ' ' || c == '\t' || c == '\r' || c == '\n':
 			case c < 0x21 || c == 0x7f:
 				return nil, nil, &TagError{Tag: name, Value: clip(value), Reason: fmt.Sprintf("control character 0x%02x at offset %d of the value", c, j)}
-			case c >= 0x80:
+			case c >= 0x80 && !nonASCII:
+				nonASCII = true
 				warnings = append(warnings, fmt.Sprintf("%s= holds non-ASCII bytes, which RFC 6376 §3.2 does not allow", name))
-				j = len(value)
 			}
 		}
 		// RFC 6376 §3.2: tags with duplicate names MUST NOT occur; if

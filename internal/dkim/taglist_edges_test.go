@@ -66,7 +66,7 @@ func TestParseKeyTagListEdges(t *testing.T) {
 		// Non-ASCII bytes: a warning in values, an error in names.
 		{"non-ASCII value", "v=DKIM1; n=caf\u00e9; p=", want{version: "DKIM1", notes: "caf\u00e9", warns: []string{"n= holds non-ASCII"}}},
 		{"non-ASCII name", "v=DKIM1; caf\u00e9=1; p=", want{err: true, tag: "caf\u00e9", value: "1", cause: "invalid tag name"}},
-		{"non-ASCII then control", "v=DKIM1; n=\u00e9\x01; p=", want{version: "DKIM1", notes: "\u00e9\x01", warns: []string{"non-ASCII"}}},
+		{"non-ASCII then control", "v=DKIM1; n=\u00e9\x01; p=", want{err: true, tag: "n", value: "\u00e9\x01", cause: "control character 0x01 at offset 2"}},
 		{"control", "v=DKIM1; n=a\x01; p=", want{err: true, tag: "n", value: "a\x01", cause: "control character 0x01"}},
 		{"DEL", "v=DKIM1; n=a\x7f; p=", want{err: true, tag: "n", value: "a\x7f", cause: "control character 0x7f"}},
 		// Tag names: ALPHA *(ALPHA / DIGIT / "_").
