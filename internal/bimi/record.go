@@ -28,6 +28,9 @@ const maxRecord = 65535
 //     avp= and lps= come from later drafts of BIMI; under draft-04 they
 //     are unknown tags and are ignored with a note.
 //   - Only one ";" may close the record ("v=BIMI1; l=;;" is invalid).
+//   - White space is that of RFC 6376 §3.2: a line break must be part of
+//     a fold (CRLF followed by a space or tab, §2.8), which may also
+//     appear inside a value.
 func ParseRecord(txt string) (rec *Record, err error) {
 	defer func() {
 		// STYLE rule 8: a parser panic is a bug; report it as a syntax error.
@@ -103,9 +106,20 @@ func parseTagList(s string) ([]Pair, error) {
 	specs := strings.Split(s, ";")
 	tags := make([]Pair, 0, len(specs))
 	seen := map[string]bool{}
-	for i, spec := range specs {
-		spec = trimWSP(spec)
+	for i, raw := range specs {
+		// RFC 6376 §2.8: a line break is white space only as part of a
+		// fold, CRLF followed by a space or tab.
+		lineBreak := func(name, value string) error {
+			if j := badNewline(raw); j >= 0 {
+				return &TagError{Tag: name, Value: clip(value), Reason: fmt.Sprintf("byte 0x%02x in tag-spec %d is a line break outside folding white space (RFC 6376 §2.8: CRLF followed by a space or tab)", raw[j], i+1)}
+			}
+			return nil
+		}
+		spec := trimWSP(raw)
 		if spec == "" {
+			if err := lineBreak("", ""); err != nil {
+				return nil, err
+			}
 			if i == len(specs)-1 && i > 0 {
 				continue // one trailing bimi-sep is allowed
 			}
@@ -123,11 +137,14 @@ func parseTagList(s string) ([]Pair, error) {
 			return nil, &TagError{Tag: clip(name), Value: clip(value), Reason: "invalid tag name (RFC 6376 §3.2: ALPHA *(ALPHA / DIGIT / \"_\"))"}
 		}
 		for j := 0; j < len(value); j++ {
-			// RFC 6376 §3.2: VALCHAR = %x21-3A / %x3C-7E, with WSP
-			// between value words.
-			if c := value[j]; c != ' ' && c != '\t' && (c < 0x21 || c > 0x7e) {
+			// RFC 6376 §3.2: VALCHAR = %x21-3A / %x3C-7E, with WSP and
+			// FWS between value words.
+			if c := value[j]; c != ' ' && c != '\t' && c != '\r' && c != '\n' && (c < 0x21 || c > 0x7e) {
 				return nil, &TagError{Tag: name, Value: clip(value), Reason: fmt.Sprintf("byte 0x%02x at offset %d of the value is not allowed", c, j)}
 			}
+		}
+		if err := lineBreak(name, value); err != nil {
+			return nil, err
 		}
 		// RFC 6376 §3.2: tags with duplicate names MUST NOT occur; the
 		// entire tag-list is then invalid.
@@ -203,6 +220,24 @@ func validTagName(s string) bool {
 		}
 	}
 	return true
+}
+
+// badNewline returns the offset in s of the first CR or LF that is not
+// part of a fold, CRLF followed by a space or tab (RFC 6376 §2.8 FWS), or
+// -1.
+func badNewline(s string) int {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\r':
+			if i+2 >= len(s) || s[i+1] != '\n' || (s[i+2] != ' ' && s[i+2] != '\t') {
+				return i
+			}
+			i++
+		case '\n':
+			return i
+		}
+	}
+	return -1
 }
 
 // trimWSP removes white space around s (bimi-sep = *WSP ";" *WSP; the

@@ -52,13 +52,14 @@ func TestParseRecordTagListEdges(t *testing.T) {
 		// White space around tags, "=" and ";".
 		{"spaces everywhere", "  v = BIMI1 ;  l = " + logo + "  ;  x = a  b ", want{logo: logo, ext: []string{"x=a  b"}}},
 		{"tabs", "\tv\t=\tBIMI1\t;\tl\t=\t", want{}},
-		// Folding white space: CRLF followed by white space.
+		// Folding white space is CRLF followed by white space; other line
+		// breaks are errors (RFC 6376 §2.8).
 		{"folded before a tag", "v=BIMI1;\r\n l=" + logo, want{logo: logo}},
 		{"folded before a URI", "v=BIMI1; l=\r\n\t" + logo, want{logo: logo}},
 		{"folded after a URI", "v=BIMI1; l=" + logo + "\r\n ;", want{logo: logo}},
-		{"folded inside a value", "v=BIMI1; l=; x=a\r\n b", want{err: true, tag: "x", value: "a\r\n b", cause: "byte 0x0d"}},
-		{"CRLF at the end", "v=BIMI1; l=\r\n", want{}},
-		{"bare LF", "v=BIMI1;\nl=", want{}},
+		{"folded inside a value", "v=BIMI1; l=; x=a\r\n b", want{ext: []string{"x=a\r\n b"}}},
+		{"CRLF at the end", "v=BIMI1; l=\r\n", want{err: true, tag: "l", value: "", cause: "byte 0x0d"}},
+		{"bare LF", "v=BIMI1;\nl=", want{err: true, tag: "l", value: "", cause: "byte 0x0a"}},
 		{"bare LF inside a value", "v=BIMI1; l=; x=a\nb", want{err: true, tag: "x", value: "a\nb", cause: "byte 0x0a"}},
 		// A tag without "=".
 		{"no equals", "v=BIMI1; l=; junk", want{err: true, tag: "", value: "junk", cause: `no "="`}},
