@@ -137,11 +137,13 @@ func (p *parser) tag(spec string, second bool) {
 		p.fail(rawName, "", `no "=": not a tag=value pair (RFC 7489 §6.4)`)
 		return
 	}
-	name := strings.ToLower(rawName)
-	if !isAlphaName(name) {
+	// ASCII letters only, checked before case folding: strings.ToLower
+	// maps U+212A KELVIN SIGN to "k".
+	if !isAlphaName(rawName) {
 		p.fail(rawName, value, "tag name must be letters only (RFC 7489 §6.4)")
 		return
 	}
+	name := strings.ToLower(rawName)
 	known := true
 	switch name {
 	case "v":
@@ -257,12 +259,13 @@ func (p *parser) tag(spec string, second bool) {
 	}
 }
 
+// isAlphaName reports whether s is one or more ASCII letters.
 func isAlphaName(s string) bool {
 	if s == "" {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		if s[i] < 'a' || s[i] > 'z' {
+		if c := s[i] | 0x20; c < 'a' || c > 'z' {
 			return false
 		}
 	}
