@@ -41,23 +41,42 @@ func splitTXT(s string) []string {
 	return append(out, s)
 }
 
-// tagList is a "name=value; name=value" record (DMARC, BIMI) kept as
+// tagList is a "name=value; name=value" record (DMARC, DKIM, BIMI) kept as
 // written, so that a fix changes one tag and leaves the rest alone.
 type tagList struct {
 	tags [][2]string
 }
 
+// parseTagList reads a record with the tag-list syntax of RFC 6376 §3.2:
+// names and values as written, without the white space (SP, HTAB, CR, LF)
+// around them. A tag-spec that is not tag=value is left out, so that the
+// rewritten record does not carry it.
 func parseTagList(s string) *tagList {
 	t := &tagList{}
 	for _, part := range strings.Split(s, ";") {
-		part = strings.TrimSpace(part)
-		if part == "" {
+		name, value, ok := strings.Cut(part, "=")
+		name, value = strings.Trim(name, " \t\r\n"), strings.Trim(value, " \t\r\n")
+		if !ok || !validTagName(name) {
 			continue
 		}
-		name, value, _ := strings.Cut(part, "=")
-		t.tags = append(t.tags, [2]string{strings.TrimSpace(name), strings.TrimSpace(value)})
+		t.tags = append(t.tags, [2]string{name, value})
 	}
 	return t
+}
+
+// validTagName reports whether s matches tag-name = ALPHA *ALNUMPUNC.
+func validTagName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alpha := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+		if i == 0 && !alpha || !alpha && !(c >= '0' && c <= '9') && c != '_' {
+			return false
+		}
+	}
+	return true
 }
 
 // set gives tag the value, in place when present, else after the tag

@@ -39,18 +39,19 @@ func TestFixTagListEdges(t *testing.T) {
 		{"bare LF", parseTagList("v=DMARC1;\np=none\n").String(), "v=DMARC1; p=none"},
 		{"removeTestFlag with spaces", removeTestFlag("v=DKIM1; t = y : s ; p=abc"), "v=DKIM1; t=s; p=abc"},
 		{"removeTestFlag folded", removeTestFlag("v=DKIM1;\r\n t=y;\r\n p=abc"), "v=DKIM1; p=abc"},
-		// Tags without "=".
-		{"no equals", fixVersion("v=dmarc1; p=none; junk"), "v=DMARC1; p=none; junk="},
+		// Tags without "=" are left out.
+		{"no equals", fixVersion("v=dmarc1; p=none; junk"), "v=DMARC1; p=none"},
 		{"equals in a value", parseTagList("v=DMARC1; p=none; x=a=b").String(), "v=DMARC1; p=none; x=a=b"},
-		// Non-ASCII bytes are kept; Unicode white space is trimmed.
+		// Non-ASCII bytes are kept in values, and so is white space other
+		// than SP, HTAB, CR and LF; a non-ASCII name is left out.
 		{"non-ASCII value", parseTagList("v=DKIM1; n=caf\u00e9; p=").String(), "v=DKIM1; n=caf\u00e9; p="},
-		{"non-ASCII name", fixVersion("v=dmarc1; p=none; f\u00f6=1"), "v=DMARC1; p=none; f\u00f6=1"},
-		{"no-break space", parseTagList("v=DMARC1; p=none\u00a0; x=\vy").String(), "v=DMARC1; p=none; x=y"},
+		{"non-ASCII name", fixVersion("v=dmarc1; p=none; f\u00f6=1"), "v=DMARC1; p=none"},
+		{"no-break space", parseTagList("v=DMARC1; p=none\u00a0; x=\vy").String(), "v=DMARC1; p=none\u00a0; x=\vy"},
 		{"control", parseTagList("v=DMARC1; p=none; x=\x01").String(), "v=DMARC1; p=none; x=\x01"},
-		// Invalid tag names are kept.
-		{"hyphen", fixVersion("v=dmarc1; p=none; r-a=x"), "v=DMARC1; p=none; r-a=x"},
-		{"empty name", fixVersion("v=dmarc1; p=none; =x"), "v=DMARC1; p=none; =x"},
-		{"space inside a name", fixVersion("v=dmarc1; p=none; r a=x"), "v=DMARC1; p=none; r a=x"},
+		// Invalid tag names are left out.
+		{"hyphen", fixVersion("v=dmarc1; p=none; r-a=x"), "v=DMARC1; p=none"},
+		{"empty name", fixVersion("v=dmarc1; p=none; =x"), "v=DMARC1; p=none"},
+		{"space inside a name", fixVersion("v=dmarc1; p=none; r a=x"), "v=DMARC1; p=none"},
 		// fixVersion puts v=DMARC1 first, whatever the case of v.
 		{"fixVersion", fixVersion("V=dmarc1; p=none"), "v=DMARC1; p=none"},
 		{"fixVersion twice", fixVersion("v=DMARC2; v=dmarc1; p=none"), "v=DMARC1; p=none"},
