@@ -3,6 +3,8 @@ package check
 import (
 	"strconv"
 	"strings"
+
+	"github.com/moatmail/moat/internal/taglist"
 )
 
 // txtRecord formats a TXT record in zone-file syntax: `name. TXT "value"`.
@@ -47,36 +49,23 @@ type tagList struct {
 	tags [][2]string
 }
 
-// parseTagList reads a record with the tag-list syntax of RFC 6376 §3.2:
-// names and values as written, without the white space (SP, HTAB, CR, LF)
-// around them. A tag-spec that is not tag=value is left out, so that the
-// rewritten record does not carry it.
+// parseTagList reads a record with the tag-list syntax of RFC 6376 §3.2
+// as leniently as any of the protocols: names and values as written, in
+// order, duplicates and all. A tag-spec that is not tag=value is left out
+// of the rewritten record.
 func parseTagList(s string) *tagList {
+	tags, _, _ := taglist.Parse(s, taglist.Options{
+		Duplicates:     taglist.DuplicateAllow,
+		SkipEmptySpecs: true,
+		Values:         taglist.ValuesAny,
+		LooseNewlines:  true,
+		KeepGoing:      true,
+	})
 	t := &tagList{}
-	for _, part := range strings.Split(s, ";") {
-		name, value, ok := strings.Cut(part, "=")
-		name, value = strings.Trim(name, " \t\r\n"), strings.Trim(value, " \t\r\n")
-		if !ok || !validTagName(name) {
-			continue
-		}
-		t.tags = append(t.tags, [2]string{name, value})
+	for _, tag := range tags {
+		t.tags = append(t.tags, [2]string{tag.Name, tag.Value})
 	}
 	return t
-}
-
-// validTagName reports whether s matches tag-name = ALPHA *ALNUMPUNC.
-func validTagName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		alpha := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
-		if i == 0 && !alpha || !alpha && !(c >= '0' && c <= '9') && c != '_' {
-			return false
-		}
-	}
-	return true
 }
 
 // set gives tag the value, in place when present, else after the tag
