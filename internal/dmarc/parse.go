@@ -375,7 +375,7 @@ func ParseReportURI(raw string) (ReportURI, error) {
 	}
 	u.Scheme = strings.ToLower(pu.Scheme)
 	if u.Scheme != "mailto" {
-		if pu.Host == "" {
+		if pu.Hostname() == "" { // "https://:443/" has a Host but no host name
 			return u, errors.New("no host")
 		}
 		u.Address, u.Domain = u.URI, strings.ToLower(pu.Hostname())
