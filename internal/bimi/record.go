@@ -1,12 +1,14 @@
 package bimi
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"path"
 	"strings"
 
 	"github.com/moatmail/moat/internal/dnsname"
+	"github.com/moatmail/moat/internal/taglist"
 )
 
 // maxRecord bounds the record length parsed; no TXT record is longer
@@ -29,6 +31,9 @@ const maxRecord = 65535
 //     avp= and lps= come from later drafts of BIMI; under draft-04 they
 //     are unknown tags and are ignored with a note.
 //   - Only one ";" may close the record ("v=BIMI1; l=;;" is invalid).
+//   - White space is that of RFC 6376 §3.2: a line break must be part of
+//     a fold (CRLF followed by a space or tab, §2.8), which may also
+//     appear inside a value.
 func ParseRecord(txt string) (rec *Record, err error) {
 	defer func() {
 		// STYLE rule 8: a parser panic is a bug; report it as a syntax error.
@@ -36,9 +41,16 @@ func ParseRecord(txt string) (rec *Record, err error) {
 			rec, err = nil, &TagError{Reason: fmt.Sprintf("internal parser error: %v", r)}
 		}
 	}()
-	tags, err := parseTagList(txt)
+	// RFC 6376 §3.2 to the letter (draft §4.2: receivers MUST NOT fix
+	// syntax errors): duplicates, empty tag-specs, line breaks outside
+	// folds and bytes outside VALCHAR are errors.
+	list, _, err := taglist.Parse(txt, taglist.Options{MaxLen: maxRecord})
 	if err != nil {
-		return nil, err
+		return nil, tagError(err)
+	}
+	tags := make([]Pair, len(list))
+	for i, t := range list {
+		tags[i] = Pair{Tag: t.Name, Value: t.Value}
 	}
 	// §4.2: v= MUST be the first tag and MUST have the value "BIMI1";
 	// if it does not match or is absent the record MUST be ignored.
@@ -53,7 +65,7 @@ func ParseRecord(txt string) (rec *Record, err error) {
 	for _, t := range tags[1:] {
 		switch t.Tag {
 		case "v":
-			// parseTagList already refused duplicates.
+			// taglist.Parse already refused duplicates.
 		case "l":
 			haveL = true
 			if err := checkURI("l", t.Value); err != nil {
@@ -95,50 +107,20 @@ func ParseRecord(txt string) (rec *Record, err error) {
 	return rec, nil
 }
 
-// parseTagList splits a tag-list (RFC 6376 §3.2, by reference from draft
-// §4.2) strictly.
-func parseTagList(s string) ([]Pair, error) {
-	if len(s) > maxRecord {
-		return nil, &TagError{Reason: fmt.Sprintf("record is %d bytes, over the %d byte limit", len(s), maxRecord)}
+// tagError turns a tag-list syntax error into a *TagError.
+func tagError(err error) *TagError {
+	var se *taglist.SyntaxError
+	if !errors.As(err, &se) {
+		return &TagError{Reason: err.Error()}
 	}
-	specs := strings.Split(s, ";")
-	tags := make([]Pair, 0, len(specs))
-	seen := map[string]bool{}
-	for i, spec := range specs {
-		spec = trimWSP(spec)
-		if spec == "" {
-			if i == len(specs)-1 && i > 0 {
-				continue // one trailing bimi-sep is allowed
-			}
-			if len(specs) == 1 {
-				return nil, &TagError{Reason: "empty record"}
-			}
-			return nil, &TagError{Reason: fmt.Sprintf("empty tag-spec at position %d (\";;\" or a leading \";\")", i+1)}
-		}
-		eq := strings.IndexByte(spec, '=')
-		if eq < 0 {
-			return nil, &TagError{Value: clip(spec), Reason: fmt.Sprintf("tag-spec %d %q has no \"=\"", i+1, clip(spec))}
-		}
-		name, value := trimWSP(spec[:eq]), trimWSP(spec[eq+1:])
-		if !validTagName(name) {
-			return nil, &TagError{Tag: clip(name), Value: clip(value), Reason: "invalid tag name (RFC 6376 §3.2: ALPHA *(ALPHA / DIGIT / \"_\"))"}
-		}
-		for j := 0; j < len(value); j++ {
-			// RFC 6376 §3.2: VALCHAR = %x21-3A / %x3C-7E, with WSP
-			// between value words.
-			if c := value[j]; c != ' ' && c != '\t' && (c < 0x21 || c > 0x7e) {
-				return nil, &TagError{Tag: name, Value: clip(value), Reason: fmt.Sprintf("byte 0x%02x at offset %d of the value is not allowed", c, j)}
-			}
-		}
-		// RFC 6376 §3.2: tags with duplicate names MUST NOT occur; the
-		// entire tag-list is then invalid.
-		if seen[name] {
-			return nil, &TagError{Tag: name, Value: clip(value), Reason: "duplicate tag (RFC 6376 §3.2: the whole record is invalid)"}
-		}
-		seen[name] = true
-		tags = append(tags, Pair{Tag: name, Value: value})
+	tag, reason := se.Tag, se.Reason
+	switch se.Problem {
+	case taglist.BadName:
+		tag = clip(tag) // any text before "="
+	case taglist.Empty:
+		reason = "empty record"
 	}
-	return tags, nil
+	return &TagError{Tag: tag, Value: clip(se.Value), Reason: reason}
 }
 
 // checkURI checks an l= or a= value: empty, or one https URI with a
@@ -185,30 +167,6 @@ func checkURI(tag, v string) error {
 		}
 	}
 	return nil
-}
-
-// validTagName reports whether s matches tag-name = ALPHA *ALNUMPUNC.
-func validTagName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		alpha := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
-		if i == 0 && !alpha {
-			return false
-		}
-		if !alpha && !(c >= '0' && c <= '9') && c != '_' {
-			return false
-		}
-	}
-	return true
-}
-
-// trimWSP removes white space around s (bimi-sep = *WSP ";" *WSP; the
-// URI may be surrounded by FWS).
-func trimWSP(s string) string {
-	return strings.Trim(s, " \t\r\n")
 }
 
 // clip shortens s for an error message.

@@ -3,6 +3,8 @@ package check
 import (
 	"strconv"
 	"strings"
+
+	"github.com/moatmail/moat/internal/taglist"
 )
 
 // txtRecord formats a TXT record in zone-file syntax: `name. TXT "value"`.
@@ -41,21 +43,27 @@ func splitTXT(s string) []string {
 	return append(out, s)
 }
 
-// tagList is a "name=value; name=value" record (DMARC, BIMI) kept as
+// tagList is a "name=value; name=value" record (DMARC, DKIM, BIMI) kept as
 // written, so that a fix changes one tag and leaves the rest alone.
 type tagList struct {
 	tags [][2]string
 }
 
+// parseTagList reads a record with the tag-list syntax of RFC 6376 §3.2
+// as leniently as any of the protocols: names and values as written, in
+// order, duplicates and all. A tag-spec that is not tag=value is left out
+// of the rewritten record.
 func parseTagList(s string) *tagList {
+	tags, _, _ := taglist.Parse(s, taglist.Options{
+		Duplicates:     taglist.DuplicateAllow,
+		SkipEmptySpecs: true,
+		Values:         taglist.ValuesAny,
+		LooseNewlines:  true,
+		KeepGoing:      true,
+	})
 	t := &tagList{}
-	for _, part := range strings.Split(s, ";") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		name, value, _ := strings.Cut(part, "=")
-		t.tags = append(t.tags, [2]string{strings.TrimSpace(name), strings.TrimSpace(value)})
+	for _, tag := range tags {
+		t.tags = append(t.tags, [2]string{tag.Name, tag.Value})
 	}
 	return t
 }

@@ -5,8 +5,11 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/moatmail/moat/internal/taglist"
 )
 
 // ParseKey parses a DKIM key record, the strings of the TXT record joined
@@ -21,28 +24,40 @@ func ParseKey(txt string) (k *Key, err error) {
 			k, err = nil, &TagError{Reason: fmt.Sprintf("internal parser error: %v", r)}
 		}
 	}()
-	tags, warnings, err := parseTagList(txt)
+	// RFC 6376 §3.2, with what verifiers commonly tolerate although the
+	// ABNF forbids it turned into warnings: empty tag-specs (";;") and
+	// non-ASCII bytes in values. Line breaks that are not folds count as
+	// white space.
+	tags, notes, err := taglist.Parse(txt, taglist.Options{
+		SkipEmptySpecs: true,
+		Values:         taglist.ValuesNonASCII,
+		LooseNewlines:  true,
+		MaxLen:         maxRecord,
+	})
 	if err != nil {
-		return nil, err
+		return nil, tagError(err)
 	}
-	k = &Key{KeyType: "rsa", Warnings: warnings}
-	var p *tag
+	k = &Key{KeyType: "rsa"}
+	for _, n := range notes {
+		k.Warnings = append(k.Warnings, n.Text)
+	}
+	var p *taglist.Tag
 	for i, t := range tags {
-		switch t.name {
+		switch t.Name {
 		case "v":
 			// RFC 6376 §3.6.1: if v= is specified, it MUST be the first
 			// tag, and its value MUST be "DKIM1".
 			if i != 0 {
-				return nil, &TagError{Tag: "v", Value: clip(t.value), Reason: "v= must be the first tag (RFC 6376 §3.6.1)"}
+				return nil, &TagError{Tag: "v", Value: clip(t.Value), Reason: "v= must be the first tag (RFC 6376 §3.6.1)"}
 			}
-			if t.value != "DKIM1" {
-				return nil, &TagError{Tag: "v", Value: clip(t.value), Reason: "version must be DKIM1 (RFC 6376 §3.6.1)"}
+			if t.Value != "DKIM1" {
+				return nil, &TagError{Tag: "v", Value: clip(t.Value), Reason: "version must be DKIM1 (RFC 6376 §3.6.1)"}
 			}
-			k.Version = t.value
+			k.Version = t.Value
 		case "h":
-			k.Hashes = splitList(t.value)
+			k.Hashes = splitList(t.Value)
 		case "k":
-			kt := t.value
+			kt := t.Value
 			if lower := strings.ToLower(kt); lower != kt && (lower == "rsa" || lower == "ed25519") {
 				k.Warnings = append(k.Warnings, fmt.Sprintf("k=%s: tag values are case-sensitive (RFC 6376 §3.2), some verifiers reject it; write k=%s", kt, lower))
 				kt = lower
@@ -53,16 +68,16 @@ func ParseKey(txt string) (k *Key, err error) {
 			default:
 				// RFC 6376 §3.6.1: unrecognized key types MUST be
 				// ignored, so no verifier can use this key.
-				return nil, &TagError{Tag: "k", Value: clip(t.value), Reason: "unknown key type, want rsa or ed25519 (RFC 6376 §3.6.1, RFC 8463)"}
+				return nil, &TagError{Tag: "k", Value: clip(t.Value), Reason: "unknown key type, want rsa or ed25519 (RFC 6376 §3.6.1, RFC 8463)"}
 			}
 		case "n":
-			k.Notes = t.value
+			k.Notes = t.Value
 		case "p":
 			p = &tags[i]
 		case "s":
-			k.Services = splitList(t.value)
+			k.Services = splitList(t.Value)
 		case "t":
-			for _, f := range splitList(t.value) {
+			for _, f := range splitList(t.Value) {
 				switch f {
 				case "y":
 					k.Testing = true
@@ -70,7 +85,7 @@ func ParseKey(txt string) (k *Key, err error) {
 					k.Strict = true
 				default:
 					// RFC 6376 §3.6.1: unrecognized flags MUST be ignored.
-					k.Warnings = append(k.Warnings, fmt.Sprintf("t=%s: unknown flag %q is ignored", t.value, f))
+					k.Warnings = append(k.Warnings, fmt.Sprintf("t=%s: unknown flag %q is ignored", t.Value, f))
 				}
 			}
 		}
@@ -78,7 +93,7 @@ func ParseKey(txt string) (k *Key, err error) {
 	if p == nil {
 		reason := "missing p= (RFC 6376 §3.6.1: REQUIRED)"
 		for _, t := range tags {
-			if t.name == "P" {
+			if t.Name == "P" {
 				reason += `; tag names are case-sensitive and "P=" is not "p="`
 			}
 		}
@@ -86,7 +101,7 @@ func ParseKey(txt string) (k *Key, err error) {
 	}
 	k.checkHashes()
 	k.checkServices()
-	data := removeFWS(p.value)
+	data := removeFWS(p.Value)
 	if data == "" {
 		// RFC 6376 §3.6.1: an empty value means that this public key
 		// has been revoked.
@@ -101,6 +116,22 @@ func ParseKey(txt string) (k *Key, err error) {
 		return nil, err
 	}
 	return k, nil
+}
+
+// tagError turns a tag-list syntax error into a *TagError.
+func tagError(err error) *TagError {
+	var se *taglist.SyntaxError
+	if !errors.As(err, &se) {
+		return &TagError{Reason: err.Error()}
+	}
+	tag, reason := se.Tag, se.Reason
+	switch se.Problem {
+	case taglist.BadName:
+		tag = clip(tag) // any text before "="
+	case taglist.Empty:
+		reason = "empty record"
+	}
+	return &TagError{Tag: tag, Value: clip(se.Value), Reason: reason}
 }
 
 // setPublic decodes the p= bytes for the record's key type.
@@ -193,4 +224,50 @@ func (k *Key) checkServices() {
 		}
 	}
 	k.Warnings = append(k.Warnings, fmt.Sprintf("s=%s does not include email or *: verifiers must not use this key for mail (RFC 6376 §3.6.1)", strings.Join(k.Services, ":")))
+}
+
+// maxRecord bounds the record length parsed. RSA 4096 keys take about
+// 740 bytes of base64; 8192-bit keys about 1400. A TXT record over 64 KiB
+// cannot be carried in one DNS message.
+const maxRecord = 65535
+
+// trimFWS removes folding white space (SP, HTAB, CR, LF) around s.
+func trimFWS(s string) string {
+	return strings.Trim(s, " \t\r\n")
+}
+
+// removeFWS removes every white-space byte of s (RFC 6376 §3.6.1: the p=
+// value may be folded).
+func removeFWS(s string) string {
+	if !strings.ContainsAny(s, " \t\r\n") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c != ' ' && c != '\t' && c != '\r' && c != '\n' {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// clip shortens s for an error message.
+func clip(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "..."
+}
+
+// splitList splits a colon-separated list (h=, s=, t=) into lower-case,
+// trimmed, non-empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ":") {
+		if item = strings.ToLower(trimFWS(item)); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }

@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/moatmail/moat/internal/taglist"
 )
 
 // IsRecord reports whether txt is a DMARC record for record selection
@@ -68,15 +70,33 @@ func ParseRecord(txt string) (rec *Record, warns []Warning, err error) {
 			rec, warns, err = nil, nil, fmt.Errorf("%w: internal parser error: %v", ErrSyntax, p)
 		}
 	}()
-	specs := strings.Split(txt, ";")
-	name, value, ok := strings.Cut(specs[0], "=")
+	first, _, _ := strings.Cut(txt, ";")
+	name, value, ok := strings.Cut(first, "=")
 	name, value = trimWSP(name), trimWSP(value)
 	// RFC 7489 §6.3: v MUST be first and MUST be "DMARC1" exactly.
 	if !ok || !strings.EqualFold(name, "v") {
-		return nil, nil, &TagError{Tag: "v", Value: trimWSP(specs[0]), Reason: `the record must start with "v=DMARC1" (RFC 7489 §6.3)`}
+		return nil, nil, &TagError{Tag: "v", Value: trimWSP(first), Reason: `the record must start with "v=DMARC1" (RFC 7489 §6.3)`}
 	}
 	if value != "DMARC1" {
 		return nil, nil, &TagError{Tag: "v", Value: value, Reason: `must be exactly "DMARC1" (RFC 7489 §6.3)`}
+	}
+	// RFC 7489 §6.4: the tag-list syntax of RFC 6376 §3.2, read leniently.
+	// Each value is checked against its tag's grammar below; names are
+	// compared in lower case; a bad tag-spec is an error that leaves the
+	// other tags applied; empty tags (";;") are warnings. Duplicates are
+	// checked below, for known tags only, as unknown tags are ignored.
+	tags, notes, err := taglist.Parse(txt, taglist.Options{
+		Duplicates:     taglist.DuplicateAllow,
+		FoldCase:       true,
+		SkipEmptySpecs: true,
+		Values:         taglist.ValuesAny,
+		LooseNewlines:  true,
+		KeepGoing:      true,
+	})
+	bad := taglist.SyntaxErrors(err)
+	if len(tags) == 0 || tags[0].Spec != 0 || tags[0].Key != "v" {
+		// Not reached: the first tag-spec was read as v=DMARC1 above.
+		return nil, nil, &TagError{Tag: "v", Value: trimWSP(first), Reason: `the record must start with "v=DMARC1" (RFC 7489 §6.3)`}
 	}
 	p := &parser{rec: &Record{
 		Version:        "DMARC1",
@@ -89,19 +109,25 @@ func ParseRecord(txt string) (rec *Record, warns []Warning, err error) {
 		PSD:            "u",
 		Testing:        "n",
 	}, seen: map[string]bool{}}
-	if name != "v" {
+	if tags[0].Name != "v" {
 		p.warn("v", "tag name written in upper case")
 	}
 	p.rec.Tags = append(p.rec.Tags, Tag{Name: "v", Value: value})
-	for i, spec := range specs[1:] {
-		if trimWSP(spec) == "" {
-			if i != len(specs)-2 { // a trailing ";" is fine (§6.4)
-				p.warn("", "empty tag between semicolons")
-			}
-			continue
+	// before reports, in order, what the tag-list held before tag-spec
+	// number spec besides tags: empty tags and bad tag-specs.
+	before := func(spec int) {
+		for ; len(notes) > 0 && notes[0].Spec < spec; notes = notes[1:] {
+			p.warn("", "empty tag between semicolons")
 		}
-		p.tag(spec, i == 0)
+		for ; len(bad) > 0 && bad[0].Spec < spec; bad = bad[1:] {
+			p.syntax(bad[0])
+		}
 	}
+	for _, t := range tags[1:] {
+		before(t.Spec)
+		p.tag(t)
+	}
+	before(len(txt) + 1)
 	if !p.seen["p"] {
 		p.errs = append(p.errs, &TagError{Tag: "p", Reason: "missing: RFC 7489 §6.3 requires it in a policy record " +
 			"(DMARCbis treats a record without p as p=none; RFC 7489 §6.6.3 receivers act as p=none only when rua holds a valid URI)"})
@@ -129,15 +155,22 @@ func (p *parser) fail(tag, value, reason string) {
 	p.errs = append(p.errs, &TagError{Tag: tag, Value: value, Reason: reason})
 }
 
-// tag parses one tag-spec; second says it directly follows v.
-func (p *parser) tag(spec string, second bool) {
-	rawName, value, ok := strings.Cut(spec, "=")
-	rawName, value = trimWSP(rawName), trimWSP(value)
-	if !ok {
-		p.fail(rawName, "", `no "=": not a tag=value pair (RFC 7489 §6.4)`)
-		return
+// syntax records a tag-spec that the tag-list syntax refused.
+func (p *parser) syntax(se *taglist.SyntaxError) {
+	switch se.Problem {
+	case taglist.NoEquals:
+		p.fail(se.Value, "", `no "=": not a tag=value pair (RFC 7489 §6.4)`)
+	case taglist.BadName:
+		p.fail(se.Tag, se.Value, "tag name must be letters only (RFC 7489 §6.4)")
+	default:
+		p.fail(se.Tag, se.Value, se.Reason)
 	}
-	name := strings.ToLower(rawName)
+}
+
+// tag applies one tag. Its name is ASCII (taglist checks tag-name), so
+// Key is the name in lower case.
+func (p *parser) tag(t taglist.Tag) {
+	rawName, name, value := t.Name, t.Key, t.Value
 	if !isAlphaName(name) {
 		p.fail(rawName, value, "tag name must be letters only (RFC 7489 §6.4)")
 		return
@@ -165,7 +198,7 @@ func (p *parser) tag(spec string, second bool) {
 	if rawName != name {
 		p.warn(name, fmt.Sprintf("tag name %q in upper case; receivers may not recognise it", rawName))
 	}
-	if name == "p" && !second {
+	if name == "p" && t.Spec != 1 {
 		p.warn("p", "RFC 7489 §6.4 wants p directly after v (DMARCbis allows any order)")
 	}
 	lower := strings.ToLower(value)
@@ -257,12 +290,13 @@ func (p *parser) tag(spec string, second bool) {
 	}
 }
 
+// isAlphaName reports whether s is one or more ASCII letters.
 func isAlphaName(s string) bool {
 	if s == "" {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		if s[i] < 'a' || s[i] > 'z' {
+		if c := s[i] | 0x20; c < 'a' || c > 'z' {
 			return false
 		}
 	}
@@ -341,7 +375,7 @@ func ParseReportURI(raw string) (ReportURI, error) {
 	}
 	u.Scheme = strings.ToLower(pu.Scheme)
 	if u.Scheme != "mailto" {
-		if pu.Host == "" {
+		if pu.Hostname() == "" { // "https://:443/" has a Host but no host name
 			return u, errors.New("no host")
 		}
 		u.Address, u.Domain = u.URI, strings.ToLower(pu.Hostname())

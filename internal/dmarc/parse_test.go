@@ -149,6 +149,7 @@ func TestParseRecordErrors(t *testing.T) {
 		{"v=DMARC1; p=none; rua=mailto:a@example.com!18446744073709551615k", "rua", "mailto:a@example.com!18446744073709551615k", "64 bits", true},
 		{"v=DMARC1; p=none; rua=mailto:a@example.com,", "rua", "mailto:a@example.com,", "empty URI", true},
 		{"v=DMARC1; p=none; ruf=", "ruf", "", "empty URI", true},
+		{"v=DMARC1; p=none; rua=https://:443/x", "rua", "https://:443/x", "no host", true},
 		{"v=DMARC1; p=none; p=reject", "p", "reject", "more than once", true},
 		{"v=DMARC1; p=none; v=DMARC1", "v", "DMARC1", "first tag only", true},
 		{"v=DMARC1; p=none; rua", "rua", "", `no "="`, true},

@@ -2,6 +2,8 @@ package mtasts
 
 import (
 	"strings"
+
+	"github.com/moatmail/moat/internal/txtrecord"
 )
 
 // Version is the only version of the TXT record and policy defined by
@@ -73,13 +75,12 @@ func ValidID(id string) bool {
 //     only be a syntactically valid field.
 //   - Field names and "v=STSv1" are case-sensitive (%s in the ABNF, RFC 7405).
 func ParseRecord(txt string) (*Record, error) {
-	p := recordParser{s: txt}
+	p := recordParser{sc: txtrecord.Scanner{Text: txt, Quote: quote, Describe: describeByte}}
 	return p.parse()
 }
 
 type recordParser struct {
-	s      string
-	pos    int
+	sc     txtrecord.Scanner
 	haveID bool // the first id field has been read
 }
 
@@ -87,63 +88,27 @@ func (p *recordParser) fail(field string, off int, value, reason string) error {
 	return &ParseError{Field: field, Offset: off, Value: value, Reason: reason, Err: ErrRecordSyntax}
 }
 
-// token returns the text from off up to the next ";" or whitespace, for
-// error messages.
-func (p *recordParser) token(off int) string {
-	end := off
-	for end < len(p.s) && p.s[end] != ';' && !isWSP(p.s[end]) {
-		end++
-	}
-	return p.s[off:end]
-}
-
-func (p *recordParser) skipWSP() {
-	for p.pos < len(p.s) && isWSP(p.s[p.pos]) {
-		p.pos++
-	}
+// failField turns a syntax problem found by the scanner into a *ParseError.
+func (p *recordParser) failField(e *txtrecord.FieldError) error {
+	return p.fail(e.Field, e.Offset, e.Value, e.Reason)
 }
 
 func (p *recordParser) parse() (*Record, error) {
 	// RFC 8461 §3.1: the TXT record MUST begin with the sts-version field.
-	const vfield = "v=" + Version
-	if !strings.HasPrefix(p.s, vfield) {
-		tok := p.token(0)
-		reason := `record must begin with "v=STSv1"`
-		if p.s != "" && isWSP(p.s[0]) {
-			tok = p.s[:len(p.s)-len(strings.TrimLeft(p.s, " \t"))]
-			reason = `record begins with whitespace; it must begin with "v=STSv1"`
-		} else if v, ok := strings.CutPrefix(tok, "v="); ok {
-			reason = "version must be STSv1, not " + quote(v)
-		}
-		return nil, p.fail("v", 0, tok, reason)
+	if e := p.sc.Version(Version); e != nil {
+		return nil, p.failField(e)
 	}
-	p.pos = len(vfield)
-	if p.pos < len(p.s) && p.s[p.pos] != ';' && !isWSP(p.s[p.pos]) {
-		tok := p.token(0)
-		return nil, p.fail("v", 0, tok, "version must be STSv1, not "+quote(strings.TrimPrefix(tok, "v=")))
-	}
-
 	r := &Record{Version: Version}
 	seen := map[string]bool{"v": true}
 	prev := "v"
 	for {
-		// sts-field-delim = *WSP ";" *WSP
-		start := p.pos
-		p.skipWSP()
-		if p.pos == len(p.s) {
-			if p.pos > start {
-				return nil, p.fail(prev, start, p.s[start:], `trailing whitespace is only allowed around ";"`)
-			}
+		// sts-field-delim = *WSP ";" *WSP; one may end the record.
+		more, e := p.sc.Next(prev)
+		if e != nil {
+			return nil, p.failField(e)
+		}
+		if !more {
 			break
-		}
-		if p.s[p.pos] != ';' {
-			tok := p.token(p.pos)
-			return nil, p.fail(prev, p.pos, tok, `unexpected `+quote(tok)+` after field `+quote(prev)+`; fields are separated by ";"`)
-		}
-		p.pos++
-		p.skipWSP()
-		if p.pos == len(p.s) {
-			break // [sts-field-delim] at the end
 		}
 		name, value, err := p.field()
 		if err != nil {
@@ -171,40 +136,22 @@ func (p *recordParser) parse() (*Record, error) {
 				break
 			}
 		}
-		return nil, p.fail("id", len(p.s), "", reason)
+		return nil, p.fail("id", len(p.sc.Text), "", reason)
 	}
 	return r, nil
 }
 
-// field parses one sts-field at p.pos: sts-id or sts-extension.
+// field parses one sts-field at the scanner's position: sts-id or
+// sts-extension.
 func (p *recordParser) field() (name, value string, err error) {
-	start := p.pos
-	eq := -1
-	for i := start; i < len(p.s) && p.s[i] != ';' && !isWSP(p.s[i]); i++ {
-		if p.s[i] == '=' {
-			eq = i
-			break
-		}
+	name, e := p.sc.Name(`empty field: only one ";" may end the record`)
+	if e != nil {
+		return "", "", p.failField(e)
 	}
-	if eq < 0 {
-		tok := p.token(start)
-		if tok == "" {
-			return "", "", p.fail("", start, tok, `empty field: only one ";" may end the record`)
-		}
-		return "", "", p.fail("", start, tok, `field `+quote(tok)+` has no "="`)
-	}
-	name = p.s[start:eq]
-	if reason := checkFieldName(name); reason != "" {
-		return "", "", p.fail(name, start, name, reason)
-	}
-	vstart := eq + 1
-	p.pos = vstart
-	for p.pos < len(p.s) && p.s[p.pos] != ';' && !isWSP(p.s[p.pos]) {
-		p.pos++
-	}
-	value = p.s[vstart:p.pos]
 	if name == "id" && !p.haveID {
 		// sts-id = %s"id=" 1*32(ALPHA / DIGIT)
+		vstart := p.sc.Pos
+		value = p.sc.Take()
 		for i := 0; i < len(value); i++ {
 			if !isAlnum(value[i]) {
 				return "", "", p.fail(name, vstart+i, value, "id must be 1 to 32 letters or digits; "+describeByte(value[i])+" is not allowed")
@@ -216,36 +163,13 @@ func (p *recordParser) field() (name, value string, err error) {
 		return name, value, nil
 	}
 	// sts-ext-value = 1*(%x21-3A / %x3C / %x3E-7E)
-	if len(value) == 0 {
-		return "", "", p.fail(name, vstart, value, "field "+quote(name)+" has an empty value")
-	}
-	for i := 0; i < len(value); i++ {
-		c := value[i]
-		if c < 0x21 || c > 0x7e || c == '=' || c == ';' {
-			return "", "", p.fail(name, vstart+i, value, "value of "+quote(name)+" contains "+describeByte(c)+`; "=", ";", space and control or non-ASCII characters are not allowed`)
-		}
+	value, e = p.sc.ExtValue(name)
+	if e != nil {
+		return "", "", p.failField(e)
 	}
 	return name, value, nil
 }
 
-// checkFieldName checks sts-ext-name = (ALPHA / DIGIT) *31(ALPHA / DIGIT /
-// "_" / "-" / "."), which sts-id's "id" also satisfies. It returns a reason
-// or "".
-func checkFieldName(name string) string {
-	if name == "" {
-		return "empty field name"
-	}
-	if !isAlnum(name[0]) {
-		return "field name must begin with a letter or digit, not " + describeByte(name[0])
-	}
-	for i := 1; i < len(name); i++ {
-		c := name[i]
-		if !isAlnum(c) && c != '_' && c != '-' && c != '.' {
-			return "field name contains " + describeByte(c) + "; only letters, digits, \"_\", \"-\" and \".\" are allowed"
-		}
-	}
-	if len(name) > 32 {
-		return "field name is " + itoa(len(name)) + " characters long; at most 32 are allowed"
-	}
-	return ""
-}
+// checkFieldName checks sts-ext-name and sts-policy-ext-name. It returns a
+// reason or "".
+func checkFieldName(name string) string { return txtrecord.CheckExtName(name, describeByte) }

@@ -72,73 +72,41 @@ func (r *Record) String() string {
 //     accept syntactically valid records. At least one rua is required
 //     (the ABNF comment: "the tlsrpt-rua record is required").
 func ParseRecord(txt string) (*Record, error) {
-	p := recordParser{s: txt}
+	p := recordParser{sc: txtrecord.Scanner{Text: txt, Quote: quote, Describe: describeByte}}
 	return p.parse()
 }
 
 type recordParser struct {
-	s   string
-	pos int
+	sc txtrecord.Scanner
 }
 
 func (p *recordParser) fail(field string, off int, value, reason string) error {
 	return &ParseError{Field: field, Offset: off, Value: value, Reason: reason, Err: ErrRecordSyntax}
 }
 
-// token returns the text from off up to the next ";" or whitespace.
-func (p *recordParser) token(off int) string {
-	end := off
-	for end < len(p.s) && p.s[end] != ';' && !isWSP(p.s[end]) {
-		end++
-	}
-	return p.s[off:end]
-}
-
-func (p *recordParser) skipWSP() {
-	for p.pos < len(p.s) && isWSP(p.s[p.pos]) {
-		p.pos++
-	}
+// failField turns a syntax problem found by the scanner into a *ParseError.
+func (p *recordParser) failField(e *txtrecord.FieldError) error {
+	return p.fail(e.Field, e.Offset, e.Value, e.Reason)
 }
 
 func (p *recordParser) parse() (*Record, error) {
 	// tlsrpt-version = %s"v=TLSRPTv1"
-	const vfield = "v=" + Version
-	rest, ok := strings.CutPrefix(p.s, vfield)
-	if !ok || (rest != "" && rest[0] != ';' && !isWSP(rest[0])) {
-		tok := p.token(0)
-		reason := `record must begin with "v=TLSRPTv1"`
-		switch {
-		case p.s == "":
-			reason = "empty record; " + reason
-		case isWSP(p.s[0]):
-			tok = p.s[:len(p.s)-len(strings.TrimLeft(p.s, " \t"))]
-			reason = `record begins with whitespace; it must begin with "v=TLSRPTv1"`
-		case strings.HasPrefix(tok, "v="):
-			reason = "version must be TLSRPTv1, not " + quote(tok[2:])
+	if e := p.sc.Version(Version); e != nil {
+		if p.sc.Text == "" {
+			e.Reason = "empty record; " + e.Reason
 		}
-		return nil, p.fail("v", 0, tok, reason)
+		return nil, p.failField(e)
 	}
-	p.pos = len(vfield)
 	r := &Record{Version: Version}
 	prev := "v"
 	for {
-		// field-delim = *WSP ";" *WSP
-		start := p.pos
-		p.skipWSP()
-		if p.pos == len(p.s) {
-			if p.pos > start {
-				return nil, p.fail(prev, start, p.s[start:], `trailing whitespace is only allowed around ";"`)
-			}
+		// field-delim = *WSP ";" *WSP; one may end the record.
+		more, e := p.sc.Next(prev)
+		if e != nil {
+			return nil, p.failField(e)
+		}
+		if !more {
 			break
-		}
-		if p.s[p.pos] != ';' {
-			tok := p.token(p.pos)
-			return nil, p.fail(prev, p.pos, tok, "unexpected "+quote(tok)+" after field "+quote(prev)+`; fields are separated by ";"`)
-		}
-		p.pos++
-		p.skipWSP()
-		if p.pos == len(p.s) {
-			break // [field-delim] at the end
 		}
 		name, err := p.field(r)
 		if err != nil {
@@ -154,84 +122,60 @@ func (p *recordParser) parse() (*Record, error) {
 				break
 			}
 		}
-		return nil, p.fail("rua", len(p.s), "", reason)
+		return nil, p.fail("rua", len(p.sc.Text), "", reason)
 	}
 	return r, nil
 }
 
-// field parses one tlsrpt-field at p.pos, adds it to r and returns its
-// name.
+// field parses one tlsrpt-field at the scanner's position, adds it to r
+// and returns its name.
 func (p *recordParser) field(r *Record) (string, error) {
-	start := p.pos
-	eq := -1
-	for i := start; i < len(p.s) && p.s[i] != ';' && !isWSP(p.s[i]); i++ {
-		if p.s[i] == '=' {
-			eq = i
-			break
-		}
+	name, e := p.sc.Name(`empty field: only one ";" may end the record and fields may not be empty`)
+	if e != nil {
+		return "", p.failField(e)
 	}
-	if eq < 0 {
-		tok := p.token(start)
-		if tok == "" {
-			return "", p.fail("", start, tok, `empty field: only one ";" may end the record and fields may not be empty`)
-		}
-		return "", p.fail("", start, tok, "field "+quote(tok)+` has no "="`)
-	}
-	name := p.s[start:eq]
-	if reason := checkFieldName(name); reason != "" {
-		return "", p.fail(name, start, name, reason)
-	}
-	vstart := eq + 1
 	if name == "rua" {
-		return name, p.rua(r, vstart)
+		return name, p.rua(r)
 	}
 	// tlsrpt-ext-value = 1*(%x21-3A / %x3C / %x3E-7E)
-	p.pos = vstart
-	for p.pos < len(p.s) && p.s[p.pos] != ';' && !isWSP(p.s[p.pos]) {
-		p.pos++
-	}
-	value := p.s[vstart:p.pos]
-	if value == "" {
-		return "", p.fail(name, vstart, value, "field "+quote(name)+" has an empty value")
-	}
-	for i := 0; i < len(value); i++ {
-		if c := value[i]; c < 0x21 || c > 0x7e || c == '=' {
-			return "", p.fail(name, vstart+i, value, "value of "+quote(name)+" contains "+describeByte(c)+`; "=", ";", space and control or non-ASCII characters are not allowed`)
-		}
+	value, e := p.sc.ExtValue(name)
+	if e != nil {
+		return "", p.failField(e)
 	}
 	r.Extensions = append(r.Extensions, Pair{Key: name, Value: value})
 	return name, nil
 }
 
-// rua parses tlsrpt-uri *(*WSP "," *WSP tlsrpt-uri) starting at off.
-func (p *recordParser) rua(r *Record, off int) error {
-	p.pos = off
+// rua parses tlsrpt-uri *(*WSP "," *WSP tlsrpt-uri) at the scanner's
+// position.
+func (p *recordParser) rua(r *Record) error {
+	sc := &p.sc
 	for {
-		ustart := p.pos
-		for p.pos < len(p.s) && p.s[p.pos] != ';' && p.s[p.pos] != ',' && !isWSP(p.s[p.pos]) {
-			p.pos++
+		ustart := sc.Pos
+		for sc.Pos < len(sc.Text) && sc.Text[sc.Pos] != ';' && sc.Text[sc.Pos] != ',' && !isWSP(sc.Text[sc.Pos]) {
+			sc.Pos++
 		}
-		uri := p.s[ustart:p.pos]
+		uri := sc.Text[ustart:sc.Pos]
 		if uri == "" {
 			reason := "empty URI"
-			if ustart < len(p.s) && isWSP(p.s[ustart]) {
+			if ustart < len(sc.Text) && isWSP(sc.Text[ustart]) {
 				reason = `whitespace is only allowed around "," and ";"`
 			}
-			return p.fail("rua", ustart, p.token(ustart), reason)
+			return p.fail("rua", ustart, sc.Token(ustart), reason)
 		}
 		if off, reason := checkRUA(uri); reason != "" {
 			return p.fail("rua", ustart+off, uri, reason)
 		}
 		r.RUA = append(r.RUA, uri)
 		// *WSP "," *WSP, or the end of the field
-		save := p.pos
-		p.skipWSP()
-		if p.pos < len(p.s) && p.s[p.pos] == ',' {
-			p.pos++
-			p.skipWSP()
+		save := sc.Pos
+		sc.SkipWSP()
+		if sc.Pos < len(sc.Text) && sc.Text[sc.Pos] == ',' {
+			sc.Pos++
+			sc.SkipWSP()
 			continue
 		}
-		p.pos = save
+		sc.Pos = save
 		return nil
 	}
 }
@@ -285,27 +229,6 @@ func checkRUA(uri string) (int, string) {
 		return 0, "unsupported URI scheme " + quote(uri[:colon]) + `; only "mailto" and "https" are defined`
 	}
 	return 0, ""
-}
-
-// checkFieldName checks tlsrpt-ext-name = (ALPHA / DIGIT) *31(ALPHA /
-// DIGIT / "_" / "-" / "."), which "rua" also satisfies. It returns a
-// reason or "".
-func checkFieldName(name string) string {
-	if name == "" {
-		return "empty field name"
-	}
-	if !isAlnum(name[0]) {
-		return "field name must begin with a letter or digit, not " + describeByte(name[0])
-	}
-	for i := 1; i < len(name); i++ {
-		if c := name[i]; !isAlnum(c) && c != '_' && c != '-' && c != '.' {
-			return "field name contains " + describeByte(c) + `; only letters, digits, "_", "-" and "." are allowed`
-		}
-	}
-	if len(name) > 32 {
-		return fmt.Sprintf("field name is %d characters long; at most 32 are allowed", len(name))
-	}
-	return ""
 }
 
 // RecordName returns the name of the TLSRPT TXT record of a policy domain:

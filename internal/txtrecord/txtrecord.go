@@ -1,7 +1,9 @@
-// Package txtrecord is the lookup shared by the versioned TXT records of
-// email security (MTA-STS, RFC 8461 §3.1; TLS-RPT, RFC 8460 §3): query the
-// TXT records at a name, keep those of the protocol's version, and tell
-// "none", "one" and "several" apart, which the RFCs treat differently.
+// Package txtrecord is what the versioned TXT records of email security
+// (MTA-STS, RFC 8461 §3.1; TLS-RPT, RFC 8460 §3) share: the lookup, which
+// queries the TXT records at a name, keeps those of the protocol's version
+// and tells "none", "one" and "several" apart, as the RFCs treat them
+// differently; and the Scanner for their common field syntax, "v=<version>"
+// then "name=value" fields separated by ";".
 package txtrecord
 
 import (
