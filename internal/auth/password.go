@@ -101,7 +101,7 @@ func decodeHash(encoded string) (Params, []byte, []byte, error) {
 	parts := strings.Split(encoded, "$")
 	// "", "argon2id", "v=19", "m=..,t=..,p=..", salt, hash
 	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" {
-		return Params{}, nil, nil, fmt.Errorf("%w: not $argon2id$...", ErrBadHash)
+		return Params{}, nil, nil, fmt.Errorf("%w: not an $argon2id$ hash", ErrBadHash)
 	}
 	if parts[2] != "v="+strconv.Itoa(argon2.Version) {
 		return Params{}, nil, nil, fmt.Errorf("%w: version %q", ErrBadHash, parts[2])

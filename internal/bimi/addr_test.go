@@ -8,6 +8,7 @@ import (
 )
 
 func TestPublicOnly(t *testing.T) {
+	t.Parallel()
 	refused := map[string]string{
 		"0.0.0.0":            "unspecified",
 		"0.1.2.3":            "0.0.0.0/8",

@@ -10,6 +10,7 @@ import (
 )
 
 func TestLookup(t *testing.T) {
+	t.Parallel()
 	zone := `
 default._bimi.example.com.       TXT "v=BIMI1; l=https://example.com/logo.svg; a=https://example.com/vmc.pem"
 default._bimi.example.com.       TXT "v=spf1 -all"
@@ -81,6 +82,7 @@ default._bimi.case.example.       A   192.0.2.1
 }
 
 func TestStartsBIMI1(t *testing.T) {
+	t.Parallel()
 	for txt, want := range map[string]bool{
 		"v=BIMI1":         true,
 		"v=BIMI1;":        true,

@@ -171,9 +171,9 @@ func checkURI(tag, v string) error {
 
 // clip shortens s for an error message.
 func clip(s string) string {
-	const max = 80
-	if len(s) <= max {
+	const limit = 80
+	if len(s) <= limit {
 		return s
 	}
-	return s[:max] + "..."
+	return s[:limit] + "..."
 }

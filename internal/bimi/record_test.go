@@ -11,6 +11,7 @@ import (
 const vectorsPath = "../../../shared/corpora/txt-record-vectors.tsv"
 
 func TestParseRecordVectors(t *testing.T) {
+	t.Parallel()
 	// vectorDecisions settles the BIMI rows of txt-record-vectors.tsv whose
 	// expectation is "see note": true means valid under draft-04.
 	vectorDecisions := map[string]struct {
@@ -83,6 +84,7 @@ func TestParseRecordVectors(t *testing.T) {
 }
 
 func TestParseRecord(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		txt      string
 		logo     string
@@ -120,6 +122,7 @@ func TestParseRecord(t *testing.T) {
 }
 
 func TestParseRecordErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		txt, tag, reason string
 	}{

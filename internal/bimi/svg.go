@@ -110,7 +110,7 @@ func (c *checker) walk(data []byte) {
 	)
 	for {
 		tok, err := d.Token()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		line, _ := d.InputPos()

@@ -38,6 +38,7 @@ func checkProblems(t *testing.T, name string, got []Problem, want []wantProblem)
 }
 
 func TestCheckSVGFixtures(t *testing.T) {
+	t.Parallel()
 	tests := map[string][]wantProblem{
 		"good-tiny-ps.svg":        nil,
 		"missing-baseprofile.svg": {{"error", `no baseProfile attribute`}},
@@ -81,6 +82,7 @@ func TestCheckSVGFixtures(t *testing.T) {
 }
 
 func TestCheckSVGSizeAndForms(t *testing.T) {
+	t.Parallel()
 	good, err := os.ReadFile("testdata/good-tiny-ps.svg")
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 // "=", non-ASCII bytes and invalid tag names. BIMI is strict: receivers
 // MUST NOT fix syntax errors (draft §4.2).
 func TestParseRecordTagListEdges(t *testing.T) {
+	t.Parallel()
 	type want struct {
 		// For a valid record: l=, a= and the extensions as "name=value".
 		logo, auth string

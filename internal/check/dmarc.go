@@ -89,10 +89,10 @@ func (r *run) dmarcPolicy() (dmarc.Policy, string) {
 // none. When not, it says why.
 func (r *run) dmarcEnforced() (bool, string) {
 	p, tag := r.dmarcPolicy()
-	switch {
-	case p == "":
+	switch p {
+	case "":
 		return false, "the domain has no valid DMARC record"
-	case p == dmarc.PolicyNone:
+	case dmarc.PolicyNone:
 		return false, fmt.Sprintf("the DMARC policy is %s=none", tag)
 	}
 	rec := r.dmarc.res.Record

@@ -29,6 +29,7 @@ func rulesTable() string {
 // in README.md identical to check.Rules, so that the documented
 // scoring is the one applied. Run with -update to rewrite it.
 func TestDocsRules(t *testing.T) {
+	t.Parallel()
 	docsFile, doc := "", ""
 	for _, f := range docsFiles {
 		data, err := os.ReadFile(f)

@@ -8,6 +8,7 @@ import "testing"
 // white space and folding, tags without "=", non-ASCII bytes and invalid
 // tag names.
 func TestFixTagListEdges(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, got, want string
 	}{

@@ -9,6 +9,7 @@ import (
 )
 
 func TestTXTRecord(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ name, value, want string }{
 		{"example.com", "v=spf1 -all", `example.com. TXT "v=spf1 -all"`},
 		{"_dmarc.example.com.", `a"b\c`, `_dmarc.example.com. TXT "a\"b\\c"`},
@@ -22,6 +23,7 @@ func TestTXTRecord(t *testing.T) {
 }
 
 func TestTagList(t *testing.T) {
+	t.Parallel()
 	rec := "v=DMARC1;  p=none ; rua=mailto:a@example.com;"
 	if got := parseTagList(rec).set("p", "quarantine", "v").String(); got != "v=DMARC1; p=quarantine; rua=mailto:a@example.com" {
 		t.Errorf("set in place: %q", got)
@@ -41,6 +43,7 @@ func TestTagList(t *testing.T) {
 }
 
 func TestGrade(t *testing.T) {
+	t.Parallel()
 	for score, want := range map[int]string{100: "A", 90: "A", 89: "B", 80: "B", 79: "C", 70: "C", 69: "D", 60: "D", 59: "E", 50: "E", 49: "F", 0: "F"} {
 		if got := Grade(score); got != want {
 			t.Errorf("Grade(%d) = %s, want %s", score, got, want)
@@ -52,6 +55,7 @@ func TestGrade(t *testing.T) {
 }
 
 func TestRulesConsistent(t *testing.T) {
+	t.Parallel()
 	components := map[string]bool{}
 	for _, p := range Pillars() {
 		for _, c := range p.Components {
@@ -91,6 +95,7 @@ func TestRulesConsistent(t *testing.T) {
 }
 
 func TestCriticalPath(t *testing.T) {
+	t.Parallel()
 	ms := time.Millisecond
 	steps := []Step{
 		{Name: "mx", Start: 0, Duration: 50 * ms},
@@ -107,6 +112,7 @@ func TestCriticalPath(t *testing.T) {
 }
 
 func TestWriteTextColor(t *testing.T) {
+	t.Parallel()
 	c := New(Options{})
 	r := &run{c: c, opts: &c.opts, domain: "x.test"}
 	r.add("dmarc.missing", "No record.", "publish it", nil)

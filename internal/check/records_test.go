@@ -87,6 +87,7 @@ var vectorDecisions = map[string]bool{
 // _smtp._tls and BIMI sections through the checker and checks that the
 // finding classifies the record as valid or invalid.
 func TestRecordVectors(t *testing.T) {
+	t.Parallel()
 	data, err := os.ReadFile(vectorsFile)
 	if err != nil {
 		t.Skipf("corpus vectors absent, not run: %v", err)
@@ -197,6 +198,7 @@ func classify(t *testing.T, section, record string) (bool, []string) {
 // the MX hosts on loopback addresses are not contacted, with findings
 // that say so.
 func TestPrivateRefused(t *testing.T) {
+	t.Parallel()
 	n := startWorld(t)
 	rep, err := checker(n, false, nil).Check(t.Context(), "perfect.test")
 	if err != nil {
@@ -226,6 +228,7 @@ func TestPrivateRefused(t *testing.T) {
 // TestResolverUnreachable: when no DNS answer comes at all, Check returns
 // ErrDNSUnavailable instead of a report full of failed lookups.
 func TestResolverUnreachable(t *testing.T) {
+	t.Parallel()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -244,6 +247,7 @@ func TestResolverUnreachable(t *testing.T) {
 }
 
 func TestInvalidDomain(t *testing.T) {
+	t.Parallel()
 	c := check.New(check.Options{Resolver: &memResolver{}})
 	for _, d := range []string{"", "localhost", "192.0.2.1", "a..b", strings.Repeat("a", 64) + ".test", "a_b.example", "co.uk", "xn--zz.example"} {
 		if _, err := c.Check(t.Context(), d); !errors.Is(err, check.ErrInvalidDomain) {
@@ -259,6 +263,7 @@ func TestInvalidDomain(t *testing.T) {
 // TestHosted: Options.Hosted is asked with the normalized domain, and its
 // answer is an informational finding.
 func TestHosted(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		hosted bool
 		err    error
@@ -337,6 +342,7 @@ func FuzzCheckRecords(f *testing.F) {
 // host keeps the probe waiting, Check still returns the report, and the
 // probe's finding says it timed out.
 func TestTimeoutStillReports(t *testing.T) {
+	t.Parallel()
 	const zone = `
 slow.test. 60 IN MX 10 mx.slow.test.
 slow.test. 60 IN TXT "v=spf1 mx -all"

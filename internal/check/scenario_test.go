@@ -102,17 +102,16 @@ type world struct {
 // good adds the records of a domain that passes every check; parts of it
 // are then overridden by each scenario.
 type domainSpec struct {
-	name     string
-	mx       []string // "pref host"; "" for none
-	spf      string
-	dmarc    string
-	dkim     map[string]string // selector → record
-	sts      []string          // _mta-sts TXT records
-	policy   *response         // served at mta-sts.<name>
-	tlsrpt   []string
-	bimi     string
-	logoPath string // path on logo.good.test
-	extra    string // more zone text
+	name   string
+	mx     []string // "pref host"; "" for none
+	spf    string
+	dmarc  string
+	dkim   map[string]string // selector → record
+	sts    []string          // _mta-sts TXT records
+	policy *response         // served at mta-sts.<name>
+	tlsrpt []string
+	bimi   string
+	extra  string // more zone text
 }
 
 func (w *world) add(d domainSpec) {

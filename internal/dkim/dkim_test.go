@@ -30,6 +30,7 @@ func readKey(t testing.TB, name string) string {
 }
 
 func TestParseKeyRSASizes(t *testing.T) {
+	t.Parallel()
 	for _, bits := range []int{512, 1024, 2048, 4096} {
 		p := readKey(t, "rsa"+strconv.Itoa(bits)+".spki")
 		k, err := ParseKey("v=DKIM1; k=rsa; p=" + p)
@@ -49,6 +50,7 @@ func TestParseKeyRSASizes(t *testing.T) {
 }
 
 func TestParseKeyGeneratedForms(t *testing.T) {
+	t.Parallel()
 	priv, err := rsa.GenerateKey(rand.Reader, 1024)
 	if err != nil {
 		t.Fatal(err)
@@ -88,6 +90,7 @@ func TestParseKeyGeneratedForms(t *testing.T) {
 }
 
 func TestParseKeyFields(t *testing.T) {
+	t.Parallel()
 	p := readKey(t, "rsa2048.spki")
 	tests := []struct {
 		name, txt string
@@ -128,6 +131,7 @@ func TestParseKeyFields(t *testing.T) {
 }
 
 func TestParseKeyErrors(t *testing.T) {
+	t.Parallel()
 	p := readKey(t, "rsa2048.spki")
 	tests := []struct {
 		name, txt, tag, reason string
@@ -180,6 +184,7 @@ func zoneTXT(name, value string) string {
 }
 
 func TestLookup(t *testing.T) {
+	t.Parallel()
 	p := readKey(t, "rsa4096.spki")
 	long := "v=DKIM1; k=rsa; p=" + p
 	zone := zoneTXT("s1._domainkey.example.com.", long) +
@@ -226,6 +231,7 @@ func TestLookup(t *testing.T) {
 }
 
 func TestCommonSelectorsFresh(t *testing.T) {
+	t.Parallel()
 	a := CommonSelectors()
 	if len(a) < 10 || !slices.Contains(a, "selector1") || !slices.Contains(a, "google") {
 		t.Fatalf("list %q", a)

@@ -253,11 +253,11 @@ func removeFWS(s string) string {
 
 // clip shortens s for an error message.
 func clip(s string) string {
-	const max = 64
-	if len(s) <= max {
+	const limit = 64
+	if len(s) <= limit {
 		return s
 	}
-	return s[:max] + "..."
+	return s[:limit] + "..."
 }
 
 // splitList splits a colon-separated list (h=, s=, t=) into lower-case,

@@ -12,6 +12,7 @@ import (
 // invalid tag names. A key record is valid with an empty p= (revoked), so
 // most cases use one.
 func TestParseKeyTagListEdges(t *testing.T) {
+	t.Parallel()
 	type want struct {
 		// For a valid record: the version, notes and warnings (one
 		// substring per warning, in order; nil for none).

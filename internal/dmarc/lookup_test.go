@@ -26,6 +26,7 @@ _dmarc.split.example.com.  TXT "v=DMARC1; p=none; " "rua=mailto:d@example.com"
 `
 
 func TestLookup(t *testing.T) {
+	t.Parallel()
 	s := dnstest.Start(t, lookupZone, nil)
 	r := s.Resolver()
 	ctx := context.Background()
@@ -98,6 +99,7 @@ func deadForward(t *testing.T) string {
 }
 
 func TestLookupTempError(t *testing.T) {
+	t.Parallel()
 	s := dnstest.Start(t, `_dmarc.example.com. TXT "v=DMARC1; p=none"`, map[string]string{"broken.example.com.": deadForward(t)})
 	_, err := Lookup(context.Background(), s.Resolver(), "broken.example.com")
 	if !errors.Is(err, ErrLookup) || !strings.Contains(err.Error(), "_dmarc.broken.example.com") {
@@ -106,6 +108,7 @@ func TestLookupTempError(t *testing.T) {
 }
 
 func TestVerifyExternalReporting(t *testing.T) {
+	t.Parallel()
 	s := dnstest.Start(t, `
 example.com._report._dmarc.reports.example.net.   TXT "v=DMARC1"
 other.example._report._dmarc.reports.example.net. TXT "not a dmarc record"
@@ -172,6 +175,7 @@ xn--bcher-kva.example._report._dmarc.reports.example.net. TXT "v=DMARC1"
 }
 
 func TestTreeWalkNames(t *testing.T) {
+	t.Parallel()
 	// DMARCbis "DNS Tree Walk" example.
 	want := []string{
 		"_dmarc.a.b.c.d.e.f.g.h.i.j.mail.example.com",
@@ -192,6 +196,7 @@ func TestTreeWalkNames(t *testing.T) {
 }
 
 func TestTreeWalk(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, zone, domain, org, policyDomain string
 		policy                                Policy

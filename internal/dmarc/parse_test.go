@@ -8,6 +8,7 @@ import (
 )
 
 func TestParseRecordValid(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		txt   string
 		check func(t *testing.T, r *Record)
@@ -115,6 +116,7 @@ func TestParseRecordValid(t *testing.T) {
 }
 
 func TestParseRecordErrors(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		txt, tag, value, reason string
 		partial                 bool // a record is returned with the error
@@ -189,6 +191,7 @@ func TestParseRecordErrors(t *testing.T) {
 }
 
 func TestIsRecord(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		txt       string
 		is, looks bool

@@ -13,6 +13,7 @@ import (
 // case, empty values, empty tags, white space and folding, tags without
 // "=", non-ASCII bytes and invalid tag names.
 func TestParseRecordTagListEdges(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, txt string
 		// tags is the record's Tags as "name=value"; nil when no record

@@ -72,6 +72,7 @@ func (e *fetchEnv) fetcher(opts mtasts.FetchOpts) *mtasts.Fetcher {
 }
 
 func TestFetchGood(t *testing.T) {
+	t.Parallel()
 	var gotReq *http.Request
 	var mu sync.Mutex
 	env := newFetchEnv(t, map[string]*vhost{
@@ -117,6 +118,7 @@ func TestFetchGood(t *testing.T) {
 }
 
 func TestFetchHTTPRules(t *testing.T) {
+	t.Parallel()
 	var targetHits atomic.Int64
 	status := func(code int, loc string) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -235,6 +237,7 @@ func TestFetchHTTPRules(t *testing.T) {
 }
 
 func TestFetchCertificates(t *testing.T) {
+	t.Parallel()
 	ca := testpki.NewCA(t, "Cert test CA")
 	now := time.Now()
 	var nilCA *testpki.CA
@@ -300,6 +303,7 @@ func TestFetchCertificates(t *testing.T) {
 
 // RFC 8461 §7.2: TLS 1.2 or later; a server limited to TLS 1.1 fails.
 func TestFetchOldTLS(t *testing.T) {
+	t.Parallel()
 	env := newFetchEnv(t, map[string]*vhost{"mta-sts.old.test": {handler: policyHandler(goodPolicy)}},
 		&tls.Config{MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11})
 	_, err := env.fetcher(mtasts.FetchOpts{}).Fetch(context.Background(), "old.test")
@@ -309,6 +313,7 @@ func TestFetchOldTLS(t *testing.T) {
 }
 
 func TestFetchSize(t *testing.T) {
+	t.Parallel()
 	pad := func(n int) string { // a valid policy of exactly n bytes
 		p := goodPolicy + "x: "
 		return p + strings.Repeat("a", n-len(p)-2) + "\r\n"
@@ -506,6 +511,7 @@ func TestFetchNetworkErrors(t *testing.T) {
 
 // A canceled context is reported as such, not as a timeout.
 func TestFetchCanceled(t *testing.T) {
+	t.Parallel()
 	env := newFetchEnv(t, map[string]*vhost{"mta-sts.good.test": {handler: policyHandler(goodPolicy)}}, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -518,6 +524,7 @@ func TestFetchCanceled(t *testing.T) {
 // RFC 8461 §3.3: HTTP caching MUST NOT be used: every fetch reaches the
 // server, on a new connection, without conditional headers.
 func TestFetchNoCache(t *testing.T) {
+	t.Parallel()
 	var hits atomic.Int64
 	var conditional atomic.Int64
 	env := newFetchEnv(t, map[string]*vhost{"mta-sts.cache.test": {handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -555,6 +562,7 @@ func TestFetchIgnoresProxyEnvironment(t *testing.T) {
 }
 
 func TestPolicyURL(t *testing.T) {
+	t.Parallel()
 	if got := mtasts.PolicyURL("Example.COM."); got != "https://mta-sts.example.com/.well-known/mta-sts.txt" {
 		t.Errorf("PolicyURL = %q", got)
 	}

@@ -36,6 +36,7 @@ _mta-sts.nodata.test.         60 IN A 127.0.0.1
 `
 
 func TestLookupRecord(t *testing.T) {
+	t.Parallel()
 	z := newZone()
 	z.add(t, lookupZone)
 	// A record longer than a UDP answer: truncated, then retried over TCP.
@@ -115,6 +116,7 @@ func TestLookupRecord(t *testing.T) {
 
 // Over UDP, a truncated answer makes the resolver retry over TCP.
 func TestLookupRecordTruncation(t *testing.T) {
+	t.Parallel()
 	z := newZone()
 	var parts []string
 	for range 8 {
@@ -132,6 +134,7 @@ func TestLookupRecordTruncation(t *testing.T) {
 }
 
 func TestRecordName(t *testing.T) {
+	t.Parallel()
 	if got := mtasts.RecordName("Example.COM."); got != "_mta-sts.example.com" {
 		t.Errorf("RecordName = %q", got)
 	}

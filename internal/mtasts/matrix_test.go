@@ -55,17 +55,17 @@ func parseNginx(t *testing.T, s string) *ngxDirective {
 	var parseBlock func() []*ngxDirective
 	next := func() (tok string, quoted bool, ok bool) {
 		for pos < len(s) {
-			switch c := s[pos]; {
-			case c == '#':
+			switch c := s[pos]; c {
+			case '#':
 				for pos < len(s) && s[pos] != '\n' {
 					pos++
 				}
-			case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			case ' ', '\t', '\n', '\r':
 				pos++
-			case c == '{' || c == '}' || c == ';':
+			case '{', '}', ';':
 				pos++
 				return string(c), false, true
-			case c == '"' || c == '\'':
+			case '"', '\'':
 				pos++
 				var b strings.Builder
 				for pos < len(s) && s[pos] != c {
@@ -218,8 +218,7 @@ var (
 func (s *ngxServer) handler(t *testing.T) http.Handler {
 	t.Helper()
 	type stmt struct {
-		op, a, b string
-		n        int
+		op, a string
 	}
 	var header [][2]string
 	var prog []stmt
@@ -446,7 +445,7 @@ func TestResolverMatrix(t *testing.T) {
 				t.Run(domain, func(t *testing.T) {
 					t.Parallel()
 					timeout := 10 * time.Second
-					if want.recordErr == mtasts.ErrRecordLookup {
+					if errors.Is(want.recordErr, mtasts.ErrRecordLookup) {
 						timeout = 300 * time.Millisecond // the server never answers
 					}
 					ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -485,7 +484,7 @@ func checkMatrixVerdict(t *testing.T, want matrixCase, pol *mtasts.Policy, recEr
 		if errors.Is(want.fetchErr, mtasts.ErrFetchStatus) && fe.StatusCode != 404 {
 			t.Errorf("status %d, want 404", fe.StatusCode)
 		}
-		if want.fetchErr == mtasts.ErrFetchMediaType && fe.MediaType != "text/html" {
+		if errors.Is(want.fetchErr, mtasts.ErrFetchMediaType) && fe.MediaType != "text/html" {
 			t.Errorf("media type %q, want text/html", fe.MediaType)
 		}
 		return
@@ -502,6 +501,7 @@ func checkMatrixVerdict(t *testing.T, want matrixCase, pol *mtasts.Policy, recEr
 // by postfix-mta-sts-resolver: "OK secure match=mail.loc" exactly when a
 // valid enforce policy (or, in strict mode, a testing one too) is found.
 func TestResolverRefdata(t *testing.T) {
+	t.Parallel()
 	env := setupMatrix(t, false)
 	for file, strict := range map[string]bool{"refdata.tsv": false, "refdata_strict.tsv": true} {
 		data, err := os.ReadFile(resolverCorpus + file)
@@ -553,6 +553,7 @@ func nexthopDomain(s string) string {
 
 // The certificate of a failed handshake is still reported, for a checker.
 func TestResolverMatrixCertsOnFailure(t *testing.T) {
+	t.Parallel()
 	env := setupMatrix(t, false)
 	res, err := env.fetcher.Fetch(context.Background(), "bad-cert2.loc")
 	if !errors.Is(err, mtasts.ErrFetchTLS) {

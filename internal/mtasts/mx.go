@@ -105,8 +105,6 @@ func isAlnum(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 }
 
-func isWSP(c byte) bool { return c == ' ' || c == '\t' }
-
 func allDigits(s string) bool {
 	if s == "" {
 		return false

@@ -9,6 +9,7 @@ import (
 )
 
 func TestMatchMX(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		pattern, host string
 		want          bool
@@ -51,6 +52,7 @@ func TestMatchMX(t *testing.T) {
 }
 
 func TestValidMXPattern(t *testing.T) {
+	t.Parallel()
 	for _, p := range []string{
 		"mail.example.com", "*.example.net", "MX1.Example.COM", "mx-1.example.com",
 		"1mx.example.com", "mx.xn--bcher-kva.de", "*.mail.example.co.uk",
@@ -103,6 +105,7 @@ func TestValidMXPattern(t *testing.T) {
 // Every pattern ValidMXPattern accepts is accepted by ParsePolicy too, and
 // matches the host it names (with the wildcard replaced by a label).
 func TestValidPatternsParseAndMatch(t *testing.T) {
+	t.Parallel()
 	for _, p := range []string{"mail.example.com", "*.example.net", "Mx.Example.Org"} {
 		if err := mtasts.ValidMXPattern(p); err != nil {
 			t.Fatal(err)
@@ -122,6 +125,7 @@ func TestValidPatternsParseAndMatch(t *testing.T) {
 // what ValidMXPattern refuses as a poor choice still parses, what cannot
 // be a DNS name does not.
 func TestParsePolicyMXTolerance(t *testing.T) {
+	t.Parallel()
 	parse := func(p string) error {
 		_, err := mtasts.ParsePolicy([]byte("version: STSv1\nmode: enforce\nmax_age: 1\nmx: " + p + "\n"))
 		return err

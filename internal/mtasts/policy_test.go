@@ -14,6 +14,7 @@ import (
 // with <quirk>.golden (the policy as JSON, or the error message); a
 // mismatch writes <quirk>.got beside it.
 func TestPolicyFixtures(t *testing.T) {
+	t.Parallel()
 	runGolden(t, "testdata/policy", func(t *testing.T, in []byte) string {
 		p, err := mtasts.ParsePolicy(in)
 		if err != nil {
@@ -45,6 +46,7 @@ func checkPolicyRoundTrip(t *testing.T, p *mtasts.Policy) {
 }
 
 func TestPolicyFormat(t *testing.T) {
+	t.Parallel()
 	p := &mtasts.Policy{
 		Mode:   mtasts.ModeEnforce,
 		MX:     []string{"mail.example.com", "*.example.net", "backupmx.example.com"},
@@ -63,6 +65,7 @@ func TestPolicyFormat(t *testing.T) {
 }
 
 func TestParsePolicyErrorFields(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		body     string
@@ -95,6 +98,7 @@ func TestParsePolicyErrorFields(t *testing.T) {
 }
 
 func TestPolicyValidate(t *testing.T) {
+	t.Parallel()
 	good := mtasts.Policy{Mode: mtasts.ModeEnforce, MX: []string{"mx1.example.com", "*.mail.example.net"}, MaxAge: 604800}
 	if err := good.Validate(); err != nil {
 		t.Fatalf("valid policy: %v", err)
@@ -164,6 +168,7 @@ func TestPolicyValidate(t *testing.T) {
 
 // A validated policy always formats to text that parses back to itself.
 func TestValidatedPolicyRoundTrip(t *testing.T) {
+	t.Parallel()
 	p := &mtasts.Policy{
 		Version: "STSv1", Mode: mtasts.ModeTesting, MaxAge: 1296000,
 		MX:         []string{"mx1.example.com", "*.Backup-Example.com", "xn--bcher-kva.example"},
@@ -176,6 +181,7 @@ func TestValidatedPolicyRoundTrip(t *testing.T) {
 }
 
 func TestPolicyMatch(t *testing.T) {
+	t.Parallel()
 	p := &mtasts.Policy{Mode: mtasts.ModeEnforce, MX: []string{"mail.example.com", "*.example.net"}}
 	for host, want := range map[string]bool{
 		"mail.example.com": true, "MAIL.example.com.": true, "a.example.net": true,
@@ -191,6 +197,7 @@ func TestPolicyMatch(t *testing.T) {
 }
 
 func TestModeValid(t *testing.T) {
+	t.Parallel()
 	for m, want := range map[mtasts.Mode]bool{"enforce": true, "testing": true, "none": true, "": false, "NONE": false, "report": false} {
 		if m.Valid() != want {
 			t.Errorf("Mode(%q).Valid() = %v", m, !want)

@@ -13,6 +13,7 @@ import (
 // field delimiters and white space, line breaks, field names, values,
 // repeated fields and long tokens in messages.
 func TestParseRecordEdges(t *testing.T) {
+	t.Parallel()
 	long := strings.Repeat("x", 90)
 	for _, tc := range []struct{ record, want string }{
 		{"", "error: mtasts: invalid TXT record: field \"v\" at byte 0: record must begin with \"v=STSv1\""},
@@ -62,7 +63,7 @@ func TestParseRecordEdges(t *testing.T) {
 		{"v=STSv1; id=a,b", "error: mtasts: invalid TXT record: field \"id\" at byte 13 (\"a,b\"): id must be 1 to 32 letters or digits; \",\" is not allowed"},
 	} {
 		r, err := mtasts.ParseRecord(tc.record)
-		got := ""
+		var got string
 		if err != nil {
 			got = "error: " + err.Error()
 		} else {

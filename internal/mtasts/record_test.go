@@ -33,6 +33,7 @@ var vectorDecisions = map[string]bool{
 }
 
 func TestRecordVectors(t *testing.T) {
+	t.Parallel()
 	data, err := os.ReadFile(vectorsFile)
 	if err != nil {
 		t.Skipf("corpus vectors absent, not run: %v", err)
@@ -122,6 +123,7 @@ func describeRecord(r *mtasts.Record, err error) string {
 // TestRecordFixtures parses each testdata/record/<quirk>.txt and compares
 // with <quirk>.golden; a mismatch writes <quirk>.got beside it.
 func TestRecordFixtures(t *testing.T) {
+	t.Parallel()
 	runGolden(t, "testdata/record", func(t *testing.T, in []byte) string {
 		r, err := mtasts.ParseRecord(string(in))
 		if err == nil {
@@ -157,6 +159,7 @@ func runGolden(t *testing.T, dir string, f func(*testing.T, []byte) string) {
 }
 
 func TestParseRecordErrorFields(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		record string
 		field  string
@@ -192,6 +195,7 @@ func TestParseRecordErrorFields(t *testing.T) {
 }
 
 func TestValidID(t *testing.T) {
+	t.Parallel()
 	for id, want := range map[string]bool{
 		"a": true, "20160831085700Z": true, strings.Repeat("Z9", 16): true,
 		"": false, strings.Repeat("a", 33): false, "2024-01-01": false,
@@ -204,6 +208,7 @@ func TestValidID(t *testing.T) {
 }
 
 func TestRecordString(t *testing.T) {
+	t.Parallel()
 	r := &mtasts.Record{ID: "20261122T101500Z"}
 	if got := r.String(); got != "v=STSv1; id=20261122T101500Z" {
 		t.Errorf("String() = %q", got)

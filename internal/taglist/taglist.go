@@ -429,7 +429,7 @@ func validName(s string) bool {
 		return false
 	}
 	for k := 1; k < len(s); k++ {
-		if c := s[k]; !isAlpha(c) && !(c >= '0' && c <= '9') && c != '_' {
+		if c := s[k]; !isAlpha(c) && (c < '0' || c > '9') && c != '_' {
 			return false
 		}
 	}
@@ -455,9 +455,9 @@ func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\
 
 // clip shortens s for an error message.
 func clip(s string) string {
-	const max = 64
-	if len(s) <= max {
+	const limit = 64
+	if len(s) <= limit {
 		return s
 	}
-	return s[:max] + "..."
+	return s[:limit] + "..."
 }

@@ -30,6 +30,7 @@ func describe(tags []Tag, notes []Note, err error) string {
 }
 
 func TestParse(t *testing.T) {
+	t.Parallel()
 	strict := Options{}
 	dkim := Options{SkipEmptySpecs: true, Values: ValuesNonASCII, LooseNewlines: true}
 	dmarc := Options{FoldCase: true, Duplicates: DuplicateAllow, SkipEmptySpecs: true, Values: ValuesAny, LooseNewlines: true, KeepGoing: true}
@@ -155,6 +156,7 @@ func checkOffsets(t *testing.T, in string, tags []Tag, notes []Note, err error) 
 }
 
 func TestSyntaxErrorFields(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		in         string
 		opts       Options
@@ -186,6 +188,7 @@ func TestSyntaxErrorFields(t *testing.T) {
 }
 
 func TestNotes(t *testing.T) {
+	t.Parallel()
 	_, notes, err := Parse("a=1;; b=\u00e9; a=2", Options{SkipEmptySpecs: true, Values: ValuesNonASCII, Duplicates: DuplicateKeepFirst})
 	if err != nil {
 		t.Fatal(err)
@@ -201,6 +204,7 @@ func TestNotes(t *testing.T) {
 }
 
 func TestTagFields(t *testing.T) {
+	t.Parallel()
 	tags, _, err := Parse(" ;V = DKIM1 ;\r\n p=", Options{FoldCase: true, SkipEmptySpecs: true})
 	if err != nil {
 		t.Fatal(err)
@@ -215,6 +219,7 @@ func TestTagFields(t *testing.T) {
 }
 
 func TestSyntaxErrors(t *testing.T) {
+	t.Parallel()
 	if got := SyntaxErrors(nil); got != nil {
 		t.Errorf("SyntaxErrors(nil) = %v", got)
 	}
@@ -222,7 +227,7 @@ func TestSyntaxErrors(t *testing.T) {
 		t.Errorf("SyntaxErrors(other) = %v", got)
 	}
 	_, _, err := Parse("a", Options{})
-	if got := SyntaxErrors(err); len(got) != 1 || got[0] != err {
+	if got := SyntaxErrors(err); len(got) != 1 || got[0] != err { //nolint:errorlint // identity is the point
 		t.Errorf("SyntaxErrors(%v) = %v", err, got)
 	}
 	_, _, err = Parse("a; b; c=1", Options{KeepGoing: true})
@@ -235,6 +240,7 @@ func TestSyntaxErrors(t *testing.T) {
 }
 
 func TestFormat(t *testing.T) {
+	t.Parallel()
 	tags, _, err := Parse("v=DKIM1 ;k=rsa;\r\n p=a\r\n b; n=", Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -248,6 +254,7 @@ func TestFormat(t *testing.T) {
 }
 
 func TestSyntaxErrorMessage(t *testing.T) {
+	t.Parallel()
 	_, _, err := Parse("a=1; 1x=2", Options{})
 	if got, want := err.Error(), `taglist: syntax error at byte 5: tag "1x": invalid tag name (RFC 6376 §3.2: ALPHA *(ALPHA / DIGIT / "_"))`; got != want {
 		t.Errorf("Error() = %q, want %q", got, want)

@@ -49,6 +49,7 @@ var corpusWarnings = map[string][]string{
 // must decode with exactly the expected warnings, and its totals, policy
 // count and domains must equal those computed by a generic JSON walk.
 func TestCorpus(t *testing.T) {
+	t.Parallel()
 	if _, err := os.Stat(corpora); err != nil {
 		t.Skipf("shared corpora not available at %s (%v); they live beside the repository", corpora, err)
 	}

@@ -3,6 +3,7 @@ package tlsrpt
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/netip"
@@ -86,7 +87,8 @@ func (d *decoder) inputOffset(text []byte, off int64) int64 {
 
 // inputOffsets maps the offset of a *DecodeError to the input.
 func (d *decoder) inputOffsets(text []byte, err error) error {
-	if de, ok := err.(*DecodeError); ok {
+	var de *DecodeError
+	if errors.As(err, &de) {
 		de.Offset = d.inputOffset(text, de.Offset)
 	}
 	return err

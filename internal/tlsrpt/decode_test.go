@@ -56,6 +56,7 @@ func checkGolden(t *testing.T, golden string, got []byte) {
 // the strict validation (or the error, for error-*.json) with its
 // .golden file.
 func TestDecodeGolden(t *testing.T) {
+	t.Parallel()
 	files, err := filepath.Glob("testdata/decode/*.json")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no fixtures: %v", err)
@@ -130,6 +131,7 @@ func checkRoundTrip(t testing.TB, rep *Report) {
 }
 
 func TestDecodeWarningsOrder(t *testing.T) {
+	t.Parallel()
 	// Warnings come in document order and are the same on every run.
 	data, err := os.ReadFile("testdata/decode/wrong-scalar-types.json")
 	if err != nil {
@@ -151,6 +153,7 @@ func TestDecodeWarningsOrder(t *testing.T) {
 }
 
 func TestDecodeNormalizes(t *testing.T) {
+	t.Parallel()
 	data := []byte(`{"organization-name":"o","date-range":{"start-datetime":"2024-03-01T02:00:00+02:00","end-datetime":"2024-03-01T23:59:59.5-01:00"},
 		"contact-info":"a@b.example","report-id":"x","policies":[{"policy":{"policy-type":"sts","policy-domain":" EXAMPLE.com.. ","mx-host":[]},
 		"summary":{"total-successful-session-count":1,"total-failure-session-count":1},
@@ -183,6 +186,7 @@ func TestDecodeNormalizes(t *testing.T) {
 }
 
 func TestDecodeLimits(t *testing.T) {
+	t.Parallel()
 	var b strings.Builder
 	b.WriteString(`{"organization-name":"o","policies":[{"failure-details":[`)
 	for i := range MaxArrayLen + 1 {
@@ -208,6 +212,7 @@ func TestDecodeLimits(t *testing.T) {
 }
 
 func TestReportHelpers(t *testing.T) {
+	t.Parallel()
 	r := &Report{Policies: []PolicyResult{
 		{Policy: Policy{Domain: "b.example"}, Summary: Summary{Successful: 3, Failure: 1}},
 		{Policy: Policy{Domain: "a.example"}, Summary: Summary{Successful: 2}},

@@ -181,7 +181,7 @@ func unzip(data []byte, maxSize int64) ([]byte, error) {
 		if strings.HasSuffix(f.Name, "/") || f.FileInfo().IsDir() {
 			continue
 		}
-		if f.UncompressedSize64 > uint64(maxSize) {
+		if f.UncompressedSize64 > uint64(maxSize) { //nolint:gosec // maxSize is positive
 			return nil, fmt.Errorf("%w: member %q declares %d bytes, more than %d", ErrTooLarge, f.Name, f.UncompressedSize64, maxSize)
 		}
 		rc, err := f.Open()

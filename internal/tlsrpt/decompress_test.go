@@ -46,6 +46,7 @@ func zipOf(t testing.TB, members ...string) []byte {
 }
 
 func TestDecompress(t *testing.T) {
+	t.Parallel()
 	js := []byte(sampleJSON)
 	half := len(js) / 2
 	tests := []struct {
@@ -81,6 +82,7 @@ func TestDecompress(t *testing.T) {
 }
 
 func TestDecompressErrors(t *testing.T) {
+	t.Parallel()
 	js := []byte(sampleJSON)
 	bomb := gz(t, bytes.Repeat([]byte("{"), 1<<20))
 	corrupt := gz(t, js)

@@ -8,6 +8,7 @@ import (
 )
 
 func TestFromHTTP(t *testing.T) {
+	t.Parallel()
 	js := []byte(sampleJSON)
 	ok := []struct {
 		name, ct string

@@ -26,6 +26,7 @@ func b64(data []byte) string {
 }
 
 func TestExtractMessageRFCExample(t *testing.T) {
+	t.Parallel()
 	// The example of RFC 8460 §5.3.1, with a real gzipped report, a folded
 	// Subject and Date in the example's non-RFC 5322 form.
 	msg := crlf(`From: tlsrpt@mail.sender.example.com
@@ -97,6 +98,7 @@ func partTypes(m *Message) string {
 }
 
 func TestExtractMessageCandidates(t *testing.T) {
+	t.Parallel()
 	js := []byte(sampleJSON)
 	tests := []struct {
 		name  string
@@ -301,6 +303,7 @@ Content-Transfer-Encoding: base64
 }
 
 func TestExtractMessageHeaders(t *testing.T) {
+	t.Parallel()
 	msg := crlf(`From: "Microsoft" <tlsrpt-noreply@microsoft.com>
 Date: Fri, 3 Feb 2023 05:09:22 +0000
 Subject: =?utf-8?Q?Report_Domain:_test.example?= Submitter: microsoft.com Report-ID:
@@ -344,6 +347,7 @@ Content-Type: application/tlsrpt+json
 }
 
 func TestParseSubject(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in                    string
 		domain, submitter, id string
@@ -364,6 +368,7 @@ func TestParseSubject(t *testing.T) {
 }
 
 func TestExtractMessageErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		msg     string
@@ -434,6 +439,7 @@ Content-Type: application/octet-stream; name="report.pdf"
 }
 
 func TestDecodeBase64(t *testing.T) {
+	t.Parallel()
 	data := []byte("any carnal pleasure.")
 	enc := base64.StdEncoding.EncodeToString(data)
 	tests := map[string]string{

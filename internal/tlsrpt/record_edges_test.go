@@ -11,6 +11,7 @@ import (
 // field delimiters and white space, line breaks, field names, values, rua
 // lists, repeated fields and long tokens in messages.
 func TestParseRecordEdges(t *testing.T) {
+	t.Parallel()
 	long := strings.Repeat("x", 90)
 	for _, tc := range []struct{ record, want string }{
 		{"", "error: tlsrpt: invalid TXT record: field \"v\" at byte 0: empty record; record must begin with \"v=TLSRPTv1\""},
@@ -63,7 +64,7 @@ func TestParseRecordEdges(t *testing.T) {
 		{"v=TLSRPTv1; rua=mailto:" + long + "@example.com!", "error: tlsrpt: invalid TXT record: field \"rua\" at byte 125 (\"mailto:" + long[:73] + "...\"): '!' must be percent-encoded in an rua URI"},
 	} {
 		r, err := ParseRecord(tc.record)
-		got := ""
+		var got string
 		if err != nil {
 			got = "error: " + err.Error()
 		} else {

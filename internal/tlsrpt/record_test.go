@@ -17,6 +17,7 @@ const corpora = "../../../shared/corpora"
 // record vectors. Where a source's verdict is tool-specific, the ABNF of
 // RFC 8460 §3 decides, as noted in override.
 func TestParseRecordVectors(t *testing.T) {
+	t.Parallel()
 	path := corpora + "/txt-record-vectors.tsv"
 	f, err := os.Open(path)
 	if err != nil {
@@ -84,6 +85,7 @@ func TestParseRecordVectors(t *testing.T) {
 }
 
 func TestParseRecord(t *testing.T) {
+	t.Parallel()
 	valid := []struct {
 		in   string
 		rua  []string
@@ -161,6 +163,7 @@ func TestParseRecord(t *testing.T) {
 }
 
 func TestRecordString(t *testing.T) {
+	t.Parallel()
 	r := &Record{RUA: []string{"mailto:a@example.com", "https://r.example/x"}, Extensions: []Pair{{"k", "v"}}}
 	const want = "v=TLSRPTv1; rua=mailto:a@example.com,https://r.example/x; k=v"
 	if got := r.String(); got != want {
@@ -196,6 +199,7 @@ func (f *fakeTXT) LookupTXT(_ context.Context, name string) ([]string, error) {
 }
 
 func TestLookupRecord(t *testing.T) {
+	t.Parallel()
 	const good = "v=TLSRPTv1; rua=mailto:tlsrpt@example.net"
 	tests := []struct {
 		name    string

@@ -28,6 +28,7 @@ func validReport() *Report {
 }
 
 func TestValidate(t *testing.T) {
+	t.Parallel()
 	if errs := Validate(validReport()); errs != nil {
 		t.Fatalf("Validate(valid report) = %v", errs)
 	}

@@ -36,6 +36,7 @@ func scanAll(txt string) string {
 }
 
 func TestScanner(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ txt, want string }{
 		{"v=X1", "ok: "},
 		{"v=X1;", "ok: "},
@@ -84,6 +85,7 @@ func TestScanner(t *testing.T) {
 }
 
 func TestScannerWording(t *testing.T) {
+	t.Parallel()
 	sc := Scanner{
 		Text:     "v=X1; a=1 " + strings.Repeat("b", 10),
 		Quote:    func(s string) string { return "<" + s + ">" },
@@ -118,6 +120,7 @@ func TestScannerWording(t *testing.T) {
 }
 
 func TestScannerTakeToken(t *testing.T) {
+	t.Parallel()
 	sc := Scanner{Text: "ab cd;ef"}
 	if got := sc.Take(); got != "ab" || sc.Pos != 2 {
 		t.Errorf("Take = %q at %d", got, sc.Pos)

@@ -20,6 +20,7 @@ func (f fakeResolver) LookupTXT(_ context.Context, name string) ([]string, error
 }
 
 func TestLookup(t *testing.T) {
+	t.Parallel()
 	r := fakeResolver{
 		"one.example.":     {"v=spf1 -all", "v=STSv1; id=1"},
 		"several.example.": {"v=STSv1; id=1", "v=STSv1 ;id=2"},
