@@ -217,8 +217,6 @@ func Authenticate(ctx context.Context, st Store, bearer string, now time.Time) (
 	return ForToken(ctx, st, t)
 }
 
-
-
 type principalKey struct{}
 
 // WithPrincipal returns ctx carrying p.
