@@ -27,10 +27,11 @@ type Org struct {
 	CreatedAt   time.Time `json:"created_at"`
 }
 
-// OrgOf is the JSON of o.
-func OrgOf(o *store.Org) Org {
+// OrgOf is the JSON of o; its parent only when visible says it is (a
+// customer does not see its MSP).
+func OrgOf(o *store.Org, visible func(id int64) bool) Org {
 	v := Org{ID: o.ID, Name: o.Name, DisplayName: o.DisplayName, CreatedAt: o.CreatedAt.UTC()}
-	if o.ParentID != 0 {
+	if o.ParentID != 0 && visible(o.ParentID) {
 		parent := o.ParentID
 		v.ParentID = &parent
 	}
@@ -69,18 +70,19 @@ func (s *server) me(w http.ResponseWriter, r *http.Request, p *auth.Principal) e
 	if p.Token != nil {
 		out.Token = &token{p.Token.ID, p.Token.Name, p.Token.Scope}
 	}
+	orgs, err := p.Tenant.Orgs(r.Context())
+	if err != nil {
+		return err
+	}
+	visible := visibleIn(orgs)
 	if p.Org != nil {
-		o := OrgOf(p.Org)
+		o := OrgOf(p.Org, visible)
 		out.Org = &o
 	}
 	for _, perm := range []string{auth.PermRead, auth.PermWrite, auth.PermMembers} {
 		if p.Can(perm) {
 			out.Permissions = append(out.Permissions, perm)
 		}
-	}
-	orgs, err := p.Tenant.Orgs(r.Context())
-	if err != nil {
-		return err
 	}
 	out.Scope = scope{Operator: p.Tenant.Scope().Operator, Orgs: []OrgRef{}}
 	for _, o := range orgs {
@@ -101,11 +103,21 @@ func (s *server) listOrgs(w http.ResponseWriter, r *http.Request, p *auth.Princi
 	out := struct {
 		Orgs []Org `json:"orgs"`
 	}{[]Org{}}
+	visible := visibleIn(orgs)
 	for _, o := range orgs {
-		out.Orgs = append(out.Orgs, OrgOf(o))
+		out.Orgs = append(out.Orgs, OrgOf(o, visible))
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// visibleIn reports whether an organization is one of orgs.
+func visibleIn(orgs []*store.Org) func(int64) bool {
+	ids := map[int64]bool{}
+	for _, o := range orgs {
+		ids[o.ID] = true
+	}
+	return func(id int64) bool { return ids[id] }
 }
 
 // validSlug reports whether s is an organization name: 1 to 63 of a-z,
@@ -154,7 +166,7 @@ func (s *server) createOrg(w http.ResponseWriter, r *http.Request, p *auth.Princ
 		return err
 	}
 	w.Header().Set("Location", Prefix+"/orgs")
-	writeJSON(w, http.StatusCreated, OrgOf(o))
+	writeJSON(w, http.StatusCreated, OrgOf(o, func(int64) bool { return true }))
 	return nil
 }
 
