@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -333,10 +334,23 @@ func reportJSON(reporter, reportID, domain string, ok, failed int) []byte {
 		domain, domain, domain, ok, failed, domain, failed)
 }
 
+// sharedReportJSON is a report with a policy for each of two domains.
+func sharedReportJSON(reporter, reportID, d1, d2 string) []byte {
+	one, two := reportJSON(reporter, reportID, d1, 7, 1), reportJSON(reporter, reportID, d2, 70, 10)
+	const key = `"policies":[`
+	pol2 := two[bytes.Index(two, []byte(key))+len(key) : len(two)-len("]}")]
+	return slices.Concat(one[:len(one)-len("]}")], []byte(","), pol2, []byte("]}"))
+}
+
 // report stores a report about domain, as the intake would.
 func (e *env) report(t testing.TB, reporter, reportID, domain string) int64 {
 	t.Helper()
-	raw := reportJSON(reporter, reportID, domain, 90, 10)
+	return e.rawReport(t, reportJSON(reporter, reportID, domain, 90, 10))
+}
+
+// rawReport stores a report, as the intake would.
+func (e *env) rawReport(t testing.TB, raw []byte) int64 {
+	t.Helper()
 	rep, _, err := tlsrpt.Decode(raw)
 	if err != nil {
 		t.Fatal(err)

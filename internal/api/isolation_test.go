@@ -257,6 +257,7 @@ func TestTenantIsolation(t *testing.T) {
 			owner := w.orgs["p"].users[store.RoleOwner]
 			e.must(t, owner, get("/api/v1/domains/"+w.orgs["c"].domain), 200)
 			e.must(t, owner, jsonReq("POST", "/api/v1/domains", map[string]any{"name": "placed.example", "mx": []string{"mx.placed.example"}, "org": "org-c"}), 201)
+			sharedReport(t, w)
 			t.Logf("%d principals, %d routes, %d refused or foreign requests", len(w.principals), len(routes), requests.Load())
 		})
 	}
@@ -358,4 +359,49 @@ func TestChecksStayInTheirOrganization(t *testing.T) {
 	if n := len(list["checks"].([]any)); n != 1 {
 		t.Errorf("A sees %d checks of dom-b.example, want its own 1", n)
 	}
+}
+
+// sharedReport: a report with policies for A's and B's domains shows each
+// its part only, and its raw bytes (which hold both) to neither; the
+// operator sees it whole.
+func sharedReport(t *testing.T, w *world) {
+	e := w.e
+	id := strconv.FormatInt(w.sharedReport, 10)
+	for _, tc := range []struct {
+		k          string
+		ok, failed float64
+		other      string
+	}{{"a", 7, 1, "dom-b.example"}, {"b", 70, 10, "dom-a.example"}} {
+		c := w.orgs[tc.k].users[store.RoleViewer]
+		res := e.must(t, c, get("/api/v1/reports/tlsrpt/"+id), 200)
+		v := res.json(t)
+		doms := v["domains"].([]any)
+		if len(doms) != 1 || doms[0] != w.orgs[tc.k].domain || v["total_successful_sessions"] != tc.ok || v["total_failed_sessions"] != tc.failed ||
+			strings.Contains(string(res.body), tc.other) {
+			t.Errorf("the shared report as %s:\n%s", c.name, res.body)
+		}
+		if pols := v["report"].(map[string]any)["policies"].([]any); len(pols) != 1 {
+			t.Errorf("the shared report as %s has %d policies, want its own 1", c.name, len(pols))
+		}
+		e.must(t, c, get("/api/v1/reports/tlsrpt/"+id+"/raw"), 403)
+		list := e.must(t, c, get("/api/v1/reports/tlsrpt?domain="+w.orgs[tc.k].domain), 200)
+		found := false
+		for _, r := range list.json(t)["reports"].([]any) {
+			r := r.(map[string]any)
+			if r["report_id"] == "rid-shared" {
+				found = true
+				if r["total_successful_sessions"] != tc.ok || r["total_failed_sessions"] != tc.failed || len(r["domains"].([]any)) != 1 {
+					t.Errorf("the shared report in the list as %s: %v", c.name, r)
+				}
+			}
+		}
+		if !found || strings.Contains(string(list.body), tc.other) {
+			t.Errorf("the list as %s:\n%s", c.name, list.body)
+		}
+	}
+	v := e.must(t, w.operator, get("/api/v1/reports/tlsrpt/"+id), 200).json(t)
+	if len(v["domains"].([]any)) != 2 || v["total_successful_sessions"] != float64(77) {
+		t.Errorf("the shared report as the operator: %v", v)
+	}
+	e.must(t, w.operator, get("/api/v1/reports/tlsrpt/"+id+"/raw"), 200)
 }

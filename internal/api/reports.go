@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -176,6 +177,18 @@ func (s *server) listReports(w http.ResponseWriter, r *http.Request, p *auth.Pri
 		return err
 	}
 	f.Offset = c.Offset
+	in := hostedIn(r.Context(), p)
+	if f.Domain != "" {
+		// Reports of a domain hosted elsewhere that also cover one of the
+		// caller's would be listed by the store; nothing of another
+		// organization's domain is, not even that it shares a report.
+		if ok, err := in(f.Domain); err != nil {
+			return err
+		} else if !ok {
+			writeJSON(w, http.StatusOK, ReportList{Reports: []Report{}})
+			return nil
+		}
+	}
 	rs, err := p.Tenant.TLSRPTReports(r.Context(), f)
 	if err != nil {
 		return err
@@ -186,7 +199,23 @@ func (s *server) listReports(w http.ResponseWriter, r *http.Request, p *auth.Pri
 	}
 	out := ReportList{Reports: []Report{}, Total: total}
 	for _, rep := range rs {
-		out.Reports = append(out.Reports, ReportOf(rep))
+		v := ReportOf(rep)
+		if err := v.within(rep, in); err != nil {
+			return err
+		}
+		if len(v.Domains) < len(rep.Domains) {
+			// Cut: the totals of the caller's part need the policies.
+			full, err := p.Tenant.TLSRPTReportByID(r.Context(), rep.ID)
+			if err != nil {
+				return err
+			}
+			mine := ReportOf(full)
+			if err := mine.within(full, in); err != nil {
+				return err
+			}
+			v.Successful, v.Failed = mine.Successful, mine.Failed
+		}
+		out.Reports = append(out.Reports, v)
 	}
 	if next := int64(f.Offset + len(rs)); len(rs) > 0 && next < total {
 		out.Next = cursor{List: "reports", Offset: int(next)}.String()
@@ -216,7 +245,87 @@ func (s *server) getReport(w http.ResponseWriter, r *http.Request, p *auth.Princ
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, ReportOf(rep))
+	in := hostedIn(r.Context(), p)
+	v := ReportOf(rep)
+	if err := v.within(rep, in); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+// hostedIn returns whether a domain is hosted in p's scope, remembering
+// the answers: all are for the operator.
+func hostedIn(ctx context.Context, p *auth.Principal) func(domain string) (bool, error) {
+	operator := p.Tenant.Scope().Operator
+	known := map[string]bool{}
+	return func(domain string) (bool, error) {
+		if operator {
+			return true, nil
+		}
+		if in, ok := known[domain]; ok {
+			return in, nil
+		}
+		_, err := p.Tenant.Domain(ctx, domain)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return false, err
+		}
+		known[domain] = err == nil
+		return err == nil, nil
+	}
+}
+
+// within cuts the JSON of a report that also covers domains hosted
+// outside the caller's scope down to the caller's domains: their names,
+// their policies in the normalized report and, when rep holds its policies,
+// their totals. A report is visible to every organization that hosts one
+// of its policy domains; the others' part is theirs.
+func (v *Report) within(rep *store.TLSRPTReport, in func(string) (bool, error)) error {
+	var mine []string
+	for _, d := range v.Domains {
+		ok, err := in(d)
+		if err != nil {
+			return err
+		}
+		if ok {
+			mine = append(mine, d)
+		}
+	}
+	if len(mine) == len(v.Domains) {
+		return nil
+	}
+	v.Domains = nonNil(mine)
+	if rep.Policies != nil {
+		v.Successful, v.Failed = 0, 0
+		for _, pol := range rep.Policies {
+			if slices.Contains(mine, pol.Domain) {
+				v.Successful += pol.Successful
+				v.Failed += pol.Failed
+			}
+		}
+	}
+	if len(v.Report) > 0 {
+		var doc map[string]json.RawMessage
+		if err := json.Unmarshal(v.Report, &doc); err != nil {
+			v.Report = nil
+			return nil //nolint:nilerr // not shown rather than shown whole
+		}
+		var pols []json.RawMessage
+		_ = json.Unmarshal(doc["policies"], &pols)
+		kept := []json.RawMessage{}
+		for _, raw := range pols {
+			var pol struct {
+				Policy struct {
+					Domain string `json:"policy-domain"`
+				} `json:"policy"`
+			}
+			if json.Unmarshal(raw, &pol) == nil && slices.Contains(mine, pol.Policy.Domain) {
+				kept = append(kept, raw)
+			}
+		}
+		doc["policies"], _ = json.Marshal(kept)
+		v.Report, _ = json.Marshal(doc)
+	}
 	return nil
 }
 
@@ -231,6 +340,16 @@ func (s *server) rawReport(w http.ResponseWriter, r *http.Request, p *auth.Princ
 	rep, err := report(r, p)
 	if err != nil {
 		return err
+	}
+	in := hostedIn(r.Context(), p)
+	for _, d := range rep.Domains {
+		ok, err := in(d)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return forbidden("this report also covers domains of other organizations: its bytes are not shown; GET the report for your part")
+		}
 	}
 	mt := rep.MediaType
 	if !rawTypes[mt] {

@@ -58,6 +58,9 @@ type world struct {
 	orgs       map[string]*fxOrg
 	principals []principal
 	operator   cred
+	// sharedReport has a policy for dom-a.example and one for
+	// dom-b.example.
+	sharedReport int64
 }
 
 // newWorld builds the world on e.
@@ -92,6 +95,8 @@ func newWorld(t *testing.T, e *env) *world {
 			o.tokens[scope], o.tokenID[scope] = c, tk.ID
 		}
 	}
+	// A report with policies for A's and B's domains: each sees its part.
+	w.sharedReport = e.rawReport(t, sharedReportJSON("shared-sender", "rid-shared", w.orgs["a"].domain, w.orgs["b"].domain))
 	// Who sees what: MSP owners, admins and write tokens see their
 	// customers; nobody sees a parent or another tree.
 	for _, k := range orgKeys {
