@@ -202,22 +202,9 @@ func (s *server) summaryOf(ctx context.Context, t store.Tenant, name string) (*s
 	}
 }
 
-// orgDomains is a tenant's DomainStore that creates domains in one
-// organization: hosting.Service knows no organizations.
-type orgDomains struct {
-	store.DomainStore
-	org int64
-}
-
-func (o orgDomains) CreateDomain(ctx context.Context, d *store.Domain, v *store.PolicyVersion) error {
-	d.OrgID = o.org
-	return o.DomainStore.CreateDomain(ctx, d, v)
-}
-
-// hostingFor is the hosting service within p's scope; new domains go to
-// organization org.
-func (s *server) hostingFor(p *auth.Principal, org int64) *hosting.Service {
-	return hosting.New(orgDomains{DomainStore: p.Tenant, org: org}, s.Hosting, s.Now)
+// hostingFor is the hosting service within p's scope.
+func (s *server) hostingFor(p *auth.Principal) *hosting.Service {
+	return hosting.New(p.Tenant, s.Hosting, s.Now)
 }
 
 // newDomain is the body of POST /domains.
@@ -248,14 +235,14 @@ func (s *server) createDomain(w http.ResponseWriter, r *http.Request, p *auth.Pr
 			return err
 		}
 	}
-	spec := hosting.Spec{Mode: body.Mode, MX: body.MX, RUA: body.RUA}
+	spec := hosting.Spec{Org: org.ID, Mode: body.Mode, MX: body.MX, RUA: body.RUA}
 	if body.MaxAge != nil {
 		if *body.MaxAge == 0 {
 			return invalid("max_age", "0: want 1 to 31557600 seconds, or leave it out for a week")
 		}
 		spec.MaxAge = *body.MaxAge
 	}
-	d, err := s.hostingFor(p, org.ID).Add(ctx, body.Name, spec)
+	d, err := s.hostingFor(p).Add(ctx, body.Name, spec)
 	if errors.Is(err, store.ErrNotFound) {
 		return notFound(fmt.Sprintf("org: no organization %q", org.Name))
 	}
@@ -296,7 +283,7 @@ func (s *server) getDomain(w http.ResponseWriter, r *http.Request, p *auth.Princ
 		return err
 	}
 	d := DomainOf(ds)
-	_, vs, err := s.hostingFor(p, 0).Get(r.Context(), name)
+	_, vs, err := s.hostingFor(p).Get(r.Context(), name)
 	if err != nil {
 		return err
 	}
@@ -334,7 +321,7 @@ func (s *server) patchDomain(w http.ResponseWriter, r *http.Request, p *auth.Pri
 	if ch.Mode == nil && ch.MX == nil && ch.MaxAge == nil && ch.RUA == nil {
 		return invalid("body", "nothing to change: give mode, mx, max_age or rua")
 	}
-	d, changed, err := s.hostingFor(p, 0).Set(r.Context(), name, ch)
+	d, changed, err := s.hostingFor(p).Set(r.Context(), name, ch)
 	if err != nil {
 		return err
 	}
@@ -358,7 +345,7 @@ func (s *server) deleteDomain(w http.ResponseWriter, r *http.Request, p *auth.Pr
 	if _, err := queryOf(r); err != nil {
 		return err
 	}
-	if err := s.hostingFor(p, 0).Remove(r.Context(), name); err != nil {
+	if err := s.hostingFor(p).Remove(r.Context(), name); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -381,7 +368,7 @@ func (s *server) domainRecords(w http.ResponseWriter, r *http.Request, p *auth.P
 	if _, err := queryOf(r); err != nil {
 		return err
 	}
-	d, _, err := s.hostingFor(p, 0).Get(r.Context(), name)
+	d, _, err := s.hostingFor(p).Get(r.Context(), name)
 	if err != nil {
 		return err
 	}
@@ -481,7 +468,7 @@ func (s *server) domainVersions(w http.ResponseWriter, r *http.Request, p *auth.
 	if _, err := queryOf(r); err != nil {
 		return err
 	}
-	d, vs, err := s.hostingFor(p, 0).Get(r.Context(), name)
+	d, vs, err := s.hostingFor(p).Get(r.Context(), name)
 	if err != nil {
 		return err
 	}

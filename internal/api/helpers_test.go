@@ -299,22 +299,11 @@ func (e *env) token(t testing.TB, org *store.Org, name, scope string) (cred, *st
 	return cred{name: "token " + name, bearer: secret}, tk
 }
 
-// orgDomains creates domains in one organization (hosting knows none).
-type orgDomains struct {
-	store.DomainStore
-	org int64
-}
-
-func (o orgDomains) CreateDomain(ctx context.Context, d *store.Domain, v *store.PolicyVersion) error {
-	d.OrgID = o.org
-	return o.DomainStore.CreateDomain(ctx, d, v)
-}
-
 // domain hosts name in org.
 func (e *env) domain(t testing.TB, org *store.Org, name string) *store.Domain {
 	t.Helper()
-	d, err := hosting.New(orgDomains{e.op, org.ID}, hostingSettings(), nil).Add(t.Context(), name,
-		hosting.Spec{Mode: "testing", MX: []string{"mx." + name}})
+	d, err := hosting.New(e.op, hostingSettings(), nil).Add(t.Context(), name,
+		hosting.Spec{Org: org.ID, Mode: "testing", MX: []string{"mx." + name}})
 	if err != nil {
 		t.Fatalf("hosting %s: %v", name, err)
 	}
