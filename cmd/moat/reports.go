@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/moatmail/moat/internal/api"
 	"github.com/moatmail/moat/internal/hosting"
 	"github.com/moatmail/moat/internal/store"
 	"github.com/moatmail/moat/internal/tlsrptstats"
@@ -100,27 +101,13 @@ both.`,
 			}
 			defer s.close()
 			ctx := cmd.Context()
-			sum, err := tlsrptstats.Summarize(ctx, s.st, tlsrptstats.Query{Domain: domain, Since: from, By: by})
+			out, err := api.Summarize(ctx, s.st, tlsrptstats.Query{Domain: domain, Since: from, By: by}, now)
 			if err != nil {
 				return err
 			}
-			var verdict *tlsrptstats.Verdict
-			if domain != "" {
-				d, err := s.st.Domain(ctx, domain)
-				if err != nil && !errors.Is(err, store.ErrNotFound) {
-					return err
-				}
-				if d != nil && d.Mode == "testing" {
-					if verdict, err = tlsrptstats.ReadyToEnforce(ctx, s.st, domain, now, tlsrptstats.ReadinessOpts{}); err != nil {
-						return err
-					}
-				}
-			}
+			sum, verdict := out.Summary, out.ReadyToEnforce
 			if asJSON {
-				return printJSON(g.stdout, struct {
-					*tlsrptstats.Summary
-					ReadyToEnforce *tlsrptstats.Verdict `json:"ready_to_enforce,omitempty"`
-				}{sum, verdict})
+				return printJSON(g.stdout, out)
 			}
 			printSummary(g, sum, domain)
 			if verdict != nil {
@@ -203,39 +190,6 @@ func dash(s string) string {
 	return s
 }
 
-// reportView is the JSON form of a stored report.
-type reportView struct {
-	ID           int64           `json:"id"`
-	ReceivedAt   time.Time       `json:"received_at"`
-	Source       string          `json:"source"`
-	SourceDetail string          `json:"source_detail"`
-	Status       string          `json:"status"`
-	Error        string          `json:"error,omitempty"`
-	Warnings     []string        `json:"warnings"`
-	DKIM         string          `json:"dkim,omitempty"`
-	Organization string          `json:"organization"`
-	ReportID     string          `json:"report_id"`
-	Contact      string          `json:"contact_info,omitempty"`
-	Start        time.Time       `json:"start,omitzero"`
-	End          time.Time       `json:"end,omitzero"`
-	Domains      []string        `json:"domains"`
-	Hosted       bool            `json:"hosted"`
-	Successful   int64           `json:"total_successful_sessions"`
-	Failed       int64           `json:"total_failed_sessions"`
-	Report       json.RawMessage `json:"report,omitempty"`
-}
-
-func reportViewOf(r *store.TLSRPTReport) reportView {
-	v := reportView{ID: r.ID, ReceivedAt: r.ReceivedAt, Source: r.Source, SourceDetail: r.SourceDetail, Status: r.Status,
-		Error: r.Error, Warnings: nonNil(r.Warnings), DKIM: r.DKIM, Organization: r.OrganizationName, ReportID: r.ReportID,
-		Contact: r.ContactInfo, Start: r.StartTime, End: r.EndTime, Domains: nonNil(r.Domains), Hosted: r.Hosted,
-		Successful: r.Successful, Failed: r.Failed}
-	if len(r.Normalized) > 0 {
-		v.Report = r.Normalized
-	}
-	return v
-}
-
 func newTLSRPTListCmd(g *globals) *cobra.Command {
 	var (
 		since, status string
@@ -278,11 +232,11 @@ func newTLSRPTListCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				out := make([]reportView, 0, len(rs))
+				out := api.ReportList{Reports: make([]api.Report, 0, len(rs)), Total: total}
 				for _, r := range rs {
-					out = append(out, reportViewOf(r))
+					out.Reports = append(out.Reports, api.ReportOf(r))
 				}
-				return printJSON(g.stdout, map[string]any{"total": total, "reports": out})
+				return printJSON(g.stdout, out)
 			}
 			if len(rs) == 0 {
 				fmt.Fprintln(g.stdout, "no reports")
@@ -351,9 +305,9 @@ func newTLSRPTShowCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				return printJSON(g.stdout, reportViewOf(r))
+				return printJSON(g.stdout, api.ReportOf(r))
 			}
-			v := reportViewOf(r)
+			v := api.ReportOf(r)
 			rows := [][]string{
 				{"id:", strconv.FormatInt(v.ID, 10)},
 				{"received:", v.ReceivedAt.Format(time.RFC3339) + " by " + v.Source + " (" + v.SourceDetail + ")"},

@@ -7,6 +7,7 @@ import (
 	"github.com/moatmail/moat/internal/auth"
 	"github.com/moatmail/moat/internal/check"
 	"github.com/moatmail/moat/internal/hosting"
+	"github.com/moatmail/moat/internal/intake"
 )
 
 // Deps are what the API (and the dashboard's pages, which share them)
@@ -33,4 +34,7 @@ type Deps struct {
 	Now func() time.Time
 	// MaxUpload bounds an uploaded report (bytes). Zero: 10 MiB.
 	MaxUpload int64
+	// Ingester stores uploaded reports (POST /api/v1/reports/tlsrpt). Nil:
+	// uploads are answered 503.
+	Ingester *intake.Ingester
 }
