@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -100,7 +101,11 @@ func newDomainsAddCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer s.close()
-			d, err := s.host.Add(cmd.Context(), args[0], hosting.Spec{Mode: mode, MX: mx, MaxAge: maxAge, RUA: rua})
+			org, err := hostingOrg(cmd.Context(), s.st)
+			if err != nil {
+				return err
+			}
+			d, err := s.host.Add(cmd.Context(), args[0], hosting.Spec{Org: org, Mode: mode, MX: mx, MaxAge: maxAge, RUA: rua})
 			if err != nil {
 				return err
 			}
@@ -127,6 +132,48 @@ func newDomainsAddCmd(g *globals) *cobra.Command {
 	f.StringArrayVar(&rua, "rua", nil, "extra TLS-RPT report URI (mailto: or https:); repeat for several")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// defaultOrg is the organization domains go to when there is no other.
+const defaultOrg = "default"
+
+// hostingOrg returns the organization that domains add hosts a domain
+// for: the only one there is, or "default", created when there is none
+// yet. With several, it cannot choose and says so.
+func hostingOrg(ctx context.Context, st store.Store) (int64, error) {
+	orgs, err := st.Orgs(ctx)
+	if err != nil {
+		return 0, err
+	}
+	switch len(orgs) {
+	case 1:
+		return orgs[0].ID, nil
+	case 0:
+		return ensureOrg(ctx, st, defaultOrg, "Default")
+	}
+	names := make([]string, len(orgs))
+	for i, o := range orgs {
+		names[i] = o.Name
+	}
+	return 0, fmt.Errorf("there are %d organizations (%s) and domains add cannot choose one of them yet", len(orgs), strings.Join(names, ", "))
+}
+
+// ensureOrg returns the id of the organization name, creating it (with
+// displayName) when absent, also when another process creates it at the
+// same time.
+func ensureOrg(ctx context.Context, st store.Store, name, displayName string) (int64, error) {
+	o, err := st.OrgByName(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		o = &store.Org{Name: name, DisplayName: displayName}
+		err = st.CreateOrg(ctx, o)
+		if errors.Is(err, store.ErrExists) {
+			o, err = st.OrgByName(ctx, name)
+		}
+	}
+	if err != nil {
+		return 0, err
+	}
+	return o.ID, nil
 }
 
 func newDomainsSetCmd(g *globals) *cobra.Command {

@@ -115,14 +115,22 @@ func writeAddrs(file string, addrs map[string]string) error {
 	return nil
 }
 
-// ensureDemo hosts the demo domain in --dev mode, once.
+// DemoOrg is the organization of the demo domain.
+const DemoOrg = "demo"
+
+// ensureDemo hosts the demo domain in --dev mode, once, for the
+// organization "demo".
 func ensureDemo(ctx context.Context, st store.Store, set hosting.Settings) error {
 	if _, err := st.Domain(ctx, DemoDomain); err == nil {
 		return nil
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	_, err := hosting.New(st, set, nil).Add(ctx, DemoDomain, hosting.Spec{MX: []string{"mx1." + DemoDomain, "*.mx." + DemoDomain}})
+	org, err := ensureOrg(ctx, st, DemoOrg, "Demo")
+	if err != nil {
+		return err
+	}
+	_, err = hosting.New(st, set, nil).Add(ctx, DemoDomain, hosting.Spec{Org: org, MX: []string{"mx1." + DemoDomain, "*.mx." + DemoDomain}})
 	if errors.Is(err, store.ErrExists) {
 		return nil // another process added it meanwhile
 	}

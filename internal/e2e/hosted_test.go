@@ -261,7 +261,7 @@ func TestHostedMTASTSWithPebble(t *testing.T) {
 	snd := newSender(res, p.roots, m.httpsPort())
 	ctx := t.Context()
 
-	d, err := m.svc.Add(ctx, customer, spec)
+	d, err := m.svc.Add(ctx, customer, m.customerSpec(t))
 	if err != nil {
 		t.Fatalf("add %s: %v", customer, err)
 	}
@@ -337,7 +337,7 @@ func TestHostedMTASTSSharedPostgres(t *testing.T) {
 	sndA := newSender(resA, p.roots, a.httpsPort())
 	sndB := newSender(resB, p.roots, b.httpsPort())
 
-	d, err := a.svc.Add(t.Context(), customer, spec)
+	d, err := a.svc.Add(t.Context(), customer, a.customerSpec(t))
 	if err != nil {
 		t.Fatalf("add %s through moat a: %v", customer, err)
 	}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -108,6 +109,23 @@ func startMoat(t *testing.T, logs *testLogs, name string, st store.Store, p *peb
 		}
 	})
 	return &moat{name: name, cfg: c, st: st, svc: hosting.New(st, server.HostingSettings(c), nil), srv: srv}
+}
+
+// customerSpec is spec for the organization "customer", created in the
+// instance's store when absent.
+func (m *moat) customerSpec(t *testing.T) hosting.Spec {
+	t.Helper()
+	o, err := m.st.OrgByName(t.Context(), "customer")
+	if errors.Is(err, store.ErrNotFound) {
+		o = &store.Org{Name: "customer"}
+		err = m.st.CreateOrg(t.Context(), o)
+	}
+	if err != nil {
+		t.Fatalf("moat %s: organization: %v", m.name, err)
+	}
+	s := spec
+	s.Org = o.ID
+	return s
 }
 
 // dnsAddr is the address of the instance's DNS server (UDP and TCP).

@@ -101,6 +101,7 @@ func (s *Service) Settings() Settings { return s.set }
 
 // Spec is the user-settable part of a domain.
 type Spec struct {
+	Org    int64    // the organization hosting it (store.Org.ID): required
 	Mode   string   // default DefaultMode
 	MX     []string // MX patterns
 	MaxAge int64    // default DefaultMaxAge
@@ -115,7 +116,10 @@ type Change struct {
 	RUA    *[]string
 }
 
-// Add creates a hosted domain with its first policy version.
+// Add creates a hosted domain with its first policy version, for the
+// organization spec.Org. A hosted name is an *AlreadyHostedError; an
+// organization that does not exist is store.ErrNotFound (not a
+// *NotHostedError), a spec.Org of 0 store.ErrInvalidArg.
 func (s *Service) Add(ctx context.Context, name string, spec Spec) (*store.Domain, error) {
 	a, err := DomainName(name)
 	if err != nil {
@@ -127,7 +131,7 @@ func (s *Service) Add(ctx context.Context, name string, spec Spec) (*store.Domai
 	if spec.MaxAge == 0 {
 		spec.MaxAge = DefaultMaxAge
 	}
-	d := &store.Domain{Name: a, Mode: spec.Mode, MX: spec.MX, MaxAge: spec.MaxAge, RUA: spec.RUA}
+	d := &store.Domain{Name: a, Mode: spec.Mode, MX: spec.MX, MaxAge: spec.MaxAge, RUA: spec.RUA, OrgID: spec.Org}
 	if err := normalize(d); err != nil {
 		return nil, err
 	}
@@ -138,7 +142,10 @@ func (s *Service) Add(ctx context.Context, name string, spec Spec) (*store.Domai
 		return nil, err
 	}
 	if err := s.st.CreateDomain(ctx, d, v); err != nil {
-		return nil, hostingErr(a, err)
+		if errors.Is(err, store.ErrExists) {
+			return nil, hostingErr(a, err)
+		}
+		return nil, err // not found here is the organization, not the domain
 	}
 	return d, nil
 }

@@ -38,6 +38,21 @@ type clock struct{ t time.Time }
 
 func (c *clock) now() time.Time { return c.t }
 
+// testOrg returns the id of the organization "test" in st, creating it
+// when absent.
+func testOrg(t *testing.T, st store.Store) int64 {
+	t.Helper()
+	o, err := st.OrgByName(context.Background(), "test")
+	if errors.Is(err, store.ErrNotFound) {
+		o = &store.Org{Name: "test"}
+		err = st.CreateOrg(context.Background(), o)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o.ID
+}
+
 func newService(t *testing.T) (*Service, store.Store, *clock) {
 	st := openStore(t, t.TempDir())
 	c := &clock{t: time.Date(2026, 11, 22, 10, 15, 0, 0, time.UTC)}
@@ -113,7 +128,7 @@ func TestLegacyNames(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s, st, _ := newService(t)
-	d := &store.Domain{Name: "a_b.example", Mode: "none", MaxAge: 100}
+	d := &store.Domain{Name: "a_b.example", Mode: "none", MaxAge: 100, OrgID: testOrg(t, st)}
 	if err := st.CreateDomain(ctx, d, &store.PolicyVersion{PolicyID: "id1", Version: 1, Mode: "none", MaxAge: 100}); err != nil {
 		t.Fatal(err)
 	}
@@ -132,8 +147,8 @@ func TestLegacyNames(t *testing.T) {
 func TestAddNormalizesAndVersions(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s, _, _ := newService(t)
-	d, err := s.Add(ctx, "Bücher.Example.", Spec{MX: []string{"MX1.Bücher.example", "*.Mail.Example", "mx1.xn--bcher-kva.example"}})
+	s, st, _ := newService(t)
+	d, err := s.Add(ctx, "Bücher.Example.", Spec{Org: testOrg(t, st), MX: []string{"MX1.Bücher.example", "*.Mail.Example", "mx1.xn--bcher-kva.example"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +161,7 @@ func TestAddNormalizesAndVersions(t *testing.T) {
 	if d.Mode != "testing" || d.MaxAge != DefaultMaxAge || d.Version != 1 || d.PolicyID != "20261122T101500Z" {
 		t.Errorf("defaults: %+v", d)
 	}
-	if _, err := s.Add(ctx, "xn--bcher-kva.example", Spec{MX: []string{"mx.example"}}); !errors.Is(err, store.ErrExists) {
+	if _, err := s.Add(ctx, "xn--bcher-kva.example", Spec{Org: testOrg(t, st), MX: []string{"mx.example"}}); !errors.Is(err, store.ErrExists) {
 		t.Errorf("second Add = %v, want ErrExists", err)
 	}
 	_, vs, err := s.Get(ctx, "bücher.example")
@@ -165,11 +180,32 @@ func TestAddNormalizesAndVersions(t *testing.T) {
 	}
 }
 
+// TestAddOrganization: a domain is added for an organization that exists;
+// a missing one is not mistaken for a missing domain.
+func TestAddOrganization(t *testing.T) {
+	ctx := context.Background()
+	s, st, _ := newService(t)
+	org := testOrg(t, st)
+	d, err := s.Add(ctx, "example.com", Spec{Org: org, MX: []string{"mx.example.com"}})
+	if err != nil || d.OrgID != org {
+		t.Fatalf("Add = %+v, %v; want organization %d", d, err, org)
+	}
+	_, err = s.Add(ctx, "example.net", Spec{MX: []string{"mx.example.net"}})
+	if !errors.Is(err, store.ErrInvalidArg) {
+		t.Errorf("Add without an organization = %v, want store.ErrInvalidArg", err)
+	}
+	_, err = s.Add(ctx, "example.net", Spec{Org: org + 1, MX: []string{"mx.example.net"}})
+	var nh *NotHostedError
+	if !errors.Is(err, store.ErrNotFound) || errors.As(err, &nh) {
+		t.Errorf("Add for a missing organization = %v, want store.ErrNotFound and no *NotHostedError", err)
+	}
+}
+
 func TestSetRecordsVersionWithNewID(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s, st, clk := newService(t)
-	if _, err := s.Add(ctx, "example.com", Spec{MX: []string{"mx.example.com"}}); err != nil {
+	if _, err := s.Add(ctx, "example.com", Spec{Org: testOrg(t, st), MX: []string{"mx.example.com"}}); err != nil {
 		t.Fatal(err)
 	}
 	serial0, _ := st.Serial(ctx)
@@ -279,7 +315,7 @@ func TestWatcherSeesOtherProcesses(t *testing.T) {
 	if ok, _ := w.Refresh(ctx, false); ok {
 		t.Fatal("Refresh without changes rebuilt the snapshot")
 	}
-	d, err := s.Add(ctx, "example.com", Spec{MX: []string{"mx.example.com"}, RUA: []string{"https://r.example.com/v1/tlsrpt"}})
+	d, err := s.Add(ctx, "example.com", Spec{Org: testOrg(t, cli), MX: []string{"mx.example.com"}, RUA: []string{"https://r.example.com/v1/tlsrpt"}})
 	if err != nil {
 		t.Fatal(err)
 	}

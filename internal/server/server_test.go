@@ -103,7 +103,11 @@ func TestStartEveryListenerOnPortZero(t *testing.T) {
 	t.Parallel()
 	c := devConfig(t, nil)
 	st := openStore(t, c)
-	if _, err := hosting.New(st, server.HostingSettings(c), nil).Add(t.Context(), "example.test", hosting.Spec{MX: []string{"mx.example.test"}}); err != nil {
+	o := &store.Org{Name: "test"}
+	if err := st.CreateOrg(t.Context(), o); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hosting.New(st, server.HostingSettings(c), nil).Add(t.Context(), "example.test", hosting.Spec{Org: o.ID, MX: []string{"mx.example.test"}}); err != nil {
 		t.Fatal(err)
 	}
 	srv := start(t, c, st, server.Options{})

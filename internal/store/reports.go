@@ -138,7 +138,8 @@ type ReportStore interface {
 	// is committed (durable). A report already stored (same organization
 	// and report id, or, for reports without them, the same digest) is not
 	// stored again and its rollups are not counted again; its result says
-	// Duplicate.
+	// Duplicate. Every report of the batch, duplicates included, gets a
+	// row in the intake log (Tenant.IntakeLog) in the same transaction.
 	InsertTLSRPT(ctx context.Context, reports []*TLSRPTReport) ([]InsertResult, error)
 	// TLSRPTReports lists reports, newest period first, without Raw,
 	// Normalized, Policies and Rollups.

@@ -26,29 +26,37 @@ func TestReportQueryPlans(t *testing.T) {
 		args []any
 	}
 	var queries []query
-	for _, f := range []ReportFilter{
-		{Domain: "example.com", Since: since, Until: until},
-		{Domain: "example.com", Since: since},
-		{Since: since, Until: until},
-		{Status: ReportInvalid, Since: since},
+	for _, tn := range []struct {
+		name string
+		t    *tenant
+	}{
+		{"operator", s.op()},
+		{"tenant", s.Scoped(Scope{Orgs: []int64{1, 2}}).(*tenant)},
 	} {
-		text, args := s.listQuery(f, 100)
-		queries = append(queries, query{fmt.Sprintf("list %+v", f), text, args})
-		q := s.reportQuery(f)
-		queries = append(queries, query{fmt.Sprintf("count %+v", f), `SELECT count(*) FROM ` + q.from + q.where, q.args})
-	}
-	for _, q := range []RollupQuery{
-		{Domain: "example.com", Since: since, Until: until, GroupBy: []string{"result_type"}},
-		{Domain: "example.com", Since: since, Until: until, GroupBy: []string{"day", "result_type"}},
-		{Domain: "example.com", Since: since, Until: until, GroupBy: []string{"organization", "sending_ip", "result_type"}},
-		{Domain: "example.com", PolicyType: "sts", Since: since, GroupBy: []string{"receiving_mx", "result_type"}},
-		{Since: since, Until: until, GroupBy: []string{"domain", "result_type"}},
-	} {
-		text, args, _, err := s.rollupQuery(q)
-		if err != nil {
-			t.Fatal(err)
+		for _, f := range []ReportFilter{
+			{Domain: "example.com", Since: since, Until: until},
+			{Domain: "example.com", Since: since},
+			{Since: since, Until: until},
+			{Status: ReportInvalid, Since: since},
+		} {
+			text, args := tn.t.listQuery(f, 100)
+			queries = append(queries, query{fmt.Sprintf("%s list %+v", tn.name, f), text, args})
+			q := tn.t.reportQuery(f)
+			queries = append(queries, query{fmt.Sprintf("%s count %+v", tn.name, f), `SELECT count(*) FROM ` + q.from + q.where, q.args})
 		}
-		queries = append(queries, query{fmt.Sprintf("rollups %+v", q), text, args})
+		for _, q := range []RollupQuery{
+			{Domain: "example.com", Since: since, Until: until, GroupBy: []string{"result_type"}},
+			{Domain: "example.com", Since: since, Until: until, GroupBy: []string{"day", "result_type"}},
+			{Domain: "example.com", Since: since, Until: until, GroupBy: []string{"organization", "sending_ip", "result_type"}},
+			{Domain: "example.com", PolicyType: "sts", Since: since, GroupBy: []string{"receiving_mx", "result_type"}},
+			{Since: since, Until: until, GroupBy: []string{"domain", "result_type"}},
+		} {
+			text, args, _, err := tn.t.rollupQuery(q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			queries = append(queries, query{fmt.Sprintf("%s rollups %+v", tn.name, q), text, args})
+		}
 	}
 	queries = append(queries, query{"duplicate by identity", reportByIdentitySQL, []any{"Org", "id"}},
 		query{"duplicate by digest", reportByDigestSQL, []any{"00"}})

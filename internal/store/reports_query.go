@@ -57,54 +57,84 @@ type reportQuery struct {
 	args               []any
 }
 
-func (s *sqlStore) reportQuery(f ReportFilter) reportQuery {
+func (t *tenant) reportQuery(f ReportFilter) reportQuery {
 	var (
-		q     reportQuery
+		q     sqlq
+		rq    reportQuery
 		conds []string
 	)
-	arg := func(v any) string {
-		q.args = append(q.args, v)
-		return fmt.Sprintf("$%d", len(q.args))
-	}
-	q.from = `tlsrpt_reports r`
+	rq.from = `tlsrpt_reports r`
 	start, end, id := "r.start_time", "r.end_time", "r.id"
 	if f.Domain != "" {
 		// Domains are stored lower-case, without a trailing dot.
 		domain := strings.TrimSuffix(strings.ToLower(f.Domain), ".")
-		q.from = `tlsrpt_report_domains d JOIN tlsrpt_reports r ON r.id = d.report`
+		rq.from = `tlsrpt_report_domains d JOIN tlsrpt_reports r ON r.id = d.report`
 		start, end, id = "d.start_time", "d.end_time", "d.report"
-		conds = append(conds, "d.domain = "+arg(domain))
+		conds = append(conds, "d.domain = "+q.arg(domain))
 	}
 	if !f.Since.IsZero() {
-		conds = append(conds, end+" >= "+arg(s.d.timeArg(normTime(f.Since))))
+		conds = append(conds, end+" >= "+q.arg(t.s.d.timeArg(normTime(f.Since))))
 	}
 	if !f.Until.IsZero() {
-		conds = append(conds, start+" < "+arg(s.d.timeArg(normTime(f.Until))))
+		conds = append(conds, start+" < "+q.arg(t.s.d.timeArg(normTime(f.Until))))
 	}
 	if f.Status != "" {
-		conds = append(conds, "r.status = "+arg(f.Status))
+		conds = append(conds, "r.status = "+q.arg(f.Status))
 	}
-	if len(conds) > 0 {
-		q.where = " WHERE " + strings.Join(conds, " AND ")
+	conds = append(conds, t.reportIn(&q, "r.id"))
+	rq.where = where(conds...)
+	rq.order = " ORDER BY " + end + " DESC, " + id + " DESC"
+	rq.args = q.args
+	return rq
+}
+
+// reportIn returns the condition that the report whose id is the column
+// report has a policy domain hosted in the scope ("" for the operator).
+func (t *tenant) reportIn(q *sqlq, report string) string {
+	c := t.in(q, "hd.org_id")
+	if c == "" {
+		return ""
 	}
-	q.order = " ORDER BY " + end + " DESC, " + id + " DESC"
-	return q
+	return `EXISTS (SELECT 1 FROM tlsrpt_report_domains x JOIN domains hd ON hd.name = x.domain
+		WHERE x.report = ` + report + ` AND ` + c + `)`
 }
 
 // listQuery returns the SQL text of a page of TLSRPTReports and its
 // arguments.
-func (s *sqlStore) listQuery(f ReportFilter, limit int) (string, []any) {
-	q := s.reportQuery(f)
+func (t *tenant) listQuery(f ReportFilter, limit int) (string, []any) {
+	q := t.reportQuery(f)
 	text := fmt.Sprintf(`SELECT %s FROM %s%s%s LIMIT $%d OFFSET $%d`,
 		reportListCols, q.from, q.where, q.order, len(q.args)+1, len(q.args)+2)
 	return text, append(q.args, limit, f.Offset)
 }
 
-// TLSRPTReports implements ReportStore. Reports come newest period first:
+// The report reading methods of Store act for the operator.
+
+// TLSRPTReports implements ReportStore.
+func (s *sqlStore) TLSRPTReports(ctx context.Context, f ReportFilter) ([]*TLSRPTReport, error) {
+	return s.op().TLSRPTReports(ctx, f)
+}
+
+// CountTLSRPTReports implements ReportStore.
+func (s *sqlStore) CountTLSRPTReports(ctx context.Context, f ReportFilter) (int64, error) {
+	return s.op().CountTLSRPTReports(ctx, f)
+}
+
+// TLSRPTReportByID implements ReportStore.
+func (s *sqlStore) TLSRPTReportByID(ctx context.Context, id int64) (*TLSRPTReport, error) {
+	return s.op().TLSRPTReportByID(ctx, id)
+}
+
+// TLSRPTRollups implements ReportStore.
+func (s *sqlStore) TLSRPTRollups(ctx context.Context, q RollupQuery) ([]RollupRow, error) {
+	return s.op().TLSRPTRollups(ctx, q)
+}
+
+// TLSRPTReports implements ReportReader. Reports come newest period first:
 // by end of period, latest first, then by id, highest first. Undated
 // reports count as periods of the instant they were received. A negative
 // Limit or Offset is an error.
-func (s *sqlStore) TLSRPTReports(ctx context.Context, f ReportFilter) ([]*TLSRPTReport, error) {
+func (t *tenant) TLSRPTReports(ctx context.Context, f ReportFilter) ([]*TLSRPTReport, error) {
 	if f.Limit < 0 || f.Offset < 0 {
 		return nil, fmt.Errorf("store: list tlsrpt reports: negative limit %d or offset %d", f.Limit, f.Offset)
 	}
@@ -112,8 +142,8 @@ func (s *sqlStore) TLSRPTReports(ctx context.Context, f ReportFilter) ([]*TLSRPT
 	if limit == 0 {
 		limit = defaultReportLimit
 	}
-	text, args := s.listQuery(f, limit)
-	rows, err := s.r.QueryContext(ctx, text, args...)
+	text, args := t.listQuery(f, limit)
+	rows, err := t.s.r.QueryContext(ctx, text, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list tlsrpt reports: %w", err)
 	}
@@ -132,25 +162,28 @@ func (s *sqlStore) TLSRPTReports(ctx context.Context, f ReportFilter) ([]*TLSRPT
 	return l, nil
 }
 
-// CountTLSRPTReports implements ReportStore.
-func (s *sqlStore) CountTLSRPTReports(ctx context.Context, f ReportFilter) (int64, error) {
-	q := s.reportQuery(f)
+// CountTLSRPTReports implements ReportReader.
+func (t *tenant) CountTLSRPTReports(ctx context.Context, f ReportFilter) (int64, error) {
+	q := t.reportQuery(f)
 	var n int64
-	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM `+q.from+q.where, q.args...).Scan(&n); err != nil {
+	if err := t.s.r.QueryRowContext(ctx, `SELECT count(*) FROM `+q.from+q.where, q.args...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("store: count tlsrpt reports: %w", err)
 	}
 	return n, nil
 }
 
-// TLSRPTReportByID implements ReportStore. Rollups is left nil: the store
+// TLSRPTReportByID implements ReportReader. Rollups is left nil: the store
 // keeps the rollups summed over all reports, not per report.
-func (s *sqlStore) TLSRPTReportByID(ctx context.Context, id int64) (*TLSRPTReport, error) {
+func (t *tenant) TLSRPTReportByID(ctx context.Context, id int64) (*TLSRPTReport, error) {
 	var (
 		raw, normalized []byte
 		rawGzip         bool
 		rawSize         int64
+		q               sqlq
 	)
-	r, err := scanReportList(s.r.QueryRowContext(ctx, `SELECT `+reportCols+` FROM tlsrpt_reports r WHERE r.id = $1`, id),
+	s := t.s
+	r, err := scanReportList(s.r.QueryRowContext(ctx, `SELECT `+reportCols+` FROM tlsrpt_reports r
+		WHERE r.id = `+q.arg(id)+and(t.reportIn(&q, "r.id")), q.args...),
 		&raw, &rawGzip, &rawSize, &normalized)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: tlsrpt report %d", ErrNotFound, id)
@@ -174,6 +207,7 @@ func (s *sqlStore) TLSRPTReportByID(ctx context.Context, id int64) (*TLSRPTRepor
 			return nil, fail(err)
 		}
 	}
+	// The report is in the scope: its policies are read by its id.
 	if r.Policies, err = s.reportPolicies(ctx, id); err != nil {
 		return nil, fail(err)
 	}
@@ -265,16 +299,17 @@ func rollupDest(name string) func(r *RollupRow) any {
 	return nil
 }
 
-// TLSRPTRollups implements ReportStore. Rows are days with Since <= day <
+// TLSRPTRollups implements ReportReader: the rollups of the domains hosted
+// in the scope (for the operator, of every domain). Rows are days with Since <= day <
 // Until (times as given, in UTC). Groups come ordered by the GroupBy
 // columns, each ascending (bytewise for text). A GroupBy name that is
 // unknown or listed twice is an error naming it.
-func (s *sqlStore) TLSRPTRollups(ctx context.Context, q RollupQuery) ([]RollupRow, error) {
-	text, args, dests, err := s.rollupQuery(q)
+func (t *tenant) TLSRPTRollups(ctx context.Context, q RollupQuery) ([]RollupRow, error) {
+	text, args, dests, err := t.rollupQuery(q)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.r.QueryContext(ctx, text, args...)
+	rows, err := t.s.r.QueryContext(ctx, text, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: tlsrpt rollups by %q: %w", q.GroupBy, err)
 	}
@@ -299,7 +334,7 @@ func (s *sqlStore) TLSRPTRollups(ctx context.Context, q RollupQuery) ([]RollupRo
 
 // rollupQuery returns the SQL text of q, its arguments, and where each
 // group column is scanned to.
-func (s *sqlStore) rollupQuery(q RollupQuery) (string, []any, []func(*RollupRow) any, error) {
+func (t *tenant) rollupQuery(q RollupQuery) (string, []any, []func(*RollupRow) any, error) {
 	var (
 		cols  []string
 		dests []func(*RollupRow) any
@@ -318,33 +353,30 @@ func (s *sqlStore) rollupQuery(q RollupQuery) (string, []any, []func(*RollupRow)
 
 	var (
 		conds []string
-		args  []any
+		sq    sqlq
 	)
-	arg := func(v any) string {
-		args = append(args, v)
-		return fmt.Sprintf("$%d", len(args))
-	}
 	if q.Domain != "" {
-		conds = append(conds, "domain = "+arg(strings.TrimSuffix(strings.ToLower(q.Domain), ".")))
+		conds = append(conds, "domain = "+sq.arg(strings.TrimSuffix(strings.ToLower(q.Domain), ".")))
 	}
 	if q.PolicyType != "" {
-		conds = append(conds, "policy_type = "+arg(q.PolicyType))
+		conds = append(conds, "policy_type = "+sq.arg(q.PolicyType))
 	}
 	if !q.Since.IsZero() {
-		conds = append(conds, "day >= "+arg(s.d.timeArg(normTime(q.Since))))
+		conds = append(conds, "day >= "+sq.arg(t.s.d.timeArg(normTime(q.Since))))
 	}
 	if !q.Until.IsZero() {
-		conds = append(conds, "day < "+arg(s.d.timeArg(normTime(q.Until))))
+		conds = append(conds, "day < "+sq.arg(t.s.d.timeArg(normTime(q.Until))))
 	}
+	if c := t.in(&sq, "hd.org_id"); c != "" {
+		conds = append(conds, "domain IN (SELECT hd.name FROM domains hd WHERE "+c+")")
+	}
+	args := sq.args
 	text := `SELECT `
 	if len(cols) > 0 {
 		text += strings.Join(cols, ", ") + ", "
 	}
 	// SUM of bigint is numeric on PostgreSQL; back to bigint.
-	text += `CAST(COALESCE(SUM(sessions), 0) AS BIGINT) FROM tlsrpt_daily`
-	if len(conds) > 0 {
-		text += " WHERE " + strings.Join(conds, " AND ")
-	}
+	text += `CAST(COALESCE(SUM(sessions), 0) AS BIGINT) FROM tlsrpt_daily` + where(conds...)
 	if len(cols) > 0 {
 		text += " GROUP BY " + strings.Join(cols, ", ") + " ORDER BY " + strings.Join(cols, ", ")
 	}

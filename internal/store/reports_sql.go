@@ -34,7 +34,8 @@ import (
 // committed row. To keep concurrent batches from deadlocking, every batch
 // takes its locks in one global order: reports sorted by their identity
 // (organization and report id, else digest), then rollup rows sorted by
-// their key, after all reports.
+// their key, after all reports, then the tlsrpt_last rows of the policy
+// domains, sorted by domain.
 //
 // Reading. Undated reports (ReportInvalid ones, and any the decoder could
 // not find a period in) are filed under the moment they were received: the
@@ -338,7 +339,8 @@ func (s *sqlStore) InsertTLSRPT(ctx context.Context, reports []*TLSRPTReport) ([
 
 // insertReports writes the rows of a batch, sorted in lock order, inside
 // tx: the reports, then for those inserted their domains, policies, failure
-// details and rollup increments. It returns the results in batch order.
+// details and rollup increments, then the intake log of the whole batch
+// (intake_log.go). It returns the results in batch order.
 func (s *sqlStore) insertReports(ctx context.Context, tx *sql.Tx, order []*reportRow) ([]InsertResult, error) {
 	fail := func(what string, err error) error {
 		return fmt.Errorf("store: insert %d tlsrpt reports: %s: %w", len(order), what, err)
@@ -450,6 +452,9 @@ func (s *sqlStore) insertReports(ctx context.Context, tx *sql.Tx, order []*repor
 	}
 	if err := daily.exec(ctx, tx); err != nil {
 		return nil, fail(fmt.Sprintf("add to %d daily rollups", len(keys)), err)
+	}
+	if err := s.logIntake(ctx, tx, order, results); err != nil {
+		return nil, fail("log", err)
 	}
 	return results, nil
 }

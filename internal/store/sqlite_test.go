@@ -80,7 +80,11 @@ func TestSQLiteTwoProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	d := &store.Domain{Name: "example.com", Mode: "testing", MX: []string{"mx.example.com"}, MaxAge: 100, PolicyID: "id1", Version: 1}
+	o := &store.Org{Name: "test"}
+	if err := s.CreateOrg(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	d := &store.Domain{Name: "example.com", Mode: "testing", MX: []string{"mx.example.com"}, MaxAge: 100, PolicyID: "id1", Version: 1, OrgID: o.ID}
 	if err := s.CreateDomain(ctx, d, &store.PolicyVersion{PolicyID: "id1", Version: 1, Mode: "testing", MaxAge: 100}); err != nil {
 		t.Fatal(err)
 	}

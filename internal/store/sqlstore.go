@@ -134,15 +134,17 @@ func bumpSerial(ctx context.Context, tx *sql.Tx) error {
 	return nil
 }
 
-const domainCols = `name, mode, mx, max_age, rua, policy_id, version, created_at, updated_at`
+// domainCols are the columns of a domain, of the table aliased d.
+const domainCols = `d.name, d.mode, d.mx, d.max_age, d.rua, d.policy_id, d.version, d.created_at, d.updated_at, d.org_id`
 
 type scanner interface{ Scan(dest ...any) error }
 
-func scanDomain(row scanner) (*Domain, error) {
+func scanDomain(row scanner, extra ...any) (*Domain, error) {
 	var d Domain
 	var mx, rua string
-	if err := row.Scan(&d.Name, &d.Mode, &mx, &d.MaxAge, &rua, &d.PolicyID, &d.Version,
-		timeCol{&d.CreatedAt}, timeCol{&d.UpdatedAt}); err != nil {
+	dest := []any{&d.Name, &d.Mode, &mx, &d.MaxAge, &rua, &d.PolicyID, &d.Version,
+		timeCol{&d.CreatedAt}, timeCol{&d.UpdatedAt}, &d.OrgID}
+	if err := row.Scan(append(dest, extra...)...); err != nil {
 		return nil, err
 	}
 	var err error
@@ -155,7 +157,7 @@ func scanDomain(row scanner) (*Domain, error) {
 	return &d, nil
 }
 
-const versionCols = `domain, version, policy_id, mode, mx, max_age, policy, created_at`
+const versionCols = `v.domain, v.version, v.policy_id, v.mode, v.mx, v.max_age, v.policy, v.created_at`
 
 func scanVersion(row scanner) (*PolicyVersion, error) {
 	var v PolicyVersion
@@ -172,7 +174,7 @@ func scanVersion(row scanner) (*PolicyVersion, error) {
 }
 
 func (s *sqlStore) insertVersion(ctx context.Context, tx *sql.Tx, v *PolicyVersion) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO policy_versions (`+versionCols+`)
+	_, err := tx.ExecContext(ctx, `INSERT INTO policy_versions (domain, version, policy_id, mode, mx, max_age, policy, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 		v.Domain, v.Version, v.PolicyID, v.Mode, encodeList(v.MX), v.MaxAge, v.Policy, s.d.timeArg(v.CreatedAt))
 	if err != nil {
@@ -181,15 +183,53 @@ func (s *sqlStore) insertVersion(ctx context.Context, tx *sql.Tx, v *PolicyVersi
 	return nil
 }
 
-// CreateDomain implements Store. Zero times in d and v are set to now;
-// d.Version and d.PolicyID, when zero, are taken from v. The filled-in values
-// are written back to d and v on success.
+// The domain methods of Store act for the operator.
+
+// CreateDomain implements Store.
 func (s *sqlStore) CreateDomain(ctx context.Context, d *Domain, v *PolicyVersion) error {
+	return s.op().CreateDomain(ctx, d, v)
+}
+
+// UpdateDomain implements Store.
+func (s *sqlStore) UpdateDomain(ctx context.Context, name string, fn func(d *Domain) (*PolicyVersion, error)) (*Domain, error) {
+	return s.op().UpdateDomain(ctx, name, fn)
+}
+
+// DeleteDomain implements Store.
+func (s *sqlStore) DeleteDomain(ctx context.Context, name string) error {
+	return s.op().DeleteDomain(ctx, name)
+}
+
+// Domain implements Store.
+func (s *sqlStore) Domain(ctx context.Context, name string) (*Domain, error) {
+	return s.op().Domain(ctx, name)
+}
+
+// Domains implements Store.
+func (s *sqlStore) Domains(ctx context.Context) ([]*Domain, error) {
+	return s.op().Domains(ctx)
+}
+
+// PolicyVersions implements Store.
+func (s *sqlStore) PolicyVersions(ctx context.Context, name string) ([]*PolicyVersion, error) {
+	return s.op().PolicyVersions(ctx, name)
+}
+
+// CreateDomain implements DomainStore. Zero times in d and v are set to
+// now; d.Version and d.PolicyID, when zero, are taken from v. The filled-in
+// values are written back to d and v on success. d.OrgID must be an
+// organization of the scope (ErrInvalidArg when 0, ErrNotFound when absent
+// or outside); a taken name is ErrExists, whoever hosts it.
+func (t *tenant) CreateDomain(ctx context.Context, d *Domain, v *PolicyVersion) error {
+	s := t.s
 	if d == nil || v == nil {
 		return errors.New("store: create domain: nil domain or policy version")
 	}
 	if err := checkName(d.Name); err != nil {
 		return err
+	}
+	if d.OrgID <= 0 {
+		return fmt.Errorf("%w: create domain %q: organization id %d", ErrInvalidArg, d.Name, d.OrgID)
 	}
 	dd, vv := *d, *v
 	if vv.Version == 0 {
@@ -214,27 +254,39 @@ func (s *sqlStore) CreateDomain(ctx context.Context, d *Domain, v *PolicyVersion
 	case dd.PolicyID != vv.PolicyID:
 		return fmt.Errorf("store: create domain %q: domain policy id %q differs from policy version's %q", dd.Name, dd.PolicyID, vv.PolicyID)
 	}
-	t := now()
+	tm := now()
 	for _, p := range []*time.Time{&dd.CreatedAt, &dd.UpdatedAt, &vv.CreatedAt} {
 		if p.IsZero() {
-			*p = t
+			*p = tm
 		}
 		*p = normTime(*p)
 	}
 	dd.MX, dd.RUA, vv.MX = normList(dd.MX), normList(dd.RUA), normList(vv.MX)
 
 	err := s.writeTx(ctx, "create domain "+dd.Name, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO domains (`+domainCols+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (name) DO NOTHING`,
-			dd.Name, dd.Mode, encodeList(dd.MX), dd.MaxAge, encodeList(dd.RUA), dd.PolicyID, dd.Version,
-			s.d.timeArg(dd.CreatedAt), s.d.timeArg(dd.UpdatedAt))
+		// The row comes from the organization, so that an organization
+		// that does not exist or is outside the scope inserts nothing.
+		var q sqlq
+		text := `INSERT INTO domains (name, mode, mx, max_age, rua, policy_id, version, created_at, updated_at, org_id)
+			SELECT ` + q.list(dd.Name, dd.Mode, encodeList(dd.MX), dd.MaxAge, encodeList(dd.RUA), dd.PolicyID, dd.Version,
+			s.d.timeArg(dd.CreatedAt), s.d.timeArg(dd.UpdatedAt)) + `, o.id
+			FROM orgs o WHERE o.id = ` + q.arg(dd.OrgID) + t.andIn(&q, "o.id") + `
+			ON CONFLICT (name) DO NOTHING`
+		res, err := tx.ExecContext(ctx, text, q.args...)
 		if err != nil {
 			return fmt.Errorf("store: create domain %q: %w", dd.Name, err)
 		}
 		if n, err := res.RowsAffected(); err != nil {
 			return fmt.Errorf("store: create domain %q: %w", dd.Name, err)
 		} else if n == 0 {
-			return fmt.Errorf("%w: domain %q", ErrExists, dd.Name)
+			var taken bool
+			if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM domains WHERE name = $1)`, dd.Name).Scan(&taken); err != nil {
+				return fmt.Errorf("store: create domain %q: %w", dd.Name, err)
+			}
+			if taken {
+				return fmt.Errorf("%w: domain %q", ErrExists, dd.Name)
+			}
+			return fmt.Errorf("%w: create domain %q: organization %d", ErrNotFound, dd.Name, dd.OrgID)
 		}
 		if err := s.insertVersion(ctx, tx, &vv); err != nil {
 			return fmt.Errorf("store: create domain %q: %w", dd.Name, err)
@@ -260,14 +312,16 @@ func normList(l []string) []string {
 	return l
 }
 
-// UpdateDomain implements Store. fn must not call the Store (on SQLite it
-// would wait for the single write connection that the transaction holds).
-// If fn leaves UpdatedAt unchanged it is set to now; CreatedAt and Name
-// cannot change. When fn returns a version, its Version (0: the next one)
-// must be the current version plus one, and d's Version and PolicyID (if
-// left unchanged) are set from it. Without a version, d's Version and
-// PolicyID must stay unchanged.
-func (s *sqlStore) UpdateDomain(ctx context.Context, name string, fn func(d *Domain) (*PolicyVersion, error)) (*Domain, error) {
+// UpdateDomain implements DomainStore. fn must not call the Store (on
+// SQLite it would wait for the single write connection that the
+// transaction holds). If fn leaves UpdatedAt unchanged it is set to now;
+// CreatedAt, Name and OrgID cannot change. When fn returns a version, its
+// Version (0: the next one) must be the current version plus one, and d's
+// Version and PolicyID (if left unchanged) are set from it. Without a
+// version, d's Version and PolicyID must stay unchanged. fn is not called
+// for a domain outside the scope.
+func (t *tenant) UpdateDomain(ctx context.Context, name string, fn func(d *Domain) (*PolicyVersion, error)) (*Domain, error) {
+	s := t.s
 	if err := checkName(name); err != nil {
 		return nil, err
 	}
@@ -277,8 +331,11 @@ func (s *sqlStore) UpdateDomain(ctx context.Context, name string, fn func(d *Dom
 		v    *PolicyVersion
 	)
 	err := s.writeTx(ctx, "update domain "+name, func(tx *sql.Tx) error {
-		old, err := scanDomain(tx.QueryRowContext(ctx,
-			`SELECT `+domainCols+` FROM domains WHERE name = $1`+s.d.forUpdate, name))
+		// The row is read (and on PostgreSQL locked) within the scope;
+		// what follows works on that row.
+		var q sqlq
+		old, err := scanDomain(tx.QueryRowContext(ctx, `SELECT `+domainCols+` FROM domains d
+			WHERE d.name = `+q.arg(name)+t.andIn(&q, "d.org_id")+s.d.forUpdate, q.args...))
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("%w: domain %q", ErrNotFound, name)
 		} else if err != nil {
@@ -292,6 +349,9 @@ func (s *sqlStore) UpdateDomain(ctx context.Context, name string, fn func(d *Dom
 		}
 		if d.Name != old.Name {
 			return fmt.Errorf("store: update domain %q: the name cannot change (got %q)", name, d.Name)
+		}
+		if d.OrgID != old.OrgID {
+			return fmt.Errorf("store: update domain %q: the organization cannot change (%d → %d)", name, old.OrgID, d.OrgID)
 		}
 		d.CreatedAt = old.CreatedAt
 		if d.UpdatedAt.Equal(old.UpdatedAt) {
@@ -360,14 +420,17 @@ func (s *sqlStore) UpdateDomain(ctx context.Context, name string, fn func(d *Dom
 	return out, nil
 }
 
-// DeleteDomain implements Store.
-func (s *sqlStore) DeleteDomain(ctx context.Context, name string) error {
+// DeleteDomain implements DomainStore: the domain goes with its versions
+// and events; its reports, rollups and checks stay (history).
+func (t *tenant) DeleteDomain(ctx context.Context, name string) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
-	return s.writeTx(ctx, "delete domain "+name, func(tx *sql.Tx) error {
-		// policy_versions rows go with it: ON DELETE CASCADE.
-		res, err := tx.ExecContext(ctx, `DELETE FROM domains WHERE name = $1`, name)
+	return t.s.writeTx(ctx, "delete domain "+name, func(tx *sql.Tx) error {
+		// policy_versions and domain_events rows go with it: ON DELETE
+		// CASCADE.
+		var q sqlq
+		res, err := tx.ExecContext(ctx, `DELETE FROM domains WHERE name = `+q.arg(name)+t.andIn(&q, "org_id"), q.args...)
 		if err != nil {
 			return fmt.Errorf("store: delete domain %q: %w", name, err)
 		}
@@ -383,9 +446,11 @@ func (s *sqlStore) DeleteDomain(ctx context.Context, name string) error {
 	})
 }
 
-// Domain implements Store.
-func (s *sqlStore) Domain(ctx context.Context, name string) (*Domain, error) {
-	d, err := scanDomain(s.r.QueryRowContext(ctx, `SELECT `+domainCols+` FROM domains WHERE name = $1`, name))
+// Domain implements DomainStore.
+func (t *tenant) Domain(ctx context.Context, name string) (*Domain, error) {
+	var q sqlq
+	d, err := scanDomain(t.s.r.QueryRowContext(ctx, `SELECT `+domainCols+` FROM domains d
+		WHERE d.name = `+q.arg(name)+t.andIn(&q, "d.org_id"), q.args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: domain %q", ErrNotFound, name)
 	} else if err != nil {
@@ -394,9 +459,11 @@ func (s *sqlStore) Domain(ctx context.Context, name string) (*Domain, error) {
 	return d, nil
 }
 
-// Domains implements Store.
-func (s *sqlStore) Domains(ctx context.Context) ([]*Domain, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+domainCols+` FROM domains ORDER BY name`)
+// Domains implements DomainStore: the domains of the scope, by name.
+func (t *tenant) Domains(ctx context.Context) ([]*Domain, error) {
+	var q sqlq
+	rows, err := t.s.r.QueryContext(ctx, `SELECT `+domainCols+` FROM domains d`+where(t.in(&q, "d.org_id"))+
+		` ORDER BY d.name`, q.args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list domains: %w", err)
 	}
@@ -415,10 +482,12 @@ func (s *sqlStore) Domains(ctx context.Context) ([]*Domain, error) {
 	return l, nil
 }
 
-// PolicyVersions implements Store.
-func (s *sqlStore) PolicyVersions(ctx context.Context, name string) ([]*PolicyVersion, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+versionCols+` FROM policy_versions
-		WHERE domain = $1 ORDER BY version DESC`, name)
+// PolicyVersions implements DomainStore.
+func (t *tenant) PolicyVersions(ctx context.Context, name string) ([]*PolicyVersion, error) {
+	var q sqlq
+	rows, err := t.s.r.QueryContext(ctx, `SELECT `+versionCols+` FROM policy_versions v
+		JOIN domains d ON d.name = v.domain
+		WHERE v.domain = `+q.arg(name)+t.andIn(&q, "d.org_id")+` ORDER BY v.version DESC`, q.args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: policy versions of %q: %w", name, err)
 	}
@@ -435,9 +504,9 @@ func (s *sqlStore) PolicyVersions(ctx context.Context, name string) ([]*PolicyVe
 		return nil, fmt.Errorf("store: policy versions of %q: %w", name, err)
 	}
 	if len(l) == 0 {
-		// Every domain has at least version 1, so none means no domain;
-		// check anyway rather than rely on it.
-		if _, err := s.Domain(ctx, name); err != nil {
+		// Every domain has at least version 1, so none means no domain
+		// (in the scope); check anyway rather than rely on it.
+		if _, err := t.Domain(ctx, name); err != nil {
 			return nil, err
 		}
 	}

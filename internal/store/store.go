@@ -17,10 +17,13 @@ import (
 
 // Sentinel errors. Callers test them with errors.Is.
 var (
-	// ErrNotFound: the domain, key or lock does not exist. Report it to the
-	// user naming what was looked up.
+	// ErrNotFound: the domain, key, lock, organization, user, session,
+	// token, invitation, check or report does not exist, or is outside the
+	// caller's Scope. Report it to the user naming what was looked up.
 	ErrNotFound = errors.New("store: not found")
-	// ErrExists: a domain with that name exists already.
+	// ErrExists: a domain, organization or user with that name or email,
+	// or a session, token or invitation with that id or hash, exists
+	// already.
 	ErrExists = errors.New("store: already exists")
 	// ErrLocked: a lock is held by another owner and has not expired.
 	ErrLocked = errors.New("store: locked by another owner")
@@ -38,6 +41,10 @@ type Domain struct {
 
 	PolicyID string // id of the currently served policy (latest version)
 	Version  int64  // number of the latest policy version, 1 for a new domain
+
+	// OrgID is the organization hosting the domain: required by
+	// CreateDomain, fixed afterwards.
+	OrgID int64
 
 	CreatedAt time.Time // UTC
 	UpdatedAt time.Time // UTC
@@ -69,14 +76,16 @@ type KeyInfo struct {
 type Store interface {
 	// CreateDomain inserts d together with its first policy version v
 	// (v.Version must be 1) in one transaction. ErrExists if d.Name is
-	// taken.
+	// taken; ErrInvalidArg if d.OrgID is not set; ErrNotFound if it names
+	// no organization.
 	CreateDomain(ctx context.Context, d *Domain, v *PolicyVersion) error
 
 	// UpdateDomain runs fn inside one write transaction with the current
 	// row of name. fn changes d in place and returns a new policy version to
 	// record, or nil when the served policy is unchanged. If fn returns an
 	// error nothing is written and that error is returned. ErrNotFound if the
-	// domain does not exist. The updated domain is returned.
+	// domain does not exist. fn cannot change the name or the organization.
+	// The updated domain is returned.
 	UpdateDomain(ctx context.Context, name string, fn func(d *Domain) (*PolicyVersion, error)) (*Domain, error)
 
 	// DeleteDomain removes the domain and its versions. ErrNotFound if absent.
@@ -121,6 +130,20 @@ type Store interface {
 
 	// ReportStore keeps TLS-RPT reports (reports.go).
 	ReportStore
+
+	// AccountStore keeps organizations, users and what signs them in
+	// (accounts.go).
+	AccountStore
+
+	// Scoped returns the store as seen within scope (tenant.go). The
+	// methods of Store above act for the operator: they see every row.
+	Scoped(scope Scope) Tenant
+
+	// RecordCertificate records that the policy host of the hosted domain
+	// obtained or renewed its certificate: the overview shows issuedAt and
+	// expires, and a "certificate" DomainEvent at issuedAt with detail is
+	// added. ErrNotFound if the domain is not hosted (nothing is written).
+	RecordCertificate(ctx context.Context, domain string, issuedAt, expires time.Time, detail string) error
 
 	// Close releases the database.
 	Close() error

@@ -64,7 +64,11 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	if err := seed(ctx, hosting.New(st, set, nil), *n, *workers); err != nil {
+	org, err := defaultOrg(ctx, st)
+	if err != nil {
+		return err
+	}
+	if err := seed(ctx, hosting.New(st, set, nil), org, *n, *workers); err != nil {
 		return err
 	}
 	domains, err := st.Domains(ctx)
@@ -98,8 +102,23 @@ func run() error {
 	return nil
 }
 
-// seed hosts d1.test … dN.test with workers concurrent writers.
-func seed(ctx context.Context, svc *hosting.Service, n, workers int) error {
+// defaultOrg returns the organization "default", which moat domains add
+// uses too, creating it when absent.
+func defaultOrg(ctx context.Context, st store.Store) (int64, error) {
+	o, err := st.OrgByName(ctx, "default")
+	if errors.Is(err, store.ErrNotFound) {
+		o = &store.Org{Name: "default", DisplayName: "Default"}
+		err = st.CreateOrg(ctx, o)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return o.ID, nil
+}
+
+// seed hosts d1.test … dN.test for the organization org with workers
+// concurrent writers.
+func seed(ctx context.Context, svc *hosting.Service, org int64, n, workers int) error {
 	start := time.Now()
 	var next, added atomic.Int64
 	errc := make(chan error, workers)
@@ -114,7 +133,7 @@ func seed(ctx context.Context, svc *hosting.Service, n, workers int) error {
 					return
 				}
 				name := "d" + strconv.FormatInt(i, 10) + ".test"
-				spec := hosting.Spec{Mode: "enforce", MX: []string{"mx1." + name, "*.mx." + name}}
+				spec := hosting.Spec{Org: org, Mode: "enforce", MX: []string{"mx1." + name, "*.mx." + name}}
 				_, err := svc.Add(ctx, name, spec)
 				if errors.Is(err, store.ErrExists) {
 					continue

@@ -13,6 +13,7 @@ func testCreateGet(t *testing.T, fresh func(t *testing.T) store.Options) {
 	s := openFresh(t, fresh)
 	ctx := t.Context()
 	d, v := newDomain("example.com")
+	d.OrgID = testOrg(t, s)
 	want, wantV := *d, *v
 	if err := s.CreateDomain(ctx, d, v); err != nil {
 		t.Fatalf("CreateDomain: %v", err)
@@ -34,6 +35,7 @@ func testCreateGet(t *testing.T, fresh func(t *testing.T) store.Options) {
 
 	// Empty lists come back empty, an IDN A-label as it was.
 	d2, v2 := newDomain("xn--bcher-kva.example")
+	d2.OrgID = d.OrgID
 	d2.Mode, d2.MX, d2.RUA = "none", nil, nil
 	v2.Mode, v2.MX, v2.Policy = "none", nil, "version: STSv1\r\nmode: none\r\nmax_age: 86400\r\n"
 	if err := s.CreateDomain(ctx, d2, v2); err != nil {
@@ -64,6 +66,7 @@ func testCreateExists(t *testing.T, fresh func(t *testing.T) store.Options) {
 	n := serial(t, s)
 
 	d, v := newDomain("example.com")
+	d.OrgID = first.OrgID
 	d.Mode, v.Mode = "enforce", "enforce"
 	d.PolicyID, v.PolicyID = "other", "other"
 	err := s.CreateDomain(ctx, d, v)
@@ -97,8 +100,10 @@ func testCreateInvalid(t *testing.T, fresh func(t *testing.T) store.Options) {
 		{"trailing dot", func(d *store.Domain, v *store.PolicyVersion) { d.Name, v.Domain = "example.com.", "example.com." }},
 		{"empty name", func(d *store.Domain, v *store.PolicyVersion) { d.Name, v.Domain = "", "" }},
 	}
+	org := testOrg(t, s)
 	for _, tc := range tests {
 		d, v := newDomain("example.com")
+		d.OrgID = org
 		tc.edit(d, v)
 		if err := s.CreateDomain(ctx, d, v); err == nil {
 			t.Errorf("%s: CreateDomain succeeded, want an error", tc.name)
@@ -106,6 +111,13 @@ func testCreateInvalid(t *testing.T, fresh func(t *testing.T) store.Options) {
 			t.Errorf("%s: CreateDomain: %v, want a validation error", tc.name, err)
 		}
 	}
+	// The organization: required, and existing.
+	d, v := newDomain("example.com")
+	err := s.CreateDomain(ctx, d, v)
+	wantErr(t, "CreateDomain without an organization", err, store.ErrInvalidArg, "organization")
+	d.OrgID = org + 1000
+	err = s.CreateDomain(ctx, d, v)
+	wantErr(t, "CreateDomain for an unknown organization", err, store.ErrNotFound, "organization")
 	if l, err := s.Domains(ctx); err != nil || len(l) != 0 {
 		t.Errorf("Domains after invalid creates = %d domains, %v; want none", len(l), err)
 	}

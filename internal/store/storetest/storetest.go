@@ -152,9 +152,36 @@ func bump(d *store.Domain, at time.Time) *store.PolicyVersion {
 	return versionOf(d, at)
 }
 
+// testOrg returns the id of the organization "test", creating it when
+// absent.
+func testOrg(t *testing.T, s store.Store) int64 {
+	t.Helper()
+	return org(t, s, "test")
+}
+
+// org returns the id of the organization named name, creating it when
+// absent (concurrent callers included).
+func org(t *testing.T, s store.Store, name string) int64 {
+	t.Helper()
+	o, err := s.OrgByName(t.Context(), name)
+	if errors.Is(err, store.ErrNotFound) {
+		o = &store.Org{Name: name}
+		err = s.CreateOrg(t.Context(), o)
+		if errors.Is(err, store.ErrExists) {
+			o, err = s.OrgByName(t.Context(), name)
+		}
+	}
+	if err != nil {
+		t.Fatalf("organization %s: %v", name, err)
+	}
+	return o.ID
+}
+
+// create hosts name for the organization "test".
 func create(t *testing.T, s store.Store, name string) *store.Domain {
 	t.Helper()
 	d, v := newDomain(name)
+	d.OrgID = testOrg(t, s)
 	if err := s.CreateDomain(t.Context(), d, v); err != nil {
 		t.Fatalf("CreateDomain(%s): %v", name, err)
 	}
@@ -187,7 +214,7 @@ func checkDomain(t *testing.T, got, want *store.Domain) {
 	if got == nil {
 		t.Fatalf("domain = nil, want %s", want.Name)
 	}
-	if got.Name != want.Name || got.Mode != want.Mode || got.MaxAge != want.MaxAge ||
+	if got.Name != want.Name || got.OrgID != want.OrgID || got.Mode != want.Mode || got.MaxAge != want.MaxAge ||
 		got.PolicyID != want.PolicyID || got.Version != want.Version ||
 		!slices.Equal(got.MX, want.MX) || !slices.Equal(got.RUA, want.RUA) {
 		t.Errorf("domain =\n%+v\nwant\n%+v", *got, *want)
