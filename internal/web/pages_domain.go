@@ -26,6 +26,7 @@ type domainForm struct {
 	MX     string // one pattern per line
 	MaxAge string
 	Org    int64
+	Note   string            // a note at the MX field
 	Errors map[string]string // by hosting.FieldError field: "domain", "mode", "mx", "max_age"
 }
 
@@ -262,7 +263,7 @@ func (pg *pages) updateDomain(w http.ResponseWriter, r *http.Request, p *auth.Pr
 	if f.Mode == "enforce" && d.Mode != "enforce" && data.Verdict != nil && !data.Verdict.Ready && r.PostFormValue("confirm") != "yes" {
 		data.Confirm = true
 		pg.render(w, r, p, http.StatusConflict, "domain", "overview", title, data,
-			"The TLS reports say "+d.Name+" is not ready for enforce: "+data.Verdict.Reason+" Confirm below to enforce anyway.")
+			"The TLS reports say "+d.Name+" is not ready for enforce: "+strings.TrimSuffix(data.Verdict.Reason, ".")+". Confirm below to enforce anyway.")
 		return
 	}
 	ch := hosting.Change{Mode: &f.Mode, MX: f.mx(), MaxAge: &maxAge}
@@ -311,9 +312,7 @@ func (pg *pages) liveMX(w http.ResponseWriter, r *http.Request, p *auth.Principa
 		f.Errors["mx"] = d.Name + " has no MX records in DNS."
 	default:
 		f.MX = strings.Join(hosts, "\n")
-		pg.render(w, r, p, http.StatusOK, "domain", "overview", d.Name, data, "",
-			"The MX field holds the live MX records now ("+strings.Join(hosts, ", ")+"). Save to apply them.")
-		return
+		f.Note = "The MX field holds the live MX records now (" + strings.Join(hosts, ", ") + "). Save to apply them."
 	}
 	pg.render(w, r, p, http.StatusOK, "domain", "overview", d.Name, data)
 }

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"cmp"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -42,6 +43,7 @@ type sortLink struct {
 // overviewRow is one domain of the overview, with what its cells show.
 type overviewRow struct {
 	*store.DomainSummary
+	Org          string            // the display name of its organization
 	Delegation   []delegationState // the names that are not right, from the last verify
 	Verified     bool
 	FailureRate  string
@@ -106,8 +108,14 @@ func (pg *pages) overview(w http.ResponseWriter, r *http.Request, p *auth.Princi
 		pg.storeFail(w, r, p, "overview", err)
 		return
 	}
+	names := map[int64]string{}
+	for _, o := range orgs {
+		names[o.ID] = displayName(o)
+	}
 	for _, s := range rows {
-		data.Rows = append(data.Rows, newOverviewRow(s, q.Now))
+		row := newOverviewRow(s, q.Now)
+		row.Org = cmp.Or(names[s.OrgID], s.OrgName)
+		data.Rows = append(data.Rows, row)
 	}
 	base := url.Values{}
 	for _, k := range []string{"q", "mode", "org"} {

@@ -25,7 +25,6 @@ func (s *Server) cookieName(r *http.Request) string {
 	return "moat_session"
 }
 
-
 func (s *Server) authRoutes(mux *http.ServeMux, t *templates) {
 	mux.HandleFunc("GET /login", func(w http.ResponseWriter, r *http.Request) {
 		if auth.FromContext(r.Context()) != nil {
