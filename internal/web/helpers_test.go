@@ -119,6 +119,12 @@ func (e *env) user(email, org, role string) *store.User {
 // signIn creates a session of the user acting in org.
 func (e *env) signIn(email, org string) {
 	e.t.Helper()
+	e.signInAs(email, email, org)
+}
+
+// signInAs creates a session of the user acting in org, kept under key.
+func (e *env) signInAs(key, email, org string) {
+	e.t.Helper()
 	secret, hash, err := auth.NewSecret(auth.KindSession)
 	if err != nil {
 		e.t.Fatal(err)
@@ -127,7 +133,7 @@ func (e *env) signIn(email, org string) {
 	if err := e.st.CreateSession(context.Background(), s); err != nil {
 		e.t.Fatal(err)
 	}
-	e.cookies[email] = secret
+	e.cookies[key] = secret
 }
 
 // domain hosts a domain for org.
@@ -263,7 +269,13 @@ func snapshotOrg(t testing.TB, e *env, name string) string {
 		}
 		fmt.Fprintf(&b, "domain %s %s %v %d %s v%d\n", d.Name, d.Mode, d.MX, d.MaxAge, d.PolicyID, d.Version)
 		cs, _ := op.Checks(ctx, d.Name, 1000)
-		fmt.Fprintf(&b, "checks %d\n", len(cs))
+		n := 0
+		for _, c := range cs {
+			if c.OrgID == o.ID {
+				n++
+			}
+		}
+		fmt.Fprintf(&b, "checks %d\n", n)
 	}
 	ts, _ := op.Tokens(ctx, o.ID)
 	for _, k := range ts {

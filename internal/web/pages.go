@@ -163,7 +163,9 @@ func (pg *pages) domain(w http.ResponseWriter, r *http.Request, p *auth.Principa
 	}
 	d, err := p.Tenant.Domain(r.Context(), name)
 	if err != nil {
-		pg.storeFail(w, r, p, "domain "+name, err)
+		// The name is not repeated: the answer is the same for a domain
+		// of another organization as for one that does not exist.
+		pg.storeFail(w, r, p, "such domain", err)
 		return nil, false
 	}
 	return d, true
