@@ -100,6 +100,11 @@ func (pg *pages) handle(rt route) http.HandlerFunc {
 
 // render writes a page of the dashboard for p.
 func (pg *pages) render(w http.ResponseWriter, r *http.Request, p *auth.Principal, status int, name, nav, title string, data any, msgs ...string) {
+	if r.Header.Get("HX-Request") == "true" && (status == http.StatusConflict || status == http.StatusUnprocessableEntity) {
+		// A form answered in place by htmx: the page says what is wrong;
+		// a 4xx would only add a network error to the browser's console.
+		status = http.StatusOK
+	}
 	pd := pageData{Title: title, P: p, Nav: nav, Data: data}
 	if len(msgs) > 0 {
 		pd.Error = msgs[0]
