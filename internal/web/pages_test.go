@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"image"
 	"image/png"
 	"mime/multipart"
@@ -545,4 +546,70 @@ func TestCustomers(t *testing.T) {
 	r = e.do(admin, "GET", "/", nil)
 	r.has(t, "bolt.example")
 	r.lacks(t, "other-acme.example")
+}
+
+// TestOverviewPages: the overview pages through the store's cursor, a
+// page at a time, sorted either way, filtered.
+func TestOverviewPages(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.org("acme", "")
+	e.user(owner, "acme", store.RoleOwner)
+	for i := range 2*overviewPageSize + 20 {
+		e.domain(fmt.Sprintf("d%03d.example", i), "acme")
+	}
+	rowRE := regexp.MustCompile(`<th scope="row"><a href="/domains/(d\d+\.example)">`)
+	nextRE := regexp.MustCompile(`<a href="([^"]+)" rel="next">`)
+	for _, tc := range []struct {
+		start, first, last string
+	}{
+		{"/", "d000.example", "d119.example"},
+		{"/?sort=name&desc=1", "d119.example", "d000.example"},
+	} {
+		var seen []string
+		next := tc.start
+		for pages := 0; next != ""; pages++ {
+			if pages > 3 {
+				t.Fatal("too many pages")
+			}
+			r := e.do(owner, "GET", next, nil)
+			for _, m := range rowRE.FindAllStringSubmatch(r.Body, -1) {
+				seen = append(seen, m[1])
+			}
+			next = ""
+			if m := nextRE.FindStringSubmatch(r.Body); m != nil {
+				next = strings.ReplaceAll(m[1], "&amp;", "&")
+			}
+		}
+		if len(seen) != 120 || seen[0] != tc.first || seen[119] != tc.last {
+			t.Errorf("%s: %d domains, %v … %v", tc.start, len(seen), seen[:1], seen[len(seen)-1:])
+		}
+	}
+	r := e.do(owner, "GET", "/?q=d11&mode=testing", nil)
+	if n := len(rowRE.FindAllString(r.Body, -1)); n != 10 {
+		t.Errorf("filter d11: %d rows", n)
+	}
+	r.has(t, `value="d11"`, `<option value="testing" selected>`)
+	e.do(owner, "GET", "/?mode=strict", nil).has(t, "Unknown mode")
+}
+
+// BenchmarkOverview10k renders the first page and a later page of the
+// overview of 10,000 domains.
+func BenchmarkOverview10k(b *testing.B) {
+	e := newEnv(b)
+	e.org("acme", "")
+	e.user(owner, "acme", store.RoleOwner)
+	for i := range 10000 {
+		e.domain(fmt.Sprintf("bench%05d.example", i), "acme")
+	}
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		path := "/?sort=failure_rate&desc=1"
+		if i%2 == 1 {
+			path = "/?q=bench07"
+		}
+		if r := e.do(owner, "GET", path, nil); r.Code != http.StatusOK {
+			b.Fatal(r.Code)
+		}
+	}
 }
