@@ -1,7 +1,6 @@
 package web
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -146,7 +145,7 @@ func seeOther(w http.ResponseWriter, r *http.Request, to, notice string) {
 		}
 		to += sep + "notice=" + url.QueryEscape(notice)
 	}
-	http.Redirect(w, r, to, http.StatusSeeOther)
+	http.Redirect(w, r, to, http.StatusSeeOther) //nolint:gosec // to is a path of ours, with validated names
 }
 
 // notice is the message a redirect after a form left in the query. It is
@@ -188,20 +187,6 @@ func (pg *pages) pathID(w http.ResponseWriter, r *http.Request, p *auth.Principa
 
 // now is the clock of the pages.
 func (pg *pages) now() time.Time { return pg.deps.Now().UTC() }
-
-// orgNames maps the organizations of p's scope to their names, for the
-// org column of an MSP's lists.
-func orgNames(ctx context.Context, p *auth.Principal) map[int64]string {
-	out := map[int64]string{}
-	orgs, err := p.Tenant.Orgs(ctx)
-	if err != nil {
-		return out
-	}
-	for _, o := range orgs {
-		out[o.ID] = displayName(o)
-	}
-	return out
-}
 
 func displayName(o *store.Org) string {
 	if o.DisplayName != "" {

@@ -305,7 +305,7 @@ func (pg *pages) revokeToken(w http.ResponseWriter, r *http.Request, p *auth.Pri
 func (pg *pages) branding(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 	ctx := r.Context()
 	r.Body = http.MaxBytesReader(w, r.Body, maxLogo+64<<10)
-	if err := r.ParseMultipartForm(maxLogo + 64<<10); err != nil && !errors.Is(err, http.ErrNotMultipart) {
+	if err := r.ParseMultipartForm(maxLogo + 64<<10); err != nil && !errors.Is(err, http.ErrNotMultipart) { //nolint:gosec // bounded by MaxBytesReader above
 		pg.settingsError(w, r, p, http.StatusRequestEntityTooLarge, "branding", "The logo is too large: at most 256 KiB.", nil)
 		return
 	}
@@ -327,7 +327,7 @@ func (pg *pages) branding(w http.ResponseWriter, r *http.Request, p *auth.Princi
 		logoType, logo = "", nil
 	}
 	if f, hdr, err := r.FormFile("logo"); err == nil {
-		defer f.Close()
+		defer func() { _ = f.Close() }() // a part of the parsed form: nothing to report
 		if hdr.Size > maxLogo {
 			pg.settingsError(w, r, p, http.StatusRequestEntityTooLarge, "branding", "The logo is too large: at most 256 KiB.", typed)
 			return
