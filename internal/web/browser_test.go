@@ -320,6 +320,13 @@ newshop.example._smtp._tls.sts.moat.test. TXT %q
 	b.clean("raw report")
 	b.page("/intake", "#intake-log", "14-intake")
 	b.page("/checks", "#grades", "15-checks")
+	b.page("/domains/acme.example/checks", "#check-history", "15-domain-checks")
+	b.do("run a check", chromedp.Click(chromedp.CSS(`main form button.primary`)), chromedp.WaitVisible(chromedp.CSS(`.findings`)))
+	if !strings.Contains(eval[string](b, `document.querySelector("main").innerText`), "Check of acme.example") {
+		t.Error("the check page does not name the domain")
+	}
+	b.shot("15-check-report")
+	b.clean("check")
 
 	// Create a token, see its secret once, revoke it.
 	b.page("/settings", "#tokens", "16-settings")
