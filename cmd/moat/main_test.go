@@ -20,6 +20,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/moatmail/moat/internal/dnstest"
+	"github.com/moatmail/moat/internal/store"
 )
 
 // moat runs the command line in-process and returns its exit code, stdout
@@ -279,4 +280,18 @@ func TestServeDev(t *testing.T) {
 	if got := policy("unknown.test"); strings.HasPrefix(got, "200") {
 		t.Errorf("a domain not hosted got a policy: %q", got)
 	}
+
+	// The demo domain is the organization "demo"'s, and so, the only
+	// organization, is the domain the CLI added.
+	withStore(t, data, func(st store.Store) {
+		o, err := st.OrgByName(context.Background(), DemoOrg)
+		if err != nil {
+			t.Fatalf("organization %s: %v", DemoOrg, err)
+		}
+		for _, name := range []string{DemoDomain, "example.test"} {
+			if d, err := st.Domain(context.Background(), name); err != nil || d.OrgID != o.ID {
+				t.Errorf("%s = %+v, %v; want it in %s (%d)", name, d, err, DemoOrg, o.ID)
+			}
+		}
+	})
 }

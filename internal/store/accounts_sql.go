@@ -323,7 +323,7 @@ func (s *sqlStore) TouchToken(ctx context.Context, id int64, at time.Time) error
 
 // InvitationByHash implements AccountStore.
 func (s *sqlStore) InvitationByHash(ctx context.Context, hash string) (*Invitation, error) {
-	i, err := scanInvitation(s.r.QueryRowContext(ctx, `SELECT `+invitationCols+` FROM invitations i WHERE i.hash = $1`, hash))
+	i, err := scanInvitation(s.r.QueryRowContext(ctx, `SELECT `+invitationCols+` FROM invitations WHERE hash = $1`, hash))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: invitation", ErrNotFound)
 	} else if err != nil {
@@ -353,8 +353,8 @@ func (s *sqlStore) AcceptInvitation(ctx context.Context, hash string, userID int
 		// it waits for the first's row lock, then rechecks the condition).
 		tat := s.d.timeArg(normTime(at))
 		var err error
-		inv, err = scanInvitation(tx.QueryRowContext(ctx, `UPDATE invitations AS i SET accepted_at = $2, accepted_by = $3
-			WHERE i.hash = $1 AND i.accepted_at IS NULL AND i.expires_at > $2
+		inv, err = scanInvitation(tx.QueryRowContext(ctx, `UPDATE invitations SET accepted_at = $2, accepted_by = $3
+			WHERE hash = $1 AND accepted_at IS NULL AND expires_at > $2
 			RETURNING `+invitationCols, hash, tat, userID))
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("%w: open invitation", ErrNotFound)

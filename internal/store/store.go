@@ -1,7 +1,10 @@
 // Package store is Moat's persistent state: hosted domains and their policy
 // versions, a key/value area with locks for certificates (shared by every
-// instance), and a change serial that lets each instance notice changes made
-// by others.
+// instance), a change serial that lets each instance notice changes made
+// by others, TLS-RPT reports and their rollups, and the organizations,
+// users, sessions and tokens of the dashboard and API. Store acts for the
+// operator; Store.Scoped gives the Tenant view limited to the
+// organizations of a Scope.
 //
 // Two implementations share one contract: SQLite (embedded, the default) and
 // PostgreSQL. Open chooses by the database URL. Every method is safe for

@@ -48,7 +48,7 @@ type OverviewQuery struct {
 	Mode  string    // "" for all; else "testing", "enforce" or "none"
 	Org   int64     // 0 for every organization of the scope
 	Sort  string    // "name" (default), "failure_rate", "last_report", "grade", "expiry", "mode"
-	Desc  bool      // descending
+	Desc  bool      // descending; domains without the key (no report, check, certificate) stay last
 	Limit int       // 0: 100; at most 1000
 	After string    // the cursor of the previous page's last row ("" for the first page)
 	Now   time.Time // the end of the 7-day window
@@ -161,7 +161,9 @@ type Tenant interface {
 
 	// IntakeLog lists what arrived for the reports of the scope, newest
 	// first: each submission with its path, outcome and reason (see
-	// IntakeEvent).
+	// IntakeEvent). A submission is in the scope when its report has a
+	// policy domain hosted there; invalid reports, which name no parsed
+	// domain, and reports of domains nobody hosts are the operator's only.
 	IntakeLog(ctx context.Context, q IntakeQuery) ([]*IntakeEvent, error)
 }
 

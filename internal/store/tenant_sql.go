@@ -531,7 +531,9 @@ func (t *tenant) RevokeToken(ctx context.Context, id int64, at time.Time) error 
 
 // Invitations.
 
-const invitationCols = `i.id, i.org_id, i.email, i.role, i.hash, i.created_by, i.created_at, i.expires_at, i.accepted_at, i.accepted_by`
+// invitationCols are not qualified: AcceptInvitation returns them from an
+// UPDATE, where SQLite takes no table alias.
+const invitationCols = `id, org_id, email, role, hash, created_by, created_at, expires_at, accepted_at, accepted_by`
 
 func scanInvitation(row scanner) (*Invitation, error) {
 	var i Invitation
@@ -546,9 +548,9 @@ func scanInvitation(row scanner) (*Invitation, error) {
 // included), newest first.
 func (t *tenant) Invitations(ctx context.Context, orgID int64) ([]*Invitation, error) {
 	var q sqlq
-	rows, err := t.s.r.QueryContext(ctx, `SELECT `+invitationCols+` FROM invitations i
-		WHERE i.org_id = `+q.arg(orgID)+` AND i.accepted_at IS NULL`+t.andIn(&q, "i.org_id")+`
-		ORDER BY i.created_at DESC, i.id DESC`, q.args...)
+	rows, err := t.s.r.QueryContext(ctx, `SELECT `+invitationCols+` FROM invitations
+		WHERE org_id = `+q.arg(orgID)+` AND accepted_at IS NULL`+t.andIn(&q, "org_id")+`
+		ORDER BY created_at DESC, id DESC`, q.args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: invitations of organization %d: %w", orgID, err)
 	}

@@ -63,6 +63,21 @@ func Run(t *testing.T, fresh func(t *testing.T) store.Options) {
 		{"ReportList", testReportList},
 		{"ReportRollups", testReportRollups},
 		{"ReportsConcurrent", testReportsConcurrent},
+		{"Orgs", testOrgs},
+		{"Branding", testBranding},
+		{"Users", testUsers},
+		{"Memberships", testMemberships},
+		{"Sessions", testSessions},
+		{"SetPassword", testSetPassword},
+		{"Tokens", testTokens},
+		{"Invitations", testInvitations},
+		{"AcceptInvitationConcurrent", testAcceptInvitationConcurrent},
+		{"Checks", testChecks},
+		{"DomainState", testDomainState},
+		{"Overview", testOverview},
+		{"OverviewLarge", testOverviewLarge},
+		{"IntakeLog", testIntakeLog},
+		{"TenantIsolation", testTenantIsolation},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
