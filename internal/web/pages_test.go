@@ -313,11 +313,7 @@ func TestReportsPages(t *testing.T) {
 func TestIntakeLedger(t *testing.T) {
 	t.Parallel()
 	e := pagesEnv(t)
-	// A sender that reported daily and stopped two days ago: the reports
-	// helper ends yesterday, so make one that ends three days ago.
 	e.domain("silent.example", "acme")
-	var batch []*store.TLSRPTReport
-	_ = batch
 	ids := e.reports("silent.example", 16, "", 0)
 	if len(ids) == 0 {
 		t.Fatal("no reports")
