@@ -40,7 +40,7 @@ func (s *Server) routes(t *templates) http.Handler {
 		w.Header().Set("Content-Type", "text/css; charset=utf-8")
 		w.Header().Set("Cache-Control", "public, max-age=86400")
 		if c := r.URL.Query().Get("c"); validColour(c) {
-			_, _ = fmt.Fprintf(w, ":root { --accent: %s; }\n", c) //nolint:gosec // c is a validated #rrggbb colour, served as CSS
+			_, _ = fmt.Fprintf(w, ":root { --accent: %s; }\n", c) //nolint:gosec // c is a validated colour
 		}
 	})
 	mux.HandleFunc("GET /logo/{id}", func(w http.ResponseWriter, r *http.Request) {

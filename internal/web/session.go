@@ -28,7 +28,7 @@ func (s *Server) cookieName(r *http.Request) string {
 func (s *Server) authRoutes(mux *http.ServeMux, t *templates) {
 	mux.HandleFunc("GET /login", func(w http.ResponseWriter, r *http.Request) {
 		if auth.FromContext(r.Context()) != nil {
-			http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther) //nolint:gosec // safeNext allows local paths only
+			http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther) //nolint:gosec // safeNext keeps paths of this site
 			return
 		}
 		t.render(w, r, http.StatusOK, "login", pageData{Title: "Sign in", Next: safeNext(r.URL.Query().Get("next"))})
@@ -136,7 +136,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, t *templates) {
 		}
 	}
 	s.log.Info("signed in", "client", client, "email", email)
-	http.Redirect(w, r, next, http.StatusSeeOther) //nolint:gosec // next passed safeNext: local paths only
+	http.Redirect(w, r, next, http.StatusSeeOther) //nolint:gosec // next passed safeNext
 }
 
 func roundUp(d time.Duration) string {
@@ -150,6 +150,14 @@ func roundUp(d time.Duration) string {
 // cookie. orgID is the organization to start in (0: the first).
 func (s *Server) newSession(w http.ResponseWriter, r *http.Request, u *store.User, orgID int64) (*store.Session, error) {
 	ctx := r.Context()
+	if orgID == 0 && !u.Operator {
+		// Start in an organization the user is a member of, rather than in
+		// a customer it manages through its MSP (which sorts first only
+		// by name).
+		if ms, err := s.st.Memberships(ctx, u.ID); err == nil && len(ms) > 0 {
+			orgID = ms[0].OrgID
+		}
+	}
 	p, err := auth.ForSession(ctx, s.st, u, nil, orgID)
 	if err != nil {
 		if errors.Is(err, auth.ErrUnauthenticated) {
@@ -172,8 +180,7 @@ func (s *Server) newSession(w http.ResponseWriter, r *http.Request, u *store.Use
 	if err := s.st.CreateSession(ctx, sess); err != nil {
 		return nil, err
 	}
-	// Secure except on the plain HTTP of --dev (secureCookies).
-	http.SetCookie(w, &http.Cookie{ //nolint:gosec // Secure is set by secureCookies
+	http.SetCookie(w, &http.Cookie{ //nolint:gosec // Secure but on the plain HTTP of --dev (secureCookies)
 		Name: s.cookieName(r), Value: secret, Path: "/", HttpOnly: true, Secure: s.secureCookies(r),
 		SameSite: http.SameSiteLaxMode, MaxAge: int(s.cfg.Web.SessionLifetime.Seconds()),
 	})
@@ -181,7 +188,7 @@ func (s *Server) newSession(w http.ResponseWriter, r *http.Request, u *store.Use
 }
 
 func (s *Server) clearCookie(w http.ResponseWriter, r *http.Request) {
-	http.SetCookie(w, &http.Cookie{Name: s.cookieName(r), Value: "", Path: "/", //nolint:gosec // as set by newSession HttpOnly: true, Secure: s.secureCookies(r),
+	http.SetCookie(w, &http.Cookie{Name: s.cookieName(r), Value: "", Path: "/", HttpOnly: true, Secure: s.secureCookies(r), //nolint:gosec // as in newSession
 		SameSite: http.SameSiteLaxMode, MaxAge: -1})
 }
 
@@ -270,7 +277,7 @@ func (s *Server) switchOrg(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusServiceUnavailable, err.Error())
 		return
 	}
-	http.Redirect(w, r, safeNext(r.PostFormValue("next")), http.StatusSeeOther) //nolint:gosec // safeNext allows local paths only
+	http.Redirect(w, r, safeNext(r.PostFormValue("next")), http.StatusSeeOther) //nolint:gosec // safeNext keeps paths of this site
 }
 
 func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, t *templates) {

@@ -6,9 +6,11 @@ import (
 	"embed"
 	"encoding/hex"
 	"fmt"
+	"hash/fnv"
 	"html/template"
 	"io/fs"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -110,8 +112,18 @@ var funcs = template.FuncMap{
 		}
 		return o.Accent
 	},
-	"join": strings.Join,
-	"add":  func(a, b int) int { return a + b },
+	"join":  strings.Join,
+	"add":   func(a, b int) int { return a + b },
+	"add64": func(a, b int64) int64 { return a + b },
+	"list":  func(s ...string) []string { return s },
+	// percent writes a fraction (0 to 1) as a percentage.
+	"percent": func(f float64) string { return strconv.FormatFloat(100*f, 'f', 2, 64) + "%" },
+	// fixid makes a short, stable element id from a text.
+	"fixid": func(s string) string {
+		h := fnv.New32a()
+		_, _ = h.Write([]byte(s))
+		return strconv.FormatUint(uint64(h.Sum32()), 36)
+	},
 }
 
 // formatInt writes n with thin separators of thousands: 1 234 567.
@@ -150,16 +162,35 @@ func validColour(c string) bool {
 // under templates/, parsed with layout.html.
 func pageFiles() map[string]string {
 	return map[string]string{
-		"login":   "login.html",
-		"invite":  "invite.html",
-		"account": "account.html",
+		"login":        "login.html",
+		"invite":       "invite.html",
+		"account":      "account.html",
+		"error":        "error.html",
+		"overview":     "overview.html",
+		"domain_new":   "domain_new.html",
+		"domain_setup": "domain_setup.html",
+		"domain":       "domain.html",
+		"reports":      "reports.html",
+		"report":       "report.html",
+		"intake":       "intake.html",
+		"checks":       "checks.html",
+		"check":        "check.html",
+		"settings":     "settings.html",
 	}
 }
+
+// partialFiles are templates that define blocks several pages use; they
+// are parsed with every page.
+var partialFiles = []string{"checkreport.html"}
 
 func parseTemplates() (*templates, error) {
 	t := &templates{pages: map[string]*template.Template{}}
 	for name, file := range pageFiles() {
-		p, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+file)
+		files := []string{"templates/layout.html", "templates/" + file}
+		for _, f := range partialFiles {
+			files = append(files, "templates/"+f)
+		}
+		p, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, files...)
 		if err != nil {
 			return nil, fmt.Errorf("web: template %s: %w", file, err)
 		}

@@ -60,6 +60,7 @@ type Server struct {
 	opts    Options
 	trusted []netip.Prefix
 	handler http.Handler
+	tmpl    *templates
 
 	ipLimit   *ratelimit.Limiter[netip.Prefix]
 	userLimit *ratelimit.Limiter[string]
@@ -107,6 +108,7 @@ func New(log *slog.Logger, c *config.Config, st auth.Store, opts Options) (*Serv
 	if err != nil {
 		return nil, err
 	}
+	s.tmpl = templates
 	s.handler = s.routes(templates)
 	return s, nil
 }
