@@ -88,11 +88,12 @@ func newDomainsAddCmd(g *globals) *cobra.Command {
 	var (
 		mx, rua []string
 		mode    string
+		orgName string
 		maxAge  int64
 		asJSON  bool
 	)
 	cmd := &cobra.Command{
-		Use:   "add DOMAIN --mx PATTERN [--mx PATTERN ...]",
+		Use:   "add DOMAIN --mx PATTERN [--mx PATTERN ...] [--org NAME]",
 		Short: "Host a domain's MTA-STS policy",
 		Args:  nArgs(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -101,7 +102,7 @@ func newDomainsAddCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer s.close()
-			org, err := hostingOrg(cmd.Context(), s.st)
+			org, err := hostingOrg(cmd.Context(), s.st, orgName)
 			if err != nil {
 				return err
 			}
@@ -130,6 +131,7 @@ func newDomainsAddCmd(g *globals) *cobra.Command {
 	f.StringVar(&mode, "mode", hosting.DefaultMode, "policy mode: testing, enforce or none")
 	f.Int64Var(&maxAge, "max-age", hosting.DefaultMaxAge, "policy max_age in seconds (at most 31557600)")
 	f.StringArrayVar(&rua, "rua", nil, "extra TLS-RPT report URI (mailto: or https:); repeat for several")
+	f.StringVar(&orgName, "org", "", "organization that hosts the domain (default: the only one, or \"default\" when there is none)")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
@@ -138,9 +140,16 @@ func newDomainsAddCmd(g *globals) *cobra.Command {
 const defaultOrg = "default"
 
 // hostingOrg returns the organization that domains add hosts a domain
-// for: the only one there is, or "default", created when there is none
-// yet. With several, it cannot choose and says so.
-func hostingOrg(ctx context.Context, st store.Store) (int64, error) {
+// for: the one named, or else the only one there is, or "default", created
+// when there is none yet. With several and none named, it says to choose.
+func hostingOrg(ctx context.Context, st store.Store, name string) (int64, error) {
+	if name != "" {
+		o, err := lookupOrg(ctx, st, name)
+		if err != nil {
+			return 0, err
+		}
+		return o.ID, nil
+	}
 	orgs, err := st.Orgs(ctx)
 	if err != nil {
 		return 0, err
@@ -155,7 +164,7 @@ func hostingOrg(ctx context.Context, st store.Store) (int64, error) {
 	for i, o := range orgs {
 		names[i] = o.Name
 	}
-	return 0, fmt.Errorf("there are %d organizations (%s) and domains add cannot choose one of them yet", len(orgs), strings.Join(names, ", "))
+	return 0, fmt.Errorf("there are %d organizations (%s): choose one with --org NAME", len(orgs), strings.Join(names, ", "))
 }
 
 // ensureOrg returns the id of the organization name, creating it (with

@@ -72,6 +72,7 @@ records from its own DNS server, so a domain owner publishes three CNAMEs once.`
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	g.register(root)
-	root.AddCommand(newServeCmd(g), newDomainsCmd(g), newImportCmd(g), newReportsCmd(g), newConfigCmd(g), newCheckCmd(g))
+	root.AddCommand(newServeCmd(g), newDomainsCmd(g), newImportCmd(g), newReportsCmd(g), newConfigCmd(g), newCheckCmd(g),
+		newOrgsCmd(g), newUsersCmd(g), newTokensCmd(g), newSeedCmd(g))
 	return root
 }

@@ -13,14 +13,9 @@ import (
 
 	"github.com/moatmail/moat/internal/config"
 	"github.com/moatmail/moat/internal/devca"
-	"github.com/moatmail/moat/internal/hosting"
 	"github.com/moatmail/moat/internal/server"
-	"github.com/moatmail/moat/internal/store"
+	"github.com/moatmail/moat/internal/web"
 )
-
-// DemoDomain is the domain `moat serve --dev` hosts so there is something
-// to query at once.
-const DemoDomain = "demo.moat.test"
 
 func newServeCmd(g *globals) *cobra.Command {
 	var addrsFile string
@@ -64,12 +59,13 @@ func serve(ctx context.Context, g *globals, c *config.Config, addrsFile string) 
 			log.Warn("closing the store", "err", err)
 		}
 	}()
+	var demo *demoAccount
 	if c.Dev {
-		if err := ensureDemo(ctx, st, server.HostingSettings(c)); err != nil {
+		if demo, err = ensureDemo(ctx, log, st, c); err != nil {
 			return err
 		}
 	}
-	srv, err := server.New(log, c, st, server.Options{})
+	srv, err := server.New(log, c, st, server.Options{Parts: []server.PartFunc{webPart(log, c, st)}})
 	if err != nil {
 		return err
 	}
@@ -84,7 +80,7 @@ func serve(ctx context.Context, g *globals, c *config.Config, addrsFile string) 
 		}
 	}
 	if c.Dev {
-		printDevHelp(g, c, addrs)
+		printDevHelp(g, c, addrs, demo)
 	}
 	var failed error
 	select {
@@ -115,32 +111,14 @@ func writeAddrs(file string, addrs map[string]string) error {
 	return nil
 }
 
-// DemoOrg is the organization of the demo domain.
-const DemoOrg = "demo"
-
-// ensureDemo hosts the demo domain in --dev mode, once, for the
-// organization "demo".
-func ensureDemo(ctx context.Context, st store.Store, set hosting.Settings) error {
-	if _, err := st.Domain(ctx, DemoDomain); err == nil {
-		return nil
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	org, err := ensureOrg(ctx, st, DemoOrg, "Demo")
-	if err != nil {
-		return err
-	}
-	_, err = hosting.New(st, set, nil).Add(ctx, DemoDomain, hosting.Spec{Org: org, MX: []string{"mx1." + DemoDomain, "*.mx." + DemoDomain}})
-	if errors.Is(err, store.ErrExists) {
-		return nil // another process added it meanwhile
-	}
-	return err
-}
-
-func printDevHelp(g *globals, c *config.Config, a map[string]string) {
+func printDevHelp(g *globals, c *config.Config, a map[string]string, demo *demoAccount) {
 	dnsAddr, httpsAddr, smtpAddr := a[server.ListenerDNS], a[server.ListenerHTTPS], a[server.ListenerSMTP]
 	w := g.stdout
 	fmt.Fprintf(w, "\nMoat is running in development mode (data: %s, zone: %s).\n", c.DataDir, c.Zone)
+	if webAddr := a[web.ListenerWeb]; webAddr != "" && demo != nil {
+		fmt.Fprintf(w, "\nThe dashboard: http://%s/ (API: http://%s/api/v1/openapi.json)\n", webAddr, webAddr)
+		fmt.Fprintf(w, "  sign in as %s with the password %s\n", demo.email, demo.password)
+	}
 	caFile := c.DataPath(devca.RootFile)
 	if dnsAddr != "" {
 		host, port, _ := net.SplitHostPort(dnsAddr)

@@ -82,7 +82,7 @@ type brokenPeriod struct {
 }
 
 // newProfile draws domain i's behaviour over [start, end).
-func newProfile(rnd *rand.Rand, i int, start, end time.Time) *profile {
+func newProfile(rnd *rand.Rand, i int, start, end time.Time, broken bool) *profile {
 	d := DomainName(i)
 	p := &profile{domain: d}
 	// Log-normal volume: most domains are small, a few are big.
@@ -107,7 +107,7 @@ func newProfile(rnd *rand.Rand, i int, start, end time.Time) *profile {
 	case r < 0.6:
 		p.mode = "none"
 	}
-	if rnd.Float64() < 0.3 && days > 3 {
+	if (broken || rnd.Float64() < 0.3) && days > 3 {
 		b := &brokenPeriod{mx: p.mx[len(p.mx)-1]}
 		b.from = start.AddDate(0, 0, rnd.IntN(days))
 		b.to = b.from.AddDate(0, 0, 1+rnd.IntN(6))

@@ -60,31 +60,15 @@ func (p *snapshotPart) Start(ctx context.Context, env *Env) error {
 
 func (p *snapshotPart) Stop(ctx context.Context) error { return p.g.stop(ctx) }
 
-// ingesterPart runs the group-commit report ingester and builds the HTTPS
-// intake handler over it.
-type ingesterPart struct {
-	g      *group
-	report http.Handler
-}
+// ingesterPart runs the group-commit report ingester.
+type ingesterPart struct{ g *group }
 
 func (*ingesterPart) Name() string { return "report ingester" }
 
 func (p *ingesterPart) Start(ctx context.Context, env *Env) error {
-	c := env.Config
-	holder := env.Snapshots
-	ing := intake.NewIngester(env.Log, env.Store, func(domain string) bool { return holder.Load().Lookup(domain) != nil },
-		intake.IngestOpts{MaxDecompressed: c.Intake.MaxReportJSON})
-	env.Ingester = ing
-	p.report = intake.NewHTTPHandler(env.Log, ing, intake.HTTPOpts{MaxBody: c.Intake.MaxReportSize, RatePerIP: c.Intake.RatePerIP})
-	if c.Intake.Host != "" {
-		// POST /v1/tlsrpt on the HTTPS listener for the intake host; the
-		// certificate for it comes from the same machinery.
-		env.HTTPSHosts[c.Intake.Host] = p.report
-	}
-	env.reportHandler = p.report
 	g, rctx := startGroup(ctx, p.Name())
 	p.g = g
-	g.goServe(rctx, env, func() error { return ing.Run(rctx) })
+	g.goServe(rctx, env, func() error { return env.Ingester.Run(rctx) })
 	return nil
 }
 
@@ -230,6 +214,7 @@ func (p *reportPart) Stop(ctx context.Context) error {
 type smtpPart struct {
 	g   *group
 	srv *intake.SMTPServer
+	l   net.Listener
 }
 
 func (*smtpPart) Name() string { return "smtp intake" }
@@ -242,6 +227,7 @@ func (p *smtpPart) Start(ctx context.Context, env *Env) error {
 		return fmt.Errorf("smtp listener: %w", err)
 	}
 	env.Bound(ListenerSMTP, l.Addr())
+	p.l = l
 	host := c.Intake.Host
 	if host == "" {
 		host = "localhost"
@@ -271,5 +257,8 @@ func (p *smtpPart) Stop(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	_ = p.srv.Shutdown(sctx) // on a timeout the cancel below closes the rest
 	cancel()
+	// A Shutdown that came before Serve began does not reach the listener:
+	// close it, so that Serve returns in every case.
+	_ = p.l.Close()
 	return p.g.stop(ctx)
 }

@@ -14,8 +14,10 @@
 // ingester ends.
 //
 // Coming components (the dashboard and API, the IMAP poller, the scheduler)
-// plug in as Parts through Options.Parts; a Part that serves HTTP on the
-// HTTPS listener for its own host names implements HTTPSHoster.
+// plug in as Parts made by the PartFuncs of Options.Parts, which see the
+// shared Env (the store, the serving snapshot, the report ingester); a Part
+// that serves HTTP on the HTTPS listener for its own host names implements
+// HTTPSHoster.
 package server
 
 import (
@@ -80,11 +82,15 @@ type HTTPSHoster interface {
 	HTTPSHosts() map[string]http.Handler
 }
 
+// A PartFunc makes a part of the system. New calls it, before anything
+// starts, with the environment the parts share.
+type PartFunc func(env *Env) (Part, error)
+
 // Options are the optional settings of New.
 type Options struct {
-	// Parts are further components, started after the built-in ones in
+	// Parts make further components, started after the built-in ones in
 	// this order and stopped before them in the reverse order.
-	Parts []Part
+	Parts []PartFunc
 }
 
 // Server is the assembled system. Its methods are safe for concurrent use.
@@ -112,7 +118,8 @@ type Env struct {
 	// Settings are the hosting settings derived from Config.
 	Settings hosting.Settings
 	// Ingester stores reports; it runs from its part's Start to its Stop,
-	// which comes after every later part's Stop.
+	// which comes after every later part's Stop, so that what a later
+	// part submitted is committed and answered.
 	Ingester *intake.Ingester
 	// HTTPSHosts are the handlers of the HTTPS listener's non-policy host
 	// names: the intake host's and those of HTTPSHoster parts.
@@ -130,23 +137,38 @@ func New(log *slog.Logger, c *config.Config, st store.Store, opts Options) (*Ser
 		return nil, fmt.Errorf("%w: intake.report_tls needs the certificate machinery of the HTTPS listener (https.listen); set intake.report_tls: false behind a TLS proxy", ErrConfig)
 	}
 	s := &Server{log: log, cfg: c, st: st, addrs: map[string]string{}, failc: make(chan error, 1)}
+	holder := new(snapshot.Holder)
+	ing := intake.NewIngester(log, st, func(domain string) bool { return holder.Load().Lookup(domain) != nil },
+		intake.IngestOpts{MaxDecompressed: c.Intake.MaxReportJSON})
 	s.env = &Env{
-		Log: log, Config: c, Store: st, Snapshots: new(snapshot.Holder), Settings: HostingSettings(c),
+		Log: log, Config: c, Store: st, Snapshots: holder, Settings: HostingSettings(c), Ingester: ing,
 		HTTPSHosts: map[string]http.Handler{}, srv: s,
+		reportHandler: intake.NewHTTPHandler(log, ing, intake.HTTPOpts{MaxBody: c.Intake.MaxReportSize, RatePerIP: c.Intake.RatePerIP}),
 	}
-	for _, p := range opts.Parts {
+	if c.Intake.Host != "" {
+		// POST /v1/tlsrpt on the HTTPS listener for the intake host; the
+		// certificate for it comes from the same machinery.
+		s.env.HTTPSHosts[c.Intake.Host] = s.env.reportHandler
+	}
+	var extra []Part
+	for _, build := range opts.Parts {
+		p, err := build(s.env)
+		if err != nil {
+			return nil, err
+		}
+		extra = append(extra, p)
 		h, ok := p.(HTTPSHoster)
 		if !ok {
 			continue
 		}
 		for name, handler := range h.HTTPSHosts() {
-			if _, dup := s.env.HTTPSHosts[name]; dup || name == c.Intake.Host {
+			if _, dup := s.env.HTTPSHosts[name]; dup {
 				return nil, fmt.Errorf("%w: HTTPS host %q is served by two parts", ErrConfig, name)
 			}
 			s.env.HTTPSHosts[name] = handler
 		}
 	}
-	s.parts = append(builtinParts(c), opts.Parts...)
+	s.parts = append(builtinParts(c), extra...)
 	return s, nil
 }
 
@@ -232,7 +254,7 @@ func (s *Server) Addrs() map[string]string {
 // Snapshots is the holder of what DNS and HTTPS serve.
 func (s *Server) Snapshots() *snapshot.Holder { return s.env.Snapshots }
 
-// Ingester is the report ingester (nil before Start).
+// Ingester is the report ingester; it runs between Start and Shutdown.
 func (s *Server) Ingester() *intake.Ingester { return s.env.Ingester }
 
 // Bound records the address a part's listener got, under name.

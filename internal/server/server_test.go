@@ -270,7 +270,7 @@ func TestParts(t *testing.T) {
 	)
 	a := &recorder{name: "web", log: &log, mu: &mu, host: "web.sts.test"}
 	b := &recorder{name: "poller", log: &log, mu: &mu}
-	srv, err := server.New(slog.New(slog.DiscardHandler), c, st, server.Options{Parts: []server.Part{a, b}})
+	srv, err := server.New(slog.New(slog.DiscardHandler), c, st, server.Options{Parts: parts(a, b)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +312,7 @@ func TestStartFailureStopsStarted(t *testing.T) {
 	)
 	a := &recorder{name: "first", log: &log, mu: &mu}
 	b := &recorder{name: "broken", log: &log, mu: &mu, fail: errors.New("cannot bind")}
-	srv, err := server.New(slog.New(slog.DiscardHandler), c, st, server.Options{Parts: []server.Part{a, b}})
+	srv, err := server.New(slog.New(slog.DiscardHandler), c, st, server.Options{Parts: parts(a, b)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,14 +358,23 @@ func TestNewRefusesDuplicateHost(t *testing.T) {
 	c := devConfig(t, nil)
 	var mu sync.Mutex
 	var log []string
-	for _, parts := range [][]server.Part{
+	for _, ps := range [][]server.Part{
 		{&recorder{name: "a", host: "web.sts.test", log: &log, mu: &mu}, &recorder{name: "b", host: "web.sts.test", log: &log, mu: &mu}},
 		{&recorder{name: "a", host: c.Intake.Host, log: &log, mu: &mu}},
 	} {
-		if _, err := server.New(slog.New(slog.DiscardHandler), c, nil, server.Options{Parts: parts}); !errors.Is(err, server.ErrConfig) {
+		if _, err := server.New(slog.New(slog.DiscardHandler), c, nil, server.Options{Parts: parts(ps...)}); !errors.Is(err, server.ErrConfig) {
 			t.Errorf("New: %v, want ErrConfig", err)
 		}
 	}
+}
+
+// parts makes PartFuncs of ready parts.
+func parts(ps ...server.Part) []server.PartFunc {
+	var fs []server.PartFunc
+	for _, p := range ps {
+		fs = append(fs, func(*server.Env) (server.Part, error) { return p, nil })
+	}
+	return fs
 }
 
 // client sends every request to addr, whatever the URL's host.
@@ -403,5 +412,33 @@ func post(t *testing.T, c *http.Client, url, body string, want int) {
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != want {
 		t.Errorf("POST %s: %d %s, want %d", url, resp.StatusCode, b, want)
+	}
+}
+
+// TestStartFailureAfterEveryListener: a part that fails after every
+// built-in listener started stops them all at once, even those whose
+// serving goroutine had not begun yet.
+func TestStartFailureAfterEveryListener(t *testing.T) {
+	t.Parallel()
+	c := devConfig(t, nil)
+	st := openStore(t, c)
+	var mu sync.Mutex
+	var log []string
+	broken := &recorder{name: "broken", log: &log, mu: &mu, fail: errors.New("cannot bind")}
+	srv, err := server.New(slog.New(slog.DiscardHandler), c, st, server.Options{Parts: parts(broken)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := srv.Start(t.Context()); err == nil || !strings.Contains(err.Error(), "broken: cannot bind") || strings.Contains(err.Error(), "did not stop") {
+		t.Fatalf("Start: %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("a failed start took %v to stop what it started", d)
+	}
+	for _, name := range []string{server.ListenerSMTP, server.ListenerHTTPS, server.ListenerReport} {
+		if _, err := net.DialTimeout("tcp", srv.Addr(name), time.Second); err == nil {
+			t.Errorf("%s still accepts after a failed start", name)
+		}
 	}
 }
