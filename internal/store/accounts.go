@@ -6,10 +6,10 @@ import (
 	"time"
 )
 
-// ErrInvalidArg means that a value given to the store is out of range (an empty name,
-// an unknown role or scope, an organization id of 0 where one is
-// required). The message names the field. It is a programming error of
-// the caller, which validates input before.
+// ErrInvalidArg is returned for a value given to the store that is out of
+// range (an empty name, an unknown role or scope, an organization id of 0
+// where one is required). The message names the field. It is a
+// programming error of the caller, which validates input before.
 var ErrInvalidArg = errors.New("store: invalid argument")
 
 // Roles of a member in an organization, from most to least powerful.

@@ -40,7 +40,9 @@ func validSlug(s string) bool {
 		return false
 	}
 	for _, c := range []byte(s) {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-':
+		default:
 			return false
 		}
 	}
@@ -56,7 +58,9 @@ func validAccent(a string) bool {
 		return false
 	}
 	for _, c := range []byte(a[1:]) {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+		switch {
+		case c >= '0' && c <= '9', c >= 'a' && c <= 'f':
+		default:
 			return false
 		}
 	}
@@ -361,9 +365,9 @@ func (s *sqlStore) AcceptInvitation(ctx context.Context, hash string, userID int
 		} else if err != nil {
 			return fmt.Errorf("store: accept invitation: %w", err)
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO memberships (user_id, org_id, role, created_at) VALUES ($1, $2, $3, $4)
+		_, err = tx.ExecContext(ctx, sqlText(`INSERT INTO memberships (user_id, org_id, role, created_at) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (user_id, org_id) DO UPDATE SET role = excluded.role
-			WHERE `+roleRank("excluded.role")+` > `+roleRank("memberships.role"),
+			WHERE `, roleRank("excluded.role"), ` > `, roleRank("memberships.role")),
 			userID, inv.OrgID, inv.Role, tat)
 		if err != nil {
 			return fmt.Errorf("store: accept invitation: add the membership: %w", err)

@@ -44,9 +44,9 @@ func (t *tenant) InsertCheck(ctx context.Context, c *CheckRecord) error {
 		return fmt.Errorf("store: insert check of %q: compress: %w", cc.Domain, err)
 	}
 	var q sqlq
-	text := `INSERT INTO checks (domain, checked_at, score, grade, report, report_size, org_id)
-		SELECT ` + q.list(cc.Domain, s.d.timeArg(cc.CheckedAt), cc.Score, cc.Grade, z, int64(len(cc.Report))) + `, o.id
-		FROM orgs o WHERE o.id = ` + q.arg(cc.OrgID) + t.andIn(&q, "o.id") + ` RETURNING id`
+	text := sqlText(`INSERT INTO checks (domain, checked_at, score, grade, report, report_size, org_id)
+		SELECT `, q.list(cc.Domain, s.d.timeArg(cc.CheckedAt), cc.Score, cc.Grade, z, int64(len(cc.Report))), `, o.id
+		FROM orgs o WHERE o.id = `, q.arg(cc.OrgID), t.andIn(&q, "o.id"), ` RETURNING id`)
 	err = s.w.QueryRowContext(ctx, text, q.args...).Scan(&cc.ID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("%w: insert check of %q: organization %d", ErrNotFound, cc.Domain, cc.OrgID)
@@ -68,9 +68,9 @@ func (t *tenant) Checks(ctx context.Context, domain string, limit int) ([]*Check
 	}
 	limit = min(limit, maxPage)
 	var q sqlq
-	rows, err := t.s.r.QueryContext(ctx, `SELECT id, org_id, domain, checked_at, score, grade FROM checks
-		WHERE domain = `+q.arg(domain)+t.andIn(&q, "org_id")+`
-		ORDER BY checked_at DESC, id DESC LIMIT `+q.arg(limit), q.args...)
+	rows, err := t.s.r.QueryContext(ctx, sqlText(`SELECT id, org_id, domain, checked_at, score, grade FROM checks
+		WHERE domain = `, q.arg(domain), t.andIn(&q, "org_id"), `
+		ORDER BY checked_at DESC, id DESC LIMIT `, q.arg(limit)), q.args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: checks of %q: %w", domain, err)
 	}
@@ -97,8 +97,8 @@ func (t *tenant) Check(ctx context.Context, id int64) (*CheckRecord, error) {
 		z    []byte
 		size int64
 	)
-	err := t.s.r.QueryRowContext(ctx, `SELECT id, org_id, domain, checked_at, score, grade, report, report_size FROM checks
-		WHERE id = `+q.arg(id)+t.andIn(&q, "org_id"), q.args...).
+	err := t.s.r.QueryRowContext(ctx, sqlText(`SELECT id, org_id, domain, checked_at, score, grade, report, report_size FROM checks
+		WHERE id = `, q.arg(id), t.andIn(&q, "org_id")), q.args...).
 		Scan(&c.ID, &c.OrgID, &c.Domain, timeCol{&c.CheckedAt}, &c.Score, &c.Grade, &z, &size)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: check %d", ErrNotFound, id)
@@ -118,8 +118,8 @@ func (t *tenant) RecordVerify(ctx context.Context, domain string, at time.Time, 
 		result = []byte{}
 	}
 	var q sqlq
-	res, err := t.s.w.ExecContext(ctx, `UPDATE domains SET verified_at = `+q.arg(t.s.d.timeArg(normTime(at)))+
-		`, verify = `+q.arg(result)+` WHERE name = `+q.arg(domain)+t.andIn(&q, "org_id"), q.args...)
+	res, err := t.s.w.ExecContext(ctx, sqlText(`UPDATE domains SET verified_at = `, q.arg(t.s.d.timeArg(normTime(at))),
+		`, verify = `, q.arg(result), ` WHERE name = `, q.arg(domain), t.andIn(&q, "org_id")), q.args...)
 	return oneRow(res, err, fmt.Sprintf("domain %q", domain))
 }
 
@@ -135,8 +135,8 @@ func (t *tenant) DomainEvents(ctx context.Context, domain string, since, until t
 		conds = append(conds, "e.at < "+q.arg(t.s.d.timeArg(normTime(until))))
 	}
 	conds = append(conds, t.in(&q, "d.org_id"))
-	rows, err := t.s.r.QueryContext(ctx, `SELECT e.domain, e.at, e.kind, e.detail FROM domain_events e
-		JOIN domains d ON d.name = e.domain`+where(conds...)+` ORDER BY e.at, e.id`, q.args...)
+	rows, err := t.s.r.QueryContext(ctx, sqlText(`SELECT e.domain, e.at, e.kind, e.detail FROM domain_events e
+		JOIN domains d ON d.name = e.domain`, where(conds...), ` ORDER BY e.at, e.id`), q.args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: events of %q: %w", domain, err)
 	}

@@ -108,9 +108,9 @@ func (t *tenant) IntakeLog(ctx context.Context, iq IntakeQuery) ([]*IntakeEvent,
 		conds = append(conds, "l.id < "+q.arg(iq.Before))
 	}
 	conds = append(conds, t.reportIn(&q, "l.report"))
-	rows, err := t.s.r.QueryContext(ctx, `SELECT l.id, l.at, l.source, l.detail, l.outcome, l.report, l.reason,
-		l.reporter, l.report_name, l.domains FROM intake_log l`+where(conds...)+
-		` ORDER BY l.id DESC LIMIT `+q.arg(limit), q.args...)
+	rows, err := t.s.r.QueryContext(ctx, sqlText(`SELECT l.id, l.at, l.source, l.detail, l.outcome, l.report, l.reason,
+		l.reporter, l.report_name, l.domains FROM intake_log l`, where(conds...),
+		` ORDER BY l.id DESC LIMIT `, q.arg(limit)), q.args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: intake log: %w", err)
 	}

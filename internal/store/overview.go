@@ -223,16 +223,16 @@ func (t *tenant) Overview(ctx context.Context, q OverviewQuery) ([]*DomainSummar
 	}
 	sums := `(SELECT CAST(COALESCE(SUM(t.sessions), 0) AS BIGINT) FROM tlsrpt_daily t
 		WHERE t.domain = d.name AND t.day >= $1 AND t.day < $2`
-	text := `WITH ` + page + `
-		SELECT ` + domainCols + `, o.name, l.received_at, ck.score, ck.grade, ck.checked_at, ce.issued_at, ce.expires,
-			d.verified_at, d.verify, ` + sums + `), ` + sums + ` AND t.result_type <> 'success'), page.k
+	text := sqlText(`WITH `, page, `
+		SELECT `, domainCols, `, o.name, l.received_at, ck.score, ck.grade, ck.checked_at, ce.issued_at, ce.expires,
+			d.verified_at, d.verify, `, sums, `), `, sums, ` AND t.result_type <> 'success'), page.k
 		FROM page JOIN domains d ON d.name = page.name
 		JOIN orgs o ON o.id = d.org_id
 		LEFT JOIN tlsrpt_last l ON l.domain = d.name
 		LEFT JOIN certificates ce ON ce.domain = d.name
 		LEFT JOIN checks ck ON ck.id = (SELECT c.id FROM checks c WHERE c.domain = d.name AND c.org_id = d.org_id
 			ORDER BY c.checked_at DESC, c.id DESC LIMIT 1)
-		ORDER BY ` + keyOrder(key, "page.k", "page.name", desc, q.Desc)
+		ORDER BY `, keyOrder(key, "page.k", "page.name", desc, q.Desc))
 	rows, err := t.s.r.QueryContext(ctx, text, sq.args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: overview: %w", err)

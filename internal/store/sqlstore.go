@@ -267,11 +267,11 @@ func (t *tenant) CreateDomain(ctx context.Context, d *Domain, v *PolicyVersion) 
 		// The row comes from the organization, so that an organization
 		// that does not exist or is outside the scope inserts nothing.
 		var q sqlq
-		text := `INSERT INTO domains (name, mode, mx, max_age, rua, policy_id, version, created_at, updated_at, org_id)
-			SELECT ` + q.list(dd.Name, dd.Mode, encodeList(dd.MX), dd.MaxAge, encodeList(dd.RUA), dd.PolicyID, dd.Version,
-			s.d.timeArg(dd.CreatedAt), s.d.timeArg(dd.UpdatedAt)) + `, o.id
-			FROM orgs o WHERE o.id = ` + q.arg(dd.OrgID) + t.andIn(&q, "o.id") + `
-			ON CONFLICT (name) DO NOTHING`
+		text := sqlText(`INSERT INTO domains (name, mode, mx, max_age, rua, policy_id, version, created_at, updated_at, org_id)
+			SELECT `, q.list(dd.Name, dd.Mode, encodeList(dd.MX), dd.MaxAge, encodeList(dd.RUA), dd.PolicyID, dd.Version,
+			s.d.timeArg(dd.CreatedAt), s.d.timeArg(dd.UpdatedAt)), `, o.id
+			FROM orgs o WHERE o.id = `, q.arg(dd.OrgID), t.andIn(&q, "o.id"), `
+			ON CONFLICT (name) DO NOTHING`)
 		res, err := tx.ExecContext(ctx, text, q.args...)
 		if err != nil {
 			return fmt.Errorf("store: create domain %q: %w", dd.Name, err)
@@ -334,8 +334,8 @@ func (t *tenant) UpdateDomain(ctx context.Context, name string, fn func(d *Domai
 		// The row is read (and on PostgreSQL locked) within the scope;
 		// what follows works on that row.
 		var q sqlq
-		old, err := scanDomain(tx.QueryRowContext(ctx, `SELECT `+domainCols+` FROM domains d
-			WHERE d.name = `+q.arg(name)+t.andIn(&q, "d.org_id")+s.d.forUpdate, q.args...))
+		old, err := scanDomain(tx.QueryRowContext(ctx, sqlText(`SELECT `, domainCols, ` FROM domains d
+			WHERE d.name = `, q.arg(name), t.andIn(&q, "d.org_id"), s.d.forUpdate), q.args...))
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("%w: domain %q", ErrNotFound, name)
 		} else if err != nil {
@@ -430,7 +430,7 @@ func (t *tenant) DeleteDomain(ctx context.Context, name string) error {
 		// policy_versions and domain_events rows go with it: ON DELETE
 		// CASCADE.
 		var q sqlq
-		res, err := tx.ExecContext(ctx, `DELETE FROM domains WHERE name = `+q.arg(name)+t.andIn(&q, "org_id"), q.args...)
+		res, err := tx.ExecContext(ctx, sqlText(`DELETE FROM domains WHERE name = `, q.arg(name), t.andIn(&q, "org_id")), q.args...)
 		if err != nil {
 			return fmt.Errorf("store: delete domain %q: %w", name, err)
 		}
@@ -449,8 +449,8 @@ func (t *tenant) DeleteDomain(ctx context.Context, name string) error {
 // Domain implements DomainStore.
 func (t *tenant) Domain(ctx context.Context, name string) (*Domain, error) {
 	var q sqlq
-	d, err := scanDomain(t.s.r.QueryRowContext(ctx, `SELECT `+domainCols+` FROM domains d
-		WHERE d.name = `+q.arg(name)+t.andIn(&q, "d.org_id"), q.args...))
+	d, err := scanDomain(t.s.r.QueryRowContext(ctx, sqlText(`SELECT `, domainCols, ` FROM domains d
+		WHERE d.name = `, q.arg(name), t.andIn(&q, "d.org_id")), q.args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: domain %q", ErrNotFound, name)
 	} else if err != nil {
@@ -462,8 +462,8 @@ func (t *tenant) Domain(ctx context.Context, name string) (*Domain, error) {
 // Domains implements DomainStore: the domains of the scope, by name.
 func (t *tenant) Domains(ctx context.Context) ([]*Domain, error) {
 	var q sqlq
-	rows, err := t.s.r.QueryContext(ctx, `SELECT `+domainCols+` FROM domains d`+where(t.in(&q, "d.org_id"))+
-		` ORDER BY d.name`, q.args...)
+	rows, err := t.s.r.QueryContext(ctx, sqlText(`SELECT `, domainCols, ` FROM domains d`, where(t.in(&q, "d.org_id")),
+		` ORDER BY d.name`), q.args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list domains: %w", err)
 	}
@@ -485,9 +485,9 @@ func (t *tenant) Domains(ctx context.Context) ([]*Domain, error) {
 // PolicyVersions implements DomainStore.
 func (t *tenant) PolicyVersions(ctx context.Context, name string) ([]*PolicyVersion, error) {
 	var q sqlq
-	rows, err := t.s.r.QueryContext(ctx, `SELECT `+versionCols+` FROM policy_versions v
+	rows, err := t.s.r.QueryContext(ctx, sqlText(`SELECT `, versionCols, ` FROM policy_versions v
 		JOIN domains d ON d.name = v.domain
-		WHERE v.domain = `+q.arg(name)+t.andIn(&q, "d.org_id")+` ORDER BY v.version DESC`, q.args...)
+		WHERE v.domain = `, q.arg(name), t.andIn(&q, "d.org_id"), ` ORDER BY v.version DESC`), q.args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: policy versions of %q: %w", name, err)
 	}

@@ -91,7 +91,8 @@ type Store interface {
 	// The updated domain is returned.
 	UpdateDomain(ctx context.Context, name string, fn func(d *Domain) (*PolicyVersion, error)) (*Domain, error)
 
-	// DeleteDomain removes the domain and its versions. ErrNotFound if absent.
+	// DeleteDomain removes the domain, its versions and its events; its
+	// reports, rollups and checks stay (history). ErrNotFound if absent.
 	DeleteDomain(ctx context.Context, name string) error
 
 	// Domain returns one domain. ErrNotFound if absent.

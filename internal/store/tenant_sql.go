@@ -54,8 +54,14 @@ func (t *tenant) Scope() Scope {
 }
 
 // sqlq collects the arguments of one statement while its text is built:
-// arg appends a value and returns its placeholder.
+// arg appends a value and returns its placeholder. Values go into args,
+// never into the text.
 type sqlq struct{ args []any }
+
+// sqlText joins the fragments of a statement: SQL constants of this
+// package, and placeholders and conditions made by a sqlq (which hold no
+// values).
+func sqlText(fragments ...string) string { return strings.Join(fragments, "") }
 
 func (q *sqlq) arg(v any) string {
 	q.args = append(q.args, v)
@@ -122,14 +128,6 @@ func nullID(id int64) any {
 	return id
 }
 
-// optTimeArg is an optional time as a column value: NULL for the zero time.
-func (s *sqlStore) optTimeArg(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return s.d.timeArg(normTime(t))
-}
-
 // optTimeCol scans a time column that may be NULL (the zero time).
 type optTimeCol struct{ t *time.Time }
 
@@ -165,7 +163,7 @@ func exists(ctx context.Context, db interface {
 // visibleOrg returns ErrNotFound unless organization id is in the scope.
 func (t *tenant) visibleOrg(ctx context.Context, id int64) error {
 	var q sqlq
-	ok, err := exists(ctx, t.s.r, `SELECT 1 FROM orgs o WHERE o.id = `+q.arg(id)+t.andIn(&q, "o.id"), q.args...)
+	ok, err := exists(ctx, t.s.r, sqlText(`SELECT 1 FROM orgs o WHERE o.id = `, q.arg(id), t.andIn(&q, "o.id")), q.args...)
 	if err != nil {
 		return fmt.Errorf("store: look up organization %d: %w", id, err)
 	}
@@ -191,7 +189,7 @@ func scanOrg(row scanner) (*Org, error) {
 // Orgs implements Tenant: the organizations of the scope, by name.
 func (t *tenant) Orgs(ctx context.Context) ([]*Org, error) {
 	var q sqlq
-	rows, err := t.s.r.QueryContext(ctx, `SELECT `+orgCols+` FROM orgs o`+where(t.in(&q, "o.id"))+` ORDER BY o.name`, q.args...)
+	rows, err := t.s.r.QueryContext(ctx, sqlText(`SELECT `, orgCols, ` FROM orgs o`, where(t.in(&q, "o.id")), ` ORDER BY o.name`), q.args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list organizations: %w", err)
 	}
@@ -213,7 +211,7 @@ func (t *tenant) Orgs(ctx context.Context) ([]*Org, error) {
 // Org implements Tenant.
 func (t *tenant) Org(ctx context.Context, id int64) (*Org, error) {
 	var q sqlq
-	o, err := scanOrg(t.s.r.QueryRowContext(ctx, `SELECT `+orgCols+` FROM orgs o WHERE o.id = `+q.arg(id)+t.andIn(&q, "o.id"), q.args...))
+	o, err := scanOrg(t.s.r.QueryRowContext(ctx, sqlText(`SELECT `, orgCols, ` FROM orgs o WHERE o.id = `, q.arg(id), t.andIn(&q, "o.id")), q.args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: organization %d", ErrNotFound, id)
 	} else if err != nil {
@@ -247,14 +245,14 @@ func (t *tenant) CreateOrg(ctx context.Context, o *Org) error {
 	vals := q.list(oo.Name, oo.DisplayName, oo.Accent, []byte{}, "", s.d.timeArg(oo.CreatedAt))
 	var text string
 	if oo.ParentID == 0 {
-		text = `INSERT INTO orgs (name, display_name, accent, logo, logo_type, created_at, parent_id)
-			VALUES (` + vals + `, NULL) ON CONFLICT (name) DO NOTHING RETURNING id`
+		text = sqlText(`INSERT INTO orgs (name, display_name, accent, logo, logo_type, created_at, parent_id)
+			VALUES (`, vals, `, NULL) ON CONFLICT (name) DO NOTHING RETURNING id`)
 	} else {
 		// The parent row supplies parent_id: a parent outside the scope
 		// inserts nothing.
-		text = `INSERT INTO orgs (name, display_name, accent, logo, logo_type, created_at, parent_id)
-			SELECT ` + vals + `, p.id FROM orgs p WHERE p.id = ` + q.arg(oo.ParentID) + t.andIn(&q, "p.id") + `
-			ON CONFLICT (name) DO NOTHING RETURNING id`
+		text = sqlText(`INSERT INTO orgs (name, display_name, accent, logo, logo_type, created_at, parent_id)
+			SELECT `, vals, `, p.id FROM orgs p WHERE p.id = `, q.arg(oo.ParentID), t.andIn(&q, "p.id"), `
+			ON CONFLICT (name) DO NOTHING RETURNING id`)
 	}
 	err := s.writeTx(ctx, "create organization "+oo.Name, func(tx *sql.Tx) error {
 		err := tx.QueryRowContext(ctx, text, q.args...).Scan(&oo.ID)
@@ -304,9 +302,9 @@ func (t *tenant) SetBranding(ctx context.Context, orgID int64, displayName, acce
 		logo = []byte{}
 	}
 	var q sqlq
-	text := `UPDATE orgs SET display_name = ` + q.arg(displayName) + `, accent = ` + q.arg(accent) +
-		`, logo_type = ` + q.arg(logoType) + `, logo = ` + q.arg(logo) +
-		` WHERE id = ` + q.arg(orgID) + t.andIn(&q, "id")
+	text := sqlText(`UPDATE orgs SET display_name = `, q.arg(displayName), `, accent = `, q.arg(accent),
+		`, logo_type = `, q.arg(logoType), `, logo = `, q.arg(logo),
+		` WHERE id = `, q.arg(orgID), t.andIn(&q, "id"))
 	res, err := t.s.w.ExecContext(ctx, text, q.args...)
 	if err != nil {
 		return fmt.Errorf("store: branding of organization %d: %w", orgID, err)
@@ -337,7 +335,7 @@ func (t *tenant) Logo(ctx context.Context, orgID int64) (string, []byte, error) 
 		logoType string
 		logo     []byte
 	)
-	err := t.s.r.QueryRowContext(ctx, `SELECT logo_type, logo FROM orgs WHERE id = `+q.arg(orgID)+t.andIn(&q, "id"), q.args...).
+	err := t.s.r.QueryRowContext(ctx, sqlText(`SELECT logo_type, logo FROM orgs WHERE id = `, q.arg(orgID), t.andIn(&q, "id")), q.args...).
 		Scan(&logoType, &logo)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && logoType == "") {
 		return "", nil, fmt.Errorf("%w: logo of organization %d", ErrNotFound, orgID)
@@ -352,9 +350,9 @@ func (t *tenant) Logo(ctx context.Context, orgID int64) (string, []byte, error) 
 // Members implements Tenant.
 func (t *tenant) Members(ctx context.Context, orgID int64) ([]*Membership, error) {
 	var q sqlq
-	rows, err := t.s.r.QueryContext(ctx, `SELECT m.user_id, m.org_id, m.role, m.created_at, u.email, o.name
+	rows, err := t.s.r.QueryContext(ctx, sqlText(`SELECT m.user_id, m.org_id, m.role, m.created_at, u.email, o.name
 		FROM memberships m JOIN users u ON u.id = m.user_id JOIN orgs o ON o.id = m.org_id
-		WHERE m.org_id = `+q.arg(orgID)+t.andIn(&q, "m.org_id")+` ORDER BY u.email`, q.args...)
+		WHERE m.org_id = `, q.arg(orgID), t.andIn(&q, "m.org_id"), ` ORDER BY u.email`), q.args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: members of organization %d: %w", orgID, err)
 	}
@@ -390,10 +388,10 @@ func (t *tenant) SetMembership(ctx context.Context, userID, orgID int64, role st
 		return fmt.Errorf("%w: membership of user %d in organization %d: role %q", ErrInvalidArg, userID, orgID, role)
 	}
 	var q sqlq
-	text := `INSERT INTO memberships (user_id, org_id, role, created_at)
-		SELECT u.id, o.id, ` + q.arg(role) + `, ` + q.arg(t.s.d.timeArg(now())) + ` FROM users u, orgs o
-		WHERE u.id = ` + q.arg(userID) + ` AND o.id = ` + q.arg(orgID) + t.andIn(&q, "o.id") + `
-		ON CONFLICT (user_id, org_id) DO UPDATE SET role = excluded.role`
+	text := sqlText(`INSERT INTO memberships (user_id, org_id, role, created_at)
+		SELECT u.id, o.id, `, q.arg(role), `, `, q.arg(t.s.d.timeArg(now())), ` FROM users u, orgs o
+		WHERE u.id = `, q.arg(userID), ` AND o.id = `, q.arg(orgID), t.andIn(&q, "o.id"), `
+		ON CONFLICT (user_id, org_id) DO UPDATE SET role = excluded.role`)
 	res, err := t.s.w.ExecContext(ctx, text, q.args...)
 	return oneRow(res, err, fmt.Sprintf("user %d or organization %d", userID, orgID))
 }
@@ -403,8 +401,8 @@ func (t *tenant) RemoveMembership(ctx context.Context, userID, orgID int64) erro
 	what := fmt.Sprintf("membership of user %d in organization %d", userID, orgID)
 	return t.s.writeTx(ctx, "remove "+what, func(tx *sql.Tx) error {
 		var q sqlq
-		res, err := tx.ExecContext(ctx, `DELETE FROM memberships WHERE user_id = `+q.arg(userID)+
-			` AND org_id = `+q.arg(orgID)+t.andIn(&q, "org_id"), q.args...)
+		res, err := tx.ExecContext(ctx, sqlText(`DELETE FROM memberships WHERE user_id = `, q.arg(userID),
+			` AND org_id = `, q.arg(orgID), t.andIn(&q, "org_id")), q.args...)
 		if err := oneRow(res, err, what); err != nil {
 			return err
 		}
@@ -419,6 +417,7 @@ func (t *tenant) RemoveMembership(ctx context.Context, userID, orgID int64) erro
 
 // Tokens.
 
+//nolint:gosec // G101: column names, no credential
 const tokenCols = `k.id, k.org_id, k.name, k.scope, k.hash, k.prefix, k.created_by, k.created_at, k.last_used, k.revoked_at`
 
 func scanToken(row scanner) (*Token, error) {
@@ -433,8 +432,8 @@ func scanToken(row scanner) (*Token, error) {
 // Tokens implements Tenant.
 func (t *tenant) Tokens(ctx context.Context, orgID int64) ([]*Token, error) {
 	var q sqlq
-	rows, err := t.s.r.QueryContext(ctx, `SELECT `+tokenCols+` FROM api_tokens k
-		WHERE k.org_id = `+q.arg(orgID)+t.andIn(&q, "k.org_id")+` ORDER BY k.created_at DESC, k.id DESC`, q.args...)
+	rows, err := t.s.r.QueryContext(ctx, sqlText(`SELECT `, tokenCols, ` FROM api_tokens k
+		WHERE k.org_id = `, q.arg(orgID), t.andIn(&q, "k.org_id"), ` ORDER BY k.created_at DESC, k.id DESC`), q.args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: tokens of organization %d: %w", orgID, err)
 	}
@@ -483,10 +482,10 @@ func (t *tenant) CreateToken(ctx context.Context, k *Token) error {
 	kk.CreatedAt = normTime(kk.CreatedAt)
 	kk.LastUsed, kk.RevokedAt = time.Time{}, time.Time{}
 	var q sqlq
-	text := `INSERT INTO api_tokens (name, scope, hash, prefix, created_by, created_at, org_id)
-		SELECT ` + q.list(kk.Name, kk.Scope, kk.Hash, kk.Prefix, nullID(kk.CreatedBy), t.s.d.timeArg(kk.CreatedAt)) + `, o.id
-		FROM orgs o WHERE o.id = ` + q.arg(kk.OrgID) + t.andIn(&q, "o.id") + `
-		ON CONFLICT (hash) DO NOTHING RETURNING id`
+	text := sqlText(`INSERT INTO api_tokens (name, scope, hash, prefix, created_by, created_at, org_id)
+		SELECT `, q.list(kk.Name, kk.Scope, kk.Hash, kk.Prefix, nullID(kk.CreatedBy), t.s.d.timeArg(kk.CreatedAt)), `, o.id
+		FROM orgs o WHERE o.id = `, q.arg(kk.OrgID), t.andIn(&q, "o.id"), `
+		ON CONFLICT (hash) DO NOTHING RETURNING id`)
 	err := t.insertOwned(ctx, "create token "+strconv.Quote(kk.Name), text, q.args, &kk.ID,
 		`SELECT 1 FROM api_tokens WHERE hash = $1`, kk.Hash, kk.OrgID)
 	if err != nil {
@@ -523,8 +522,8 @@ func (t *tenant) insertOwned(ctx context.Context, what, text string, args []any,
 // revocation time and is not an error.
 func (t *tenant) RevokeToken(ctx context.Context, id int64, at time.Time) error {
 	var q sqlq
-	text := `UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, ` + q.arg(t.s.d.timeArg(normTime(at))) + `)
-		WHERE id = ` + q.arg(id) + t.andIn(&q, "org_id")
+	text := sqlText(`UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, `, q.arg(t.s.d.timeArg(normTime(at))), `)
+		WHERE id = `, q.arg(id), t.andIn(&q, "org_id"))
 	res, err := t.s.w.ExecContext(ctx, text, q.args...)
 	return oneRow(res, err, fmt.Sprintf("token %d", id))
 }
@@ -548,9 +547,9 @@ func scanInvitation(row scanner) (*Invitation, error) {
 // included), newest first.
 func (t *tenant) Invitations(ctx context.Context, orgID int64) ([]*Invitation, error) {
 	var q sqlq
-	rows, err := t.s.r.QueryContext(ctx, `SELECT `+invitationCols+` FROM invitations
-		WHERE org_id = `+q.arg(orgID)+` AND accepted_at IS NULL`+t.andIn(&q, "org_id")+`
-		ORDER BY created_at DESC, id DESC`, q.args...)
+	rows, err := t.s.r.QueryContext(ctx, sqlText(`SELECT `, invitationCols, ` FROM invitations
+		WHERE org_id = `, q.arg(orgID), ` AND accepted_at IS NULL`, t.andIn(&q, "org_id"), `
+		ORDER BY created_at DESC, id DESC`), q.args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: invitations of organization %d: %w", orgID, err)
 	}
@@ -600,11 +599,11 @@ func (t *tenant) CreateInvitation(ctx context.Context, inv *Invitation) error {
 	ii.CreatedAt, ii.ExpiresAt = normTime(ii.CreatedAt), normTime(ii.ExpiresAt)
 	ii.AcceptedAt, ii.AcceptedBy = time.Time{}, 0
 	var q sqlq
-	text := `INSERT INTO invitations (email, role, hash, created_by, created_at, expires_at, org_id)
-		SELECT ` + q.list(ii.Email, ii.Role, ii.Hash, nullID(ii.CreatedBy), t.s.d.timeArg(ii.CreatedAt),
-		t.s.d.timeArg(ii.ExpiresAt)) + `, o.id
-		FROM orgs o WHERE o.id = ` + q.arg(ii.OrgID) + t.andIn(&q, "o.id") + `
-		ON CONFLICT (hash) DO NOTHING RETURNING id`
+	text := sqlText(`INSERT INTO invitations (email, role, hash, created_by, created_at, expires_at, org_id)
+		SELECT `, q.list(ii.Email, ii.Role, ii.Hash, nullID(ii.CreatedBy), t.s.d.timeArg(ii.CreatedAt),
+		t.s.d.timeArg(ii.ExpiresAt)), `, o.id
+		FROM orgs o WHERE o.id = `, q.arg(ii.OrgID), t.andIn(&q, "o.id"), `
+		ON CONFLICT (hash) DO NOTHING RETURNING id`)
 	err := t.insertOwned(ctx, "create invitation", text, q.args, &ii.ID,
 		`SELECT 1 FROM invitations WHERE hash = $1`, ii.Hash, ii.OrgID)
 	if err != nil {
@@ -618,8 +617,8 @@ func (t *tenant) CreateInvitation(ctx context.Context, inv *Invitation) error {
 // ErrNotFound for any other.
 func (t *tenant) DeleteInvitation(ctx context.Context, id int64) error {
 	var q sqlq
-	res, err := t.s.w.ExecContext(ctx, `DELETE FROM invitations WHERE id = `+q.arg(id)+` AND accepted_at IS NULL`+
-		t.andIn(&q, "org_id"), q.args...)
+	res, err := t.s.w.ExecContext(ctx, sqlText(`DELETE FROM invitations WHERE id = `, q.arg(id), ` AND accepted_at IS NULL`,
+		t.andIn(&q, "org_id")), q.args...)
 	return oneRow(res, err, fmt.Sprintf("open invitation %d", id))
 }
 
