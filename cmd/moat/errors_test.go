@@ -38,7 +38,7 @@ func TestMessagesForPeople(t *testing.T) {
 		{[]string{"domains", "verify", "x.example", "--zone", "sts.test"}, `moat: no hosted domain "x.example" (see: moat domains list)`},
 		{[]string{"domains", "add", "hosted.example", "--mx", "mx.hosted.example"}, `moat: domain "hosted.example" is already hosted (see: moat domains show hosted.example)`},
 		{[]string{"domains", "set", "hosted.example", "--max-age", "abc"}, `moat: --max-age "abc": want a whole number`},
-		{[]string{"domains", "add"}, "moat: domains add: missing argument (usage: moat domains add DOMAIN --mx PATTERN [--mx PATTERN ...] [flags])"},
+		{[]string{"domains", "add"}, "moat: domains add: missing argument (usage: moat domains add DOMAIN --mx PATTERN [--mx PATTERN ...] [--org NAME] [flags])"},
 		{[]string{"domains", "list", "extra"}, `moat: domains list takes no arguments, got ["extra"] (usage: moat domains list [flags])`},
 		{[]string{"domains", "list", "--bogus"}, "moat: unknown flag: --bogus (see: moat domains list --help)"},
 		{[]string{"domains", "list", "--config", conf}, "moat: configuration file " + conf + `: line 2: unknown key "zonee"; line 4: "soon" is not a duration such as 30s or 5m`},
