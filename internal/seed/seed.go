@@ -75,7 +75,7 @@ func Run(ctx context.Context, st Store, set hosting.Settings, opts Options) (Sta
 	}
 	end := opts.Now.UTC().Truncate(24 * time.Hour) // today, 00:00: reports end yesterday
 	start := end.AddDate(0, 0, -opts.Days)
-	rnd := rand.New(rand.NewPCG(opts.Seed, 0x6d6f6174))
+	rnd := rand.New(rand.NewPCG(opts.Seed, 0x6d6f6174)) //nolint:gosec // reproducible demo data, not secrets
 
 	profiles := make([]*profile, opts.Domains)
 	hosted := map[string]bool{}
