@@ -277,6 +277,12 @@ func TestHostedMTASTSWithPebble(t *testing.T) {
 		t.Fatalf("store's latest version has id %s, Add returned %s", v.PolicyID, d.PolicyID)
 	}
 	checkPolicy(t, "moat a", fr, v, "testing", p)
+	// The certificate Pebble issued is recorded for the dashboard: its
+	// dates in the overview and an event on the domain's charts.
+	rows, err := st.Scoped(store.Scope{Operator: true}).Overview(ctx, store.OverviewQuery{Match: customer, Now: time.Now()})
+	if err != nil || len(rows) != 1 || !rows[0].CertExpires.Equal(fr.Certs[0].NotAfter.UTC()) {
+		t.Errorf("overview of %s after the first fetch: %v, %v; want the certificate's expiry %v", customer, rows[0].CertExpires, err, fr.Certs[0].NotAfter)
+	}
 	if n := p.orders(); n != 1 {
 		t.Errorf("%d ACME orders after the first fetch, want 1", n)
 	}

@@ -15,6 +15,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -97,6 +98,12 @@ type Options struct {
 	// the same machinery. Names are matched case-insensitively, without
 	// port or trailing dot.
 	Services map[string]http.Handler
+	// OnCertificate, when set, is told of every certificate obtained or
+	// renewed by ACME, and of the first one the development CA issues for
+	// a name in this process: the name and the leaf. It runs in the
+	// goroutine that obtained the certificate (for an on-demand name, the
+	// first handshake), so it should be quick.
+	OnCertificate func(ctx context.Context, name string, leaf *x509.Certificate)
 }
 
 func (o *Options) setDefaults() {
@@ -148,6 +155,8 @@ type Server struct {
 	cache    *certmagic.Cache
 	storage  *Storage
 	stopOnce sync.Once
+
+	devIssued sync.Map // name → struct{}: dev certificates reported to OnCertificate
 }
 
 // New returns a Server serving the policies of snaps. kv holds the
@@ -290,7 +299,7 @@ func (s *Server) Serve(ctx context.Context, httpsLn, httpLn net.Listener) error 
 	}
 	var iss *certmagic.ACMEIssuer
 	if s.opts.DevCA != nil {
-		tlsCfg.GetCertificate = s.guard(s.opts.DevCA.GetCertificateFunc(s.hosted))
+		tlsCfg.GetCertificate = s.guard(s.devCertificates(s.opts.DevCA.GetCertificateFunc(s.hosted)))
 	} else {
 		magic, issuer, err := s.newCertmagic(httpsLn, httpLn)
 		if err != nil {
@@ -411,6 +420,7 @@ func (s *Server) newCertmagic(httpsLn, httpLn net.Listener) (*certmagic.Config, 
 		Storage:  storage,
 		Logger:   zl,
 		OnDemand: &certmagic.OnDemandConfig{DecisionFunc: s.decide},
+		OnEvent:  s.onEvent,
 		// Non-nil so that New does not build a default issuer.
 		Issuers: []certmagic.Issuer{},
 	})
@@ -467,4 +477,57 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	})
 	return errors.Join(errs...)
+}
+
+// devCertificates reports the first certificate the development CA issues
+// for each name to Options.OnCertificate.
+func (s *Server) devCertificates(get func(*tls.ClientHelloInfo) (*tls.Certificate, error)) func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if s.opts.OnCertificate == nil {
+		return get
+	}
+	return func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		c, err := get(hello)
+		if err == nil && c.Leaf != nil {
+			name := strings.ToLower(strings.TrimSuffix(hello.ServerName, "."))
+			if _, seen := s.devIssued.LoadOrStore(name, struct{}{}); !seen {
+				s.opts.OnCertificate(hello.Context(), name, c.Leaf)
+			}
+		}
+		return c, err
+	}
+}
+
+// onEvent is certmagic's event hook: a certificate obtained or renewed is
+// read back from the storage and reported to Options.OnCertificate.
+func (s *Server) onEvent(ctx context.Context, event string, data map[string]any) error {
+	if event != "cert_obtained" || s.opts.OnCertificate == nil {
+		return nil
+	}
+	name, _ := data["identifier"].(string)
+	path, _ := data["certificate_path"].(string)
+	if name == "" || path == "" {
+		return nil
+	}
+	s.mu.Lock()
+	storage := s.storage
+	s.mu.Unlock()
+	if storage == nil {
+		return nil
+	}
+	b, err := storage.Load(ctx, path)
+	if err != nil {
+		s.log.Warn("certificate obtained but not readable from the store", "name", name, "err", err)
+		return nil
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return nil
+	}
+	leaf, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		s.log.Warn("certificate obtained but not parsable", "name", name, "err", err)
+		return nil
+	}
+	s.opts.OnCertificate(ctx, name, leaf)
+	return nil
 }

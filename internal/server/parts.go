@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/moatmail/moat/internal/config"
@@ -18,6 +20,7 @@ import (
 	"github.com/moatmail/moat/internal/hosting"
 	"github.com/moatmail/moat/internal/intake"
 	"github.com/moatmail/moat/internal/policyserver"
+	"github.com/moatmail/moat/internal/store"
 )
 
 // builtinParts are the parts every `moat serve` runs, in start order: the
@@ -131,6 +134,9 @@ func (p *policyPart) Start(ctx context.Context, env *Env) error {
 	ps, err := policyserver.New(env.Log, env.Snapshots, env.Store, policyserver.Options{
 		ACMECA: c.ACME.CA, ACMEEmail: c.ACME.Email, ACMECARoot: c.ACME.CARoot, DevCA: ca,
 		Services: maps.Clone(env.HTTPSHosts), ReadHeaderTimeout: c.HTTPS.ReadHeaderTimeout,
+		OnCertificate: func(ctx context.Context, name string, leaf *x509.Certificate) {
+			recordCertificate(ctx, env, name, leaf)
+		},
 	})
 	if err != nil {
 		return err
@@ -261,4 +267,26 @@ func (p *smtpPart) Stop(ctx context.Context) error {
 	// close it, so that Serve returns in every case.
 	_ = p.l.Close()
 	return p.g.stop(ctx)
+}
+
+// recordCertificate stores when the policy host of a hosted domain got its
+// certificate and until when it is valid: the dashboard shows them and
+// marks the event on the domain's charts. Other names (the intake and web
+// hosts) are not hosted domains' and are left out.
+func recordCertificate(ctx context.Context, env *Env, name string, leaf *x509.Certificate) {
+	domain, ok := strings.CutPrefix(name, "mta-sts.")
+	if !ok {
+		return
+	}
+	issuer := leaf.Issuer.CommonName
+	if issuer == "" && len(leaf.Issuer.Organization) > 0 {
+		issuer = leaf.Issuer.Organization[0]
+	}
+	detail := fmt.Sprintf("issued by %s, expires %s", issuer, leaf.NotAfter.UTC().Format("2006-01-02"))
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	err := env.Store.RecordCertificate(ctx, domain, leaf.NotBefore.UTC(), leaf.NotAfter.UTC(), detail)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		env.Log.Warn("recording a certificate failed", "name", name, "err", err)
+	}
 }

@@ -139,6 +139,11 @@ func TestStartEveryListenerOnPortZero(t *testing.T) {
 	if !strings.Contains(body, "mx: mx.example.test\r\n") {
 		t.Errorf("policy: %q", body)
 	}
+	// The certificate of the policy host is recorded for the dashboard.
+	evs, err := st.Scoped(store.Scope{Operator: true}).DomainEvents(t.Context(), "example.test", time.Time{}, time.Now().Add(time.Hour))
+	if err != nil || len(evs) != 1 || evs[0].Kind != "certificate" || !strings.Contains(evs[0].Detail, "issued by") {
+		t.Errorf("certificate events %+v, %v", evs, err)
+	}
 	post(t, https, "https://reports.sts.test/v1/tlsrpt", report, 200)
 
 	// The HTTP listener answers challenges only.

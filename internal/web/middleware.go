@@ -95,23 +95,35 @@ func (s *Server) headers(next http.Handler) http.Handler {
 	})
 }
 
-// statusWriter records the status and size of a response for the log.
+// statusWriter records the status and size of a response for the log, and
+// says in a Server-Timing header how long the server took until the
+// response began (pages and API answers are made whole before they are
+// written, so that is their server time).
 type statusWriter struct {
 	http.ResponseWriter
 	status int
 	size   int64
+	start  time.Time
+	now    func() time.Time
 }
 
 func (w *statusWriter) WriteHeader(code int) {
 	if w.status == 0 {
 		w.status = code
+		w.timing()
 	}
 	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) timing() {
+	ms := float64(w.now().Sub(w.start).Microseconds()) / 1000
+	w.Header().Set("Server-Timing", "app;dur="+strconv.FormatFloat(ms, 'f', 3, 64))
 }
 
 func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
+		w.timing()
 	}
 	n, err := w.ResponseWriter.Write(b)
 	w.size += int64(n)
@@ -129,7 +141,7 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		_, _ = rand.Read(b[:])
 		id := hex.EncodeToString(b[:])
 		w.Header().Set("X-Request-Id", id)
-		sw := &statusWriter{ResponseWriter: w}
+		sw := &statusWriter{ResponseWriter: w, start: start, now: s.opts.Now}
 		holder := &principalHolder{}
 		r = r.WithContext(withHolder(r.Context(), holder))
 		next.ServeHTTP(sw, r)
