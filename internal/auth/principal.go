@@ -94,8 +94,8 @@ func roleRank(role string) int {
 func manages(role string) bool { return role == store.RoleOwner || role == store.RoleAdmin }
 
 // ForSession builds the principal of a signed-in user acting in orgID (the
-// session's current organization; 0 for the first one the user may act
-// in). It returns ErrUnauthenticated when the user can act in no
+// session's current organization; 0 for the first organization, by name,
+// the user is a member of). It returns ErrUnauthenticated when the user can act in no
 // organization at all, and store.ErrNotFound when it may not act in orgID.
 func ForSession(ctx context.Context, st Store, u *store.User, sess *store.Session, orgID int64) (*Principal, error) {
 	p := &Principal{User: u, Session: sess}
@@ -156,7 +156,15 @@ func ForSession(ctx context.Context, st Store, u *store.User, sess *store.Sessio
 	}
 	slices.SortFunc(orgs, func(a, b *store.Org) int { return strings.Compare(a.Name, b.Name) })
 	p.Orgs = orgs
+	// Without a choice, start in the first organization the user is a
+	// member of (memberships come by name), not in a customer it manages
+	// through its MSP that happens to sort first.
 	p.Org = orgs[0]
+	if len(ms) > 0 {
+		if i := slices.IndexFunc(orgs, func(o *store.Org) bool { return o.ID == ms[0].OrgID }); i >= 0 {
+			p.Org = orgs[i]
+		}
+	}
 	if orgID != 0 {
 		i := slices.IndexFunc(orgs, func(o *store.Org) bool { return o.ID == orgID })
 		if i < 0 {

@@ -150,14 +150,6 @@ func roundUp(d time.Duration) string {
 // cookie. orgID is the organization to start in (0: the first).
 func (s *Server) newSession(w http.ResponseWriter, r *http.Request, u *store.User, orgID int64) (*store.Session, error) {
 	ctx := r.Context()
-	if orgID == 0 && !u.Operator {
-		// Start in an organization the user is a member of, rather than in
-		// a customer it manages through its MSP (which sorts first only
-		// by name).
-		if ms, err := s.st.Memberships(ctx, u.ID); err == nil && len(ms) > 0 {
-			orgID = ms[0].OrgID
-		}
-	}
 	p, err := auth.ForSession(ctx, s.st, u, nil, orgID)
 	if err != nil {
 		if errors.Is(err, auth.ErrUnauthenticated) {
