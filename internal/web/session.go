@@ -222,10 +222,7 @@ func (s *Server) sessionPrincipal(w http.ResponseWriter, r *http.Request) (*auth
 		p, err = auth.ForSession(ctx, s.st, u, sess, 0)
 	}
 	if err != nil {
-		if errors.Is(err, auth.ErrUnauthenticated) {
-			return nil, err
-		}
-		return nil, err
+		return nil, err // ErrUnauthenticated when the user belongs nowhere any more
 	}
 	orgID := sess.OrgID
 	if p.Org != nil {
