@@ -65,7 +65,11 @@ func serve(ctx context.Context, g *globals, c *config.Config, addrsFile string) 
 			return err
 		}
 	}
-	srv, err := server.New(log, c, st, server.Options{Parts: []server.PartFunc{webPart(log, c, st)}})
+	var parts []server.PartFunc
+	if c.HasRole(config.RoleWeb) {
+		parts = append(parts, webPart(log, c, st))
+	}
+	srv, err := server.New(log, c, st, server.Options{Parts: parts})
 	if err != nil {
 		return err
 	}

@@ -36,9 +36,10 @@ var ErrInvalid = errors.New("config: invalid")
 // their prefix), flag the command-line flag of `moat serve` (when there is
 // one), doc the documentation; the default is what Default sets.
 type Config struct {
-	DataDir  string `yaml:"data" json:"data" env:"DATA" flag:"data" doc:"Data directory: the embedded SQLite database, the development CA. Created if absent."`
-	Database string `yaml:"database" json:"database" env:"DATABASE" flag:"database" doc:"Database URL. Empty: SQLite in the data directory. postgres://user:pass@host/db: PostgreSQL, shared by several instances."`
-	Dev      bool   `yaml:"dev" json:"dev" env:"DEV" flag:"dev" doc:"Development mode: listeners on 127.0.0.1 on unprivileged ports, a local CA instead of ACME, a demo domain."`
+	DataDir  string   `yaml:"data" json:"data" env:"DATA" flag:"data" doc:"Data directory: the embedded SQLite database, the development CA. Created if absent."`
+	Database string   `yaml:"database" json:"database" env:"DATABASE" flag:"database" doc:"Database URL. Empty: SQLite in the data directory. postgres://user:pass@host/db: PostgreSQL, shared by several instances."`
+	Dev      bool     `yaml:"dev" json:"dev" env:"DEV" flag:"dev" doc:"Development mode: listeners on 127.0.0.1 on unprivileged ports, a local CA instead of ACME, a demo domain."`
+	Roles    []string `yaml:"roles" json:"roles" env:"ROLES" flag:"roles" doc:"What this instance of moat serve does: dns (the authoritative DNS server), policy (MTA-STS policies over HTTPS), intake (TLS reports by HTTPS and SMTP), web (dashboard and API). A public edge runs dns,policy; a core behind it intake,web. The HTTPS listener runs for policy, and for intake and web when they serve their hosts there."`
 
 	Zone       string `yaml:"zone" json:"zone" env:"ZONE" flag:"zone" doc:"Service zone delegated to Moat's DNS server; customers CNAME _mta-sts and _smtp._tls into it."`
 	PolicyHost string `yaml:"policy_host" json:"policy_host" env:"POLICY_HOST" flag:"policy-host" doc:"Host name customers CNAME mta-sts.<domain> to; it must resolve to the HTTPS listener. Default: mta-sts.<zone>."`
@@ -122,6 +123,24 @@ type Store struct {
 	PollInterval time.Duration `yaml:"poll_interval" json:"poll_interval" env:"POLL_INTERVAL" doc:"How often each instance checks the database for changes made elsewhere (CLI, other instances) and rebuilds what it serves."`
 }
 
+// Roles of an instance (roles).
+const (
+	RoleDNS    = "dns"
+	RolePolicy = "policy"
+	RoleIntake = "intake"
+	RoleWeb    = "web"
+)
+
+// HasRole reports whether the instance has role.
+func (c *Config) HasRole(role string) bool {
+	for _, r := range c.Roles {
+		if r == role {
+			return true
+		}
+	}
+	return false
+}
+
 // Production defaults.
 const (
 	DefaultDataDir      = "./moat-data"
@@ -137,6 +156,7 @@ const (
 func Default() Config {
 	return Config{
 		DataDir: DefaultDataDir,
+		Roles:   []string{RoleDNS, RolePolicy, RoleIntake, RoleWeb},
 		Log:     Log{Level: "info", Format: "text"},
 		DNS:     DNS{Listen: ":53", TTL: DefaultTTL},
 		HTTPS:   HTTPS{Listen: ":443", ReadHeaderTimeout: 10 * time.Second},
@@ -382,6 +402,18 @@ func invalidName(field string, err error) error {
 // Validate checks every field and returns the first problem, naming the
 // field and the value.
 func (c *Config) Validate() error {
+	if len(c.Roles) == 0 {
+		return invalid("roles", "", "want at least one of dns, policy, intake, web")
+	}
+	for i, r := range c.Roles {
+		r = strings.ToLower(strings.TrimSpace(r))
+		switch r {
+		case RoleDNS, RolePolicy, RoleIntake, RoleWeb:
+			c.Roles[i] = r
+		default:
+			return invalid("roles", r, "want dns, policy, intake or web")
+		}
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -539,8 +571,12 @@ func (c *Config) ValidateServe() error {
 	if c.Zone == "" {
 		return invalid("zone", "", "required by moat serve: the service zone delegated to Moat (--zone, MOAT_ZONE or zone:)")
 	}
-	if c.DNS.Listen == "" && c.HTTPS.Listen == "" {
-		return invalid("dns.listen", "", "nothing to serve: both dns.listen and https.listen are empty")
+	serves := c.HasRole(RoleDNS) && c.DNS.Listen != "" ||
+		c.HTTPS.Listen != "" && (c.HasRole(RolePolicy) || c.HasRole(RoleIntake) || c.HasRole(RoleWeb)) ||
+		c.HasRole(RoleIntake) && (c.Intake.ReportListen != "" || c.Intake.SMTPListen != "") ||
+		c.HasRole(RoleWeb) && c.Web.Listen != ""
+	if !serves {
+		return invalid("roles", strings.Join(c.Roles, ","), "nothing to serve: no listener of these roles is configured (dns.listen, https.listen, intake.report_listen, intake.smtp_listen, web.listen)")
 	}
 	return nil
 }

@@ -98,6 +98,10 @@ type Options struct {
 	// the same machinery. Names are matched case-insensitively, without
 	// port or trailing dot.
 	Services map[string]http.Handler
+	// NoPolicies serves no MTA-STS policy and obtains no certificate for
+	// policy hosts: only the Services hosts (an instance that runs report
+	// intake or the dashboard without the policy role).
+	NoPolicies bool
 	// OnCertificate, when set, is told of every certificate obtained or
 	// renewed by ACME, and of the first one the development CA issues for
 	// a name in this process: the name and the leaf. It runs in the
@@ -176,7 +180,10 @@ func New(log *slog.Logger, snaps *snapshot.Holder, kv KV, opts Options) (*Server
 	for name, h := range opts.Services {
 		s.services[snapshot.Normalize(strings.ToLower(name))] = h
 	}
-	policies := NewHandler(snaps)
+	var policies http.Handler = NewHandler(snaps)
+	if opts.NoPolicies {
+		policies = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { notFound(w) })
+	}
 	s.handler = policies
 	if len(s.services) > 0 {
 		s.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -208,6 +215,9 @@ func (s *Server) Handler() http.Handler { return s.handler }
 func (s *Server) hosted(name string) bool {
 	if len(s.services) > 0 && s.services[hostOnly(name)] != nil {
 		return true
+	}
+	if s.opts.NoPolicies {
+		return false
 	}
 	d := policyDomain(name)
 	return d != "" && s.snaps.Load().Lookup(d) != nil

@@ -27,18 +27,25 @@ import (
 // serving snapshot first (nothing is served before it is built), the
 // ingester before the listeners that feed it (and so stopped after them),
 // the HTTPS listener before the listeners that borrow its certificates.
+// Which parts run follows the instance's roles (config roles).
 func builtinParts(c *config.Config) []Part {
-	parts := []Part{&snapshotPart{}, &ingesterPart{}}
-	if c.DNS.Listen != "" {
+	parts := []Part{&snapshotPart{}}
+	intake, web := c.HasRole(config.RoleIntake), c.HasRole(config.RoleWeb)
+	if intake || web { // the dashboard and API take uploads
+		parts = append(parts, &ingesterPart{})
+	}
+	if c.HasRole(config.RoleDNS) && c.DNS.Listen != "" {
 		parts = append(parts, &dnsPart{})
 	}
-	if c.HTTPS.Listen != "" {
+	// The HTTPS listener and its certificates serve the policies, and the
+	// intake and web hosts of those roles.
+	if c.HTTPS.Listen != "" && (c.HasRole(config.RolePolicy) || intake || web) {
 		parts = append(parts, &policyPart{})
 	}
-	if c.Intake.ReportListen != "" {
+	if intake && c.Intake.ReportListen != "" {
 		parts = append(parts, &reportPart{})
 	}
-	if c.Intake.SMTPListen != "" {
+	if intake && c.Intake.SMTPListen != "" {
 		parts = append(parts, &smtpPart{})
 	}
 	return parts
@@ -134,6 +141,7 @@ func (p *policyPart) Start(ctx context.Context, env *Env) error {
 	ps, err := policyserver.New(env.Log, env.Snapshots, env.Store, policyserver.Options{
 		ACMECA: c.ACME.CA, ACMEEmail: c.ACME.Email, ACMECARoot: c.ACME.CARoot, DevCA: ca,
 		Services: maps.Clone(env.HTTPSHosts), ReadHeaderTimeout: c.HTTPS.ReadHeaderTimeout,
+		NoPolicies: !c.HasRole(config.RolePolicy),
 		OnCertificate: func(ctx context.Context, name string, leaf *x509.Certificate) {
 			recordCertificate(ctx, env, name, leaf)
 		},

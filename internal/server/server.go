@@ -145,7 +145,7 @@ func New(log *slog.Logger, c *config.Config, st store.Store, opts Options) (*Ser
 		HTTPSHosts: map[string]http.Handler{}, srv: s,
 		reportHandler: intake.NewHTTPHandler(log, ing, intake.HTTPOpts{MaxBody: c.Intake.MaxReportSize, RatePerIP: c.Intake.RatePerIP}),
 	}
-	if c.Intake.Host != "" {
+	if c.Intake.Host != "" && c.HasRole(config.RoleIntake) {
 		// POST /v1/tlsrpt on the HTTPS listener for the intake host; the
 		// certificate for it comes from the same machinery.
 		s.env.HTTPSHosts[c.Intake.Host] = s.env.reportHandler

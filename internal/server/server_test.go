@@ -447,3 +447,52 @@ func TestStartFailureAfterEveryListener(t *testing.T) {
 		}
 	}
 }
+
+// TestRoles: an edge (dns,policy) runs no intake; a core (intake) serves
+// no policy, on the same configuration otherwise.
+func TestRoles(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	// Edge: DNS and policies; the intake listeners configured are not run.
+	c := devConfig(t, map[string]string{"roles": "dns,policy"})
+	st := openStore(t, c)
+	if _, err := hosting.New(st, server.HostingSettings(c), nil).Add(ctx, "example.test", hosting.Spec{Org: org(t, st), MX: []string{"mx.example.test"}}); err != nil {
+		t.Fatal(err)
+	}
+	edge := start(t, c, st, server.Options{})
+	if a := edge.Addrs(); a[server.ListenerSMTP] != "" || a[server.ListenerReport] != "" || a[server.ListenerDNS] == "" {
+		t.Errorf("edge listeners %v", a)
+	}
+	https := client(edge.Addr(server.ListenerHTTPS), &tls.Config{RootCAs: devRoots(t, c)})
+	get(t, https, "https://mta-sts.example.test/.well-known/mta-sts.txt", 200)
+	if _, err := https.Post("https://reports.sts.test/v1/tlsrpt", "application/tlsrpt+json", strings.NewReader(report)); err == nil {
+		t.Error("the edge took a report on the intake host")
+	}
+
+	// Core: intake only; policies are not served, not even their
+	// certificates.
+	c2 := devConfig(t, map[string]string{"roles": "intake", "data": c.DataDir})
+	core := start(t, c2, st, server.Options{})
+	if a := core.Addrs(); a[server.ListenerDNS] != "" || a[server.ListenerSMTP] == "" || a[server.ListenerHTTPS] == "" {
+		t.Errorf("core listeners %v", a)
+	}
+	https2 := client(core.Addr(server.ListenerHTTPS), &tls.Config{RootCAs: devRoots(t, c2)})
+	if _, err := https2.Get("https://mta-sts.example.test/.well-known/mta-sts.txt"); err == nil {
+		t.Error("the intake-only instance serves a policy")
+	}
+	post(t, https2, "https://reports.sts.test/v1/tlsrpt", report, 200)
+
+	if _, err := config.Load(config.Source{Flags: map[string]string{"roles": "dns,mail"}}); err == nil || !strings.Contains(err.Error(), `roles "mail"`) {
+		t.Errorf("unknown role: %v", err)
+	}
+}
+
+// org returns the id of an organization created for the test.
+func org(t *testing.T, st store.Store) int64 {
+	t.Helper()
+	o := &store.Org{Name: "test-org"}
+	if err := st.CreateOrg(t.Context(), o); err != nil {
+		t.Fatal(err)
+	}
+	return o.ID
+}
