@@ -7,8 +7,11 @@ FUZZTIME ?= 30s
 
 all: build
 
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+
 build:
-	$(GO) build -o moat ./cmd/moat
+	$(GO) build -ldflags "-X main.version=$(VERSION) -X main.commit=$(COMMIT)" -o moat ./cmd/moat
 
 # The whole test suite, with the race detector, after the linter. PostgreSQL
 # tests start a throwaway server when initdb/pg_ctl are installed and skip

@@ -116,3 +116,11 @@ func TestServeDashboard(t *testing.T) {
 		t.Errorf("API summary: %d %+v %v; want the demo's reports, some failing", resp.StatusCode, sum, err)
 	}
 }
+
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	var b buildInfo
+	if err := json.Unmarshal([]byte(mustMoat(t, "version", "--json")), &b); err != nil || b.Version == "" || b.Commit == "" || !strings.HasPrefix(b.Go, "go") {
+		t.Errorf("version --json: %+v, %v", b, err)
+	}
+}
