@@ -180,7 +180,7 @@ func New(log *slog.Logger, snaps *snapshot.Holder, kv KV, opts Options) (*Server
 	for name, h := range opts.Services {
 		s.services[snapshot.Normalize(strings.ToLower(name))] = h
 	}
-	var policies http.Handler = NewHandler(snaps)
+	policies := NewHandler(snaps)
 	if opts.NoPolicies {
 		policies = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { notFound(w) })
 	}

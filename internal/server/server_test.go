@@ -465,7 +465,8 @@ func TestRoles(t *testing.T) {
 	}
 	https := client(edge.Addr(server.ListenerHTTPS), &tls.Config{RootCAs: devRoots(t, c)})
 	get(t, https, "https://mta-sts.example.test/.well-known/mta-sts.txt", 200)
-	if _, err := https.Post("https://reports.sts.test/v1/tlsrpt", "application/tlsrpt+json", strings.NewReader(report)); err == nil {
+	if resp, err := https.Post("https://reports.sts.test/v1/tlsrpt", "application/tlsrpt+json", strings.NewReader(report)); err == nil {
+		resp.Body.Close()
 		t.Error("the edge took a report on the intake host")
 	}
 
@@ -477,7 +478,8 @@ func TestRoles(t *testing.T) {
 		t.Errorf("core listeners %v", a)
 	}
 	https2 := client(core.Addr(server.ListenerHTTPS), &tls.Config{RootCAs: devRoots(t, c2)})
-	if _, err := https2.Get("https://mta-sts.example.test/.well-known/mta-sts.txt"); err == nil {
+	if resp, err := https2.Get("https://mta-sts.example.test/.well-known/mta-sts.txt"); err == nil {
+		resp.Body.Close()
 		t.Error("the intake-only instance serves a policy")
 	}
 	post(t, https2, "https://reports.sts.test/v1/tlsrpt", report, 200)
