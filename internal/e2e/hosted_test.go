@@ -378,3 +378,51 @@ func TestHostedMTASTSSharedPostgres(t *testing.T) {
 	}
 	checkDelegation(t, b, resB, d2)
 }
+
+// TestChangePropagationNotify: with polling set to a minute, a change made
+// through one instance on PostgreSQL is served by another within a second:
+// the store's notifications, not the polling, carry it.
+func TestChangePropagationNotify(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	logs := newTestLogs(t)
+	stA := openStore(t, logs, "postgres-a", store.Options{URL: url})
+	stB := openStore(t, logs, "postgres-b", store.Options{URL: url})
+	p := newPebble(t, logs) // no certificate is asked for: DNS only
+	a := startMoatPolling(t, logs, "a", stA, p, time.Minute)
+	b := startMoatPolling(t, logs, "b", stB, p, time.Minute)
+	resB := startResolver(t, b.dnsAddr())
+	sndB := newSender(resB, nil, b.httpsPort())
+	org := &store.Org{Name: "propagation"}
+	if err := stA.CreateOrg(t.Context(), org); err != nil {
+		t.Fatal(err)
+	}
+	sp := spec
+	sp.Org = org.ID
+	var worst time.Duration
+	for i := range 5 {
+		start := time.Now()
+		var d *store.Domain
+		var err error
+		if i == 0 {
+			d, err = a.svc.Add(t.Context(), customer, sp)
+		} else {
+			mode := []string{"enforce", "testing"}[i%2]
+			d, _, err = a.svc.Set(t.Context(), customer, hosting.Change{Mode: &mode})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			if id, err := sndB.id(t.Context()); err == nil && id == d.PolicyID {
+				break
+			}
+			if time.Since(start) > time.Second {
+				t.Fatalf("change %d not served by moat b within 1s (polling is every minute)", i)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		worst = max(worst, time.Since(start))
+	}
+	t.Logf("a change made through moat a was served by moat b's DNS within %v (worst of 5)", worst.Round(time.Millisecond))
+}

@@ -49,7 +49,7 @@ acme:
 intake:
   smtp_listen: ""
 store:
-  poll_interval: 100ms
+  poll_interval: %[4]s
 `
 
 // moat is one running instance of Moat: the configuration, the store, the
@@ -83,8 +83,14 @@ func openStore(t *testing.T, logs *testLogs, who string, opts store.Options) sto
 // configuration file, with its certificates from p's ACME server.
 func startMoat(t *testing.T, logs *testLogs, name string, st store.Store, p *pebbleCA) *moat {
 	t.Helper()
+	return startMoatPolling(t, logs, name, st, p, 100*time.Millisecond)
+}
+
+// startMoatPolling is startMoat with store.poll_interval poll.
+func startMoatPolling(t *testing.T, logs *testLogs, name string, st store.Store, p *pebbleCA, poll time.Duration) *moat {
+	t.Helper()
 	file := filepath.Join(t.TempDir(), "moat.yaml")
-	if err := os.WriteFile(file, fmt.Appendf(nil, configYAML, p.dirURL, p.rootFile, t.TempDir()), 0o600); err != nil {
+	if err := os.WriteFile(file, fmt.Appendf(nil, configYAML, p.dirURL, p.rootFile, t.TempDir(), poll), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	c, err := config.Load(config.Source{File: file})

@@ -103,19 +103,27 @@ func (w *Watcher) Refresh(ctx context.Context, force bool) (bool, error) {
 	return true, nil
 }
 
-// Run refreshes every interval until ctx ends. Errors are logged and
+// Run refreshes when the store says something changed (PostgreSQL's
+// notifications: within milliseconds of a change by any instance) and
+// every interval in any case (the fallback when notifications are lost,
+// and the only way on SQLite), until ctx ends. Errors are logged and
 // retried at the next tick; the last good snapshot keeps being served.
 func (w *Watcher) Run(ctx context.Context) {
 	t := time.NewTicker(w.interval)
 	defer t.Stop()
+	changes := w.st.Changes(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if _, err := w.Refresh(ctx, false); err != nil && ctx.Err() == nil {
-				w.log.Warn("snapshot refresh failed; still serving the previous one", "err", err)
+		case _, ok := <-changes:
+			if !ok {
+				changes = nil
 			}
+		}
+		if _, err := w.Refresh(ctx, false); err != nil && ctx.Err() == nil {
+			w.log.Warn("snapshot refresh failed; still serving the previous one", "err", err)
 		}
 	}
 }

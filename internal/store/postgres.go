@@ -3,13 +3,13 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // driver "pgx"
 	"github.com/pressly/goose/v3"
-	"github.com/pressly/goose/v3/lock"
 )
 
 // PostgreSQL settings.
@@ -18,10 +18,12 @@ const (
 	// instances stay well under the server's max_connections (100 by
 	// default).
 	pgMaxConns = 16
-	// pgMigrateLockID is the advisory lock id goose's session locker takes
-	// while migrating: "moat" in ASCII, so that another goose user of the
-	// same database does not wait for us.
+	// pgMigrateLockID is the advisory lock id taken while migrating:
+	// "moat" in ASCII, so that another user of advisory locks in the same
+	// database does not wait for us.
 	pgMigrateLockID = 0x6d6f6174
+	// pgChannel is the NOTIFY channel of committed changes.
+	pgChannel = "moat_changes"
 )
 
 func openPostgres(ctx context.Context, log *slog.Logger, url string) (_ Store, err error) {
@@ -44,21 +46,39 @@ func openPostgres(ctx context.Context, log *slog.Logger, url string) (_ Store, e
 		return nil, fail(err)
 	}
 	// Instances starting together: the first takes a session advisory lock
-	// and migrates; the others poll for it every second (for up to ten
-	// minutes) and then find nothing to do.
-	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(pgMigrateLockID), lock.WithLockTimeout(1, 600))
+	// and migrates; the others wait on the lock (in the server, not by
+	// polling), then find nothing to do. ctx bounds the wait.
+	if err := migrateLocked(ctx, log, db); err != nil {
+		return nil, fail(err)
+	}
+	return &sqlStore{d: postgresDialect(), r: db, w: db, log: log, url: url}, nil
+}
+
+// migrateLocked migrates under the advisory lock pgMigrateLockID, held by
+// one connection of db for the duration.
+func migrateLocked(ctx context.Context, log *slog.Logger, db *sql.DB) (err error) {
+	conn, err := db.Conn(ctx)
 	if err != nil {
-		return nil, fail(err)
+		return err
 	}
-	if err := migrate(ctx, log, goose.DialectPostgres, "postgres", db, locker); err != nil {
-		return nil, fail(err)
+	defer func() { err = errors.Join(err, conn.Close()) }()
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, pgMigrateLockID); err != nil {
+		return fmt.Errorf("migration lock: %w", err)
 	}
-	return &sqlStore{d: postgresDialect(), r: db, w: db}, nil
+	defer func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if _, uerr := conn.ExecContext(uctx, `SELECT pg_advisory_unlock($1)`, pgMigrateLockID); uerr != nil {
+			err = errors.Join(err, fmt.Errorf("migration unlock: %w", uerr))
+		}
+	}()
+	return migrate(ctx, log, goose.DialectPostgres, "postgres", db, nil)
 }
 
 func postgresDialect() dialect {
 	return dialect{
-		name: "postgres",
+		name:   "postgres",
+		notify: `SELECT pg_notify('` + pgChannel + `', '')`,
 		// Concurrent UpdateDomain calls on one domain queue on the row lock;
 		// under READ COMMITTED each then reads the row its predecessor
 		// committed, so no update is lost.

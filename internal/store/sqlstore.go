@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -15,6 +16,11 @@ import (
 // is one SQL text: $N placeholders, ON CONFLICT and RETURNING work on both.
 type dialect struct {
 	name string // "sqlite" or "postgres", for error messages
+
+	// notify, when not empty, is run in every transaction that advances
+	// the change serial: PostgreSQL tells the listening instances at
+	// commit (NOTIFY is transactional).
+	notify string
 
 	// forUpdate is appended to the SELECT that starts UpdateDomain. On
 	// PostgreSQL it locks the row so concurrent writers queue up behind the
@@ -35,9 +41,11 @@ type dialect struct {
 
 // sqlStore implements Store on database/sql for both dialects.
 type sqlStore struct {
-	d dialect
-	r *sql.DB // reads
-	w *sql.DB // writes; the same pool as r on PostgreSQL, a single connection on SQLite
+	d   dialect
+	r   *sql.DB // reads
+	w   *sql.DB // writes; the same pool as r on PostgreSQL, a single connection on SQLite
+	log *slog.Logger
+	url string // PostgreSQL: for the LISTEN connection of Changes
 
 	gz gzipWriters // reused by InsertTLSRPT (reports_codec.go); the zero value is ready
 }
@@ -126,10 +134,16 @@ func (s *sqlStore) writeTx(ctx context.Context, what string, fn func(tx *sql.Tx)
 	return nil
 }
 
-// bumpSerial advances the change serial inside tx.
-func bumpSerial(ctx context.Context, tx *sql.Tx) error {
+// bumpSerial advances the change serial inside tx, and notifies the
+// listening instances where the database can.
+func (s *sqlStore) bumpSerial(ctx context.Context, tx *sql.Tx) error {
 	if _, err := tx.ExecContext(ctx, `UPDATE change_serial SET value = value + 1 WHERE id = 1`); err != nil {
 		return fmt.Errorf("advance change serial: %w", err)
+	}
+	if s.d.notify != "" {
+		if _, err := tx.ExecContext(ctx, s.d.notify); err != nil {
+			return fmt.Errorf("notify the change: %w", err)
+		}
 	}
 	return nil
 }
@@ -291,7 +305,7 @@ func (t *tenant) CreateDomain(ctx context.Context, d *Domain, v *PolicyVersion) 
 		if err := s.insertVersion(ctx, tx, &vv); err != nil {
 			return fmt.Errorf("store: create domain %q: %w", dd.Name, err)
 		}
-		if err := bumpSerial(ctx, tx); err != nil {
+		if err := s.bumpSerial(ctx, tx); err != nil {
 			return fmt.Errorf("store: create domain %q: %w", dd.Name, err)
 		}
 		return nil
@@ -405,7 +419,7 @@ func (t *tenant) UpdateDomain(ctx context.Context, name string, fn func(d *Domai
 			}
 			outV = &vv
 		}
-		if err := bumpSerial(ctx, tx); err != nil {
+		if err := s.bumpSerial(ctx, tx); err != nil {
 			return fmt.Errorf("store: update domain %q: %w", name, err)
 		}
 		out = &d
@@ -439,7 +453,7 @@ func (t *tenant) DeleteDomain(ctx context.Context, name string) error {
 		} else if n == 0 {
 			return fmt.Errorf("%w: domain %q", ErrNotFound, name)
 		}
-		if err := bumpSerial(ctx, tx); err != nil {
+		if err := t.s.bumpSerial(ctx, tx); err != nil {
 			return fmt.Errorf("store: delete domain %q: %w", name, err)
 		}
 		return nil

@@ -143,6 +143,13 @@ type Store interface {
 	// methods of Store above act for the operator: they see every row.
 	Scoped(scope Scope) Tenant
 
+	// Changes delivers a value soon after another process (or this one)
+	// commits a change that advances the change serial; several changes
+	// may give one value, and one is delivered when listening starts. The
+	// channel is closed when ctx ends. A store that cannot notify (SQLite)
+	// returns nil: its users poll Serial.
+	Changes(ctx context.Context) <-chan struct{}
+
 	// RecordCertificate records that the policy host of the hosted domain
 	// obtained or renewed its certificate: the overview shows issuedAt and
 	// expires, and a "certificate" DomainEvent at issuedAt with detail is

@@ -2,6 +2,8 @@ package storetest
 
 import (
 	"bytes"
+	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -180,5 +182,76 @@ func testReopen(t *testing.T, fresh func(t *testing.T) store.Options) {
 	lockBusy(t, s, "l", "b")
 	if got := serial(t, s); got != n {
 		t.Errorf("Serial after reopen = %d, want %d", got, n)
+	}
+}
+
+// testChanges: on a database that can notify (PostgreSQL), a change made
+// through one instance reaches the other's Changes channel at once, also
+// after the listening connection was cut; on SQLite Changes is nil and
+// the callers poll.
+func testChanges(t *testing.T, fresh func(t *testing.T) store.Options) {
+	opts := fresh(t)
+	s1, s2 := open(t, opts), open(t, opts)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	ch := s2.Changes(ctx)
+	if opts.URL == "" {
+		if ch != nil {
+			t.Fatal("SQLite Changes is not nil")
+		}
+		return
+	}
+	wait := func(what string, within time.Duration) {
+		t.Helper()
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				t.Fatalf("%s: Changes closed", what)
+			}
+		case <-time.After(within):
+			t.Fatalf("%s: no change notified within %v", what, within)
+		}
+	}
+	drain := func() {
+		for {
+			select {
+			case <-ch:
+			default:
+				return
+			}
+		}
+	}
+	wait("start of listening", 5*time.Second)
+	drain()
+	start := time.Now()
+	create(t, s1, "notify.example")
+	wait("a domain created on the other instance", 5*time.Second)
+	t.Logf("change notified after %v", time.Since(start).Round(time.Millisecond))
+
+	// Cut the listening connection: it comes back by itself and says so.
+	db, err := sql.Open("pgx", opts.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	res, err := db.ExecContext(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE query LIKE 'LISTEN %' AND pid <> pg_backend_pid()`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		t.Fatal("no LISTEN connection found to cut")
+	}
+	wait("listening again after the cut", 10*time.Second)
+	drain()
+	if _, err := s1.UpdateDomain(ctx, "notify.example", func(d *store.Domain) (*store.PolicyVersion, error) {
+		d.MaxAge++
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	wait("a change after the reconnection", 5*time.Second)
+	cancel()
+	for range ch { // closed when ctx ends
 	}
 }

@@ -55,6 +55,7 @@ func Run(t *testing.T, fresh func(t *testing.T) store.Options) {
 		{"LockRace", testLockRace},
 		{"ConcurrentUpdates", testConcurrentUpdates},
 		{"TwoInstances", testTwoInstances},
+		{"Changes", testChanges},
 		{"OpenConcurrently", testOpenConcurrently},
 		{"Reopen", testReopen},
 		{"ReportDedup", testReportDedup},
