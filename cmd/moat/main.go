@@ -73,6 +73,7 @@ records from its own DNS server, so a domain owner publishes three CNAMEs once.`
 	root.SetErr(stderr)
 	g.register(root)
 	root.AddCommand(newServeCmd(g), newDomainsCmd(g), newImportCmd(g), newReportsCmd(g), newConfigCmd(g), newCheckCmd(g),
-		newOrgsCmd(g), newUsersCmd(g), newTokensCmd(g), newSeedCmd(g), newVersionCmd(g))
+		newOrgsCmd(g), newUsersCmd(g), newTokensCmd(g), newSeedCmd(g), newVersionCmd(g),
+		newBackupCmd(g), newRestoreCmd(g), newMigrateCmd(g))
 	return root
 }

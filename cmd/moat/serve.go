@@ -14,6 +14,7 @@ import (
 	"github.com/moatmail/moat/internal/config"
 	"github.com/moatmail/moat/internal/devca"
 	"github.com/moatmail/moat/internal/server"
+	"github.com/moatmail/moat/internal/store"
 	"github.com/moatmail/moat/internal/web"
 )
 
@@ -49,6 +50,14 @@ func serve(ctx context.Context, g *globals, c *config.Config, addrsFile string) 
 	log := g.logger(c)
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
+	}
+	if c.Database == "" {
+		// moat restore must not replace the database under us.
+		unlock, err := store.LockServe(c.DataDir)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = unlock() }()
 	}
 	st, err := openStore(ctx, log, c)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"syscall"
 	"time"
 )
@@ -46,4 +47,29 @@ func lockFile(ctx context.Context, path string) (unlock func() error, err error)
 		}
 		return nil
 	}, nil
+}
+
+// lockServe takes the serve lock of dataDir: shared by every moat serve on
+// it, exclusive (without waiting) for Restore, which fails while one runs.
+func lockServe(dataDir string, shared bool) (unlock func() error, err error) {
+	path := filepath.Join(dataDir, "moat.serve.lock")
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("serve lock: %w", err)
+	}
+	how := syscall.LOCK_EX | syscall.LOCK_NB
+	if shared {
+		how = syscall.LOCK_SH | syscall.LOCK_NB
+	}
+	if err := syscall.Flock(int(f.Fd()), how); err != nil {
+		_ = f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("moat serve is running on %s: stop it first", dataDir)
+		}
+		return nil, fmt.Errorf("serve lock %s: %w", path, err)
+	}
+	return f.Close, nil
 }

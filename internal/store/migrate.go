@@ -22,21 +22,9 @@ var migrations embed.FS
 // serializes instances that start together so that only one applies each
 // migration.
 func migrate(ctx context.Context, log *slog.Logger, dia goose.Dialect, dir string, db *sql.DB, locker lock.SessionLocker) error {
-	fsys, err := fs.Sub(migrations, "migrations/"+dir)
+	p, err := provider(log, dia, dir, db, locker)
 	if err != nil {
-		return fmt.Errorf("migrations %s: %w", dir, err)
-	}
-	opts := []goose.ProviderOption{
-		goose.WithDisableGlobalRegistry(true),
-		goose.WithSlog(log),
-		goose.WithVerbose(false), // one line below instead of goose's per-step lines
-	}
-	if locker != nil {
-		opts = append(opts, goose.WithSessionLocker(locker))
-	}
-	p, err := goose.NewProvider(dia, db, fsys, opts...)
-	if err != nil {
-		return fmt.Errorf("migrations %s: %w", dir, err)
+		return err
 	}
 	res, err := p.Up(ctx)
 	if err != nil {
@@ -50,4 +38,28 @@ func migrate(ctx context.Context, log *slog.Logger, dia goose.Dialect, dir strin
 		log.Info("store: schema migrated", "database", dir, "applied", versions)
 	}
 	return nil
+}
+
+// provider is goose over the migrations of dir ("sqlite", "postgres").
+func provider(log *slog.Logger, dia goose.Dialect, dir string, db *sql.DB, locker lock.SessionLocker) (*goose.Provider, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	fsys, err := fs.Sub(migrations, "migrations/"+dir)
+	if err != nil {
+		return nil, fmt.Errorf("migrations %s: %w", dir, err)
+	}
+	opts := []goose.ProviderOption{
+		goose.WithDisableGlobalRegistry(true),
+		goose.WithSlog(log),
+		goose.WithVerbose(false), // one line below instead of goose's per-step lines
+	}
+	if locker != nil {
+		opts = append(opts, goose.WithSessionLocker(locker))
+	}
+	p, err := goose.NewProvider(dia, db, fsys, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("migrations %s: %w", dir, err)
+	}
+	return p, nil
 }

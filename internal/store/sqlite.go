@@ -100,7 +100,7 @@ func openSQLite(ctx context.Context, log *slog.Logger, dir string) (_ Store, err
 		_ = r.Close()
 		return nil, fail(err)
 	}
-	return &sqlStore{d: sqliteDialect(), r: r, w: w, log: log}, nil
+	return &sqlStore{d: sqliteDialect(), r: r, w: w, log: log, path: path}, nil
 }
 
 // setupWriter opens the write connection, which puts the database in WAL

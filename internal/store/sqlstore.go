@@ -41,11 +41,12 @@ type dialect struct {
 
 // sqlStore implements Store on database/sql for both dialects.
 type sqlStore struct {
-	d   dialect
-	r   *sql.DB // reads
-	w   *sql.DB // writes; the same pool as r on PostgreSQL, a single connection on SQLite
-	log *slog.Logger
-	url string // PostgreSQL: for the LISTEN connection of Changes
+	d    dialect
+	r    *sql.DB // reads
+	w    *sql.DB // writes; the same pool as r on PostgreSQL, a single connection on SQLite
+	log  *slog.Logger
+	url  string // PostgreSQL: for the LISTEN connection of Changes
+	path string // SQLite: the database file, for Backup
 
 	gz gzipWriters // reused by InsertTLSRPT (reports_codec.go); the zero value is ready
 }
