@@ -70,6 +70,16 @@ func (s *session) pass(ctx context.Context, log *slog.Logger, sink Sink, m *memo
 	if err != nil {
 		return err
 	}
+	// Forget the answered messages that left the folder otherwise.
+	present := make(map[imap.UID]bool, len(uids))
+	for _, uid := range uids {
+		present[uid] = true
+	}
+	for uid := range m.moves {
+		if !present[uid] {
+			delete(m.moves, uid)
+		}
+	}
 	if len(uids) == 0 {
 		return nil
 	}

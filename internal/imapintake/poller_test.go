@@ -7,10 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/moatmail/moat/internal/config"
+	"github.com/moatmail/moat/internal/intake"
 	"github.com/moatmail/moat/internal/server"
 	"github.com/moatmail/moat/internal/store"
 )
@@ -132,14 +134,28 @@ func TestPollerFallbacks(t *testing.T) {
 	checkStored(t, env.st, want)
 }
 
+// countingSink counts the messages handed to it.
+type countingSink struct {
+	inner Sink
+	calls atomic.Int64
+}
+
+func (c *countingSink) StoreMail(ctx context.Context, raw []byte, detail string) (intake.MailOutcome, error) {
+	c.calls.Add(1)
+	return c.inner.StoreMail(ctx, raw, detail)
+}
+
 // TestPollerReconnect: connections cut under the poller (while it idles,
-// in the middle of a fetch) are made again, with backoff, and nothing is
-// lost or doubled.
+// in the middle of a fetch, before a move) are made again, with backoff,
+// and nothing is lost or doubled. A message whose reports were stored but
+// whose move was cut is moved by the next session without being stored
+// again (the UIDs remembered within the UIDVALIDITY).
 func TestPollerReconnect(t *testing.T) {
 	t.Parallel()
 	d := startDovecot(t, dovecotOpts{})
 	p := startProxy(t, d.addr)
 	env := newStoreEnv(t)
+	sink := &countingSink{inner: env.sink}
 	mails := fixtureMails(t, 6)
 	opts := testOpts(d)
 	opts.PollInterval = time.Hour
@@ -147,7 +163,7 @@ func TestPollerReconnect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	passes := runPoller(t, mb, d.password, env.sink, opts)
+	passes := runPoller(t, mb, d.password, sink, opts)
 	nextPass(t, passes, 30*time.Second, "first pass")
 	p.cutAll() // while idling
 	p.arm(cutRule{down: true, marker: []byte("BODY[] {"), nth: 2, after: 50})
@@ -158,8 +174,65 @@ func TestPollerReconnect(t *testing.T) {
 	if cuts, armed := p.done(); cuts != 1 || armed {
 		t.Errorf("%d cuts, armed %v: the fetch was not cut", cuts, armed)
 	}
-	checkFolders(t, d, 0, 8, 1)
-	checkStored(t, env.st, expect(t, mails))
+
+	p.arm(cutRule{marker: []byte("UID MOVE"), nth: 1})
+	var more []testMail
+	for i := range 3 {
+		id := fmt.Sprintf("after-move-cut-%d", i)
+		more = append(more, testMail{raw: reportMail(id, reportJSON("Cut Sender", id, 5, 1)), reports: 1})
+	}
+	d.appendMsgs(t, "INBOX", raws(more)...)
+	waitFor(t, 30*time.Second, "the messages moved after the cut", func() bool {
+		return d.state(t, "Moat/Processed").messages == 11
+	})
+	if cuts, armed := p.done(); cuts != 2 || armed {
+		t.Errorf("%d cuts, armed %v: the move was not cut", cuts, armed)
+	}
+	if n := sink.calls.Load(); n != int64(len(mails)+len(more)) {
+		t.Errorf("the sink got %d messages, want %d: each once", n, len(mails)+len(more))
+	}
+	checkFolders(t, d, 0, 11, 1)
+	checkStored(t, env.st, expect(t, append(mails, more...)))
+}
+
+// TestPollerStop: a stop while the sink is storing waits for its answer
+// and the move, then Run returns.
+func TestPollerStop(t *testing.T) {
+	t.Parallel()
+	d := startDovecot(t, dovecotOpts{})
+	env := newStoreEnv(t)
+	g := &gatedSink{inner: env.sink, entered: make(chan struct{}, 1), release: make(chan struct{})}
+	p, err := NewPoller(testLogger(t), d.url(t, "INBOX", ""), d.password, g, testOpts(d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.appendMsgs(t, "INBOX", reportMail("stop-1", reportJSON("Stop Sender", "stop-1", 1, 0)))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	select {
+	case <-g.entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the sink was not called within 30s")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned (%v) before the sink answered", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	checkFolders(t, d, 1, 0, 0)
+	close(g.release)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return within 30s of the answer")
+	}
+	checkFolders(t, d, 0, 1, 0)
 }
 
 func writeConfig(t *testing.T, text string) string {
