@@ -21,7 +21,8 @@ type session struct {
 	mb   config.IMAPURL
 	opts Opts
 
-	processed, failed string // the folders' names on the server
+	caps              imap.CapSet // after login
+	processed, failed string      // the folders' names on the server
 	uidValidity       uint32
 	// exists is signalled when the server reports new messages (an
 	// untagged EXISTS outside SELECT), during IDLE or any command.
@@ -60,6 +61,8 @@ func connect(ctx context.Context, mb config.IMAPURL, password string, tc *tls.Co
 	if mb.TLS {
 		// RFC 8314 §3.2: implicit TLS, the certificate checked for the
 		// host name of the URL.
+		tc = tc.Clone()
+		tc.NextProtos = []string{"imap"} // IMAP's ALPN protocol id (IANA registry)
 		tconn := tls.Client(raw, tc)
 		if err := tconn.HandshakeContext(octx); err != nil {
 			stopGuard()
@@ -107,6 +110,12 @@ func (s *session) open(ctx context.Context, password string) error {
 	if err != nil {
 		return err
 	}
+	// RFC 3501 §6.2.3: the capabilities may differ once logged in; the
+	// server usually sends them with its answer to LOGIN.
+	_ = s.within(ctx, s.opts.CommandTimeout, "capability", func() error {
+		s.caps = s.c.Caps()
+		return nil
+	})
 	var delim rune
 	err = s.within(ctx, s.opts.CommandTimeout, "list", func() error {
 		// RFC 3501 §6.3.8: an empty mailbox name asks for the hierarchy
@@ -226,7 +235,7 @@ func (s *session) move(ctx context.Context, uids imap.UIDSet, folder string) err
 }
 
 func (s *session) moveOnce(ctx context.Context, uids imap.UIDSet, folder string) error {
-	caps := s.c.Caps()
+	caps := s.caps
 	t := s.opts.CommandTimeout
 	if caps.Has(imap.CapMove) {
 		return s.within(ctx, t, "move", func() error {

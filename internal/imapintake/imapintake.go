@@ -18,6 +18,9 @@
 //     next pass reads it again. Its reports that were committed already are
 //     then found by the store as duplicates (the same organization and
 //     report id, or the same bytes) and not stored again.
+//   - A message the Sink fails to store stays in the folder; the pass goes
+//     on with the next messages unless no message of the batch could be
+//     stored (the store is down).
 //   - Messages are named by UID (RFC 3501 §2.3.1.1), never by sequence
 //     number, so that expunges by other clients change nothing. A message
 //     answered but not yet moved is remembered by UID within its folder's

@@ -1,6 +1,7 @@
 package imapintake
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -323,4 +324,47 @@ func TestTooLarge(t *testing.T) {
 		t.Errorf("stats %+v, want the large message in Errors and moved to the failed folder", st)
 	}
 	checkFolders(t, d, 0, 4, 2)
+}
+
+// failingSink fails for the messages that hold marker (all when empty).
+type failingSink struct {
+	inner  Sink
+	marker string
+}
+
+func (f *failingSink) StoreMail(ctx context.Context, raw []byte, detail string) (intake.MailOutcome, error) {
+	if f.marker == "" || bytes.Contains(raw, []byte(f.marker)) {
+		return intake.MailOutcome{}, errors.New("store refused it")
+	}
+	return f.inner.StoreMail(ctx, raw, detail)
+}
+
+// TestSinkFailures: a message the sink keeps failing stays in the folder
+// without holding up the messages after it; a sink failing every message
+// (the store down) stops the pass at the first batch.
+func TestSinkFailures(t *testing.T) {
+	t.Parallel()
+	d := startDovecot(t, dovecotOpts{})
+	env := newStoreEnv(t)
+	mails := fixtureMails(t, 9) // 12 messages, 3 batches of 4
+	d.appendMsgs(t, "INBOX", raws(mails)...)
+
+	st, err := importOnce(t, d, &failingSink{inner: env.sink}, "", nil)
+	if !errors.Is(err, ErrSink) || st.Messages != 4 || len(st.Errors) != 4 || st.Processed+st.Failed != 0 {
+		t.Errorf("store down: %+v, %v; want ErrSink after the first batch of 4, nothing moved", st, err)
+	}
+	checkFolders(t, d, 12, 0, 0)
+
+	st, err = importOnce(t, d, &failingSink{inner: env.sink, marker: "gen-004"}, "", nil)
+	if !errors.Is(err, ErrSink) || st.Messages != 12 || len(st.Errors) != 1 || st.Processed != 10 || st.Failed != 1 {
+		t.Errorf("one message refused: %+v, %v; want ErrSink, the 11 others moved", st, err)
+	}
+	checkFolders(t, d, 1, 10, 1)
+
+	st, err = importOnce(t, d, env.sink, "", nil)
+	if err != nil || st.Messages != 1 || st.Processed != 1 {
+		t.Errorf("rerun: %+v, %v", st, err)
+	}
+	checkFolders(t, d, 0, 11, 1)
+	checkStored(t, env.st, expect(t, mails))
 }

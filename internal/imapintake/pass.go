@@ -88,9 +88,10 @@ func (s *session) pass(ctx context.Context, log *slog.Logger, sink Sink, m *memo
 	if err != nil {
 		return err
 	}
+	var sinkErr error // the first temporary failure of the sink
 	for len(uids) > 0 {
 		if err := ctx.Err(); err != nil {
-			return err
+			return errors.Join(err, sinkErr)
 		}
 		var batch []imap.UID
 		var toProcessed, toFailed imap.UIDSet
@@ -122,11 +123,23 @@ func (s *session) pass(ctx context.Context, log *slog.Logger, sink Sink, m *memo
 			}
 			uids = uids[1:]
 		}
-		if err := s.batch(ctx, log, sink, m, st, batch, &toProcessed, &toFailed); err != nil {
-			return err
+		failed, answered, err := s.batch(ctx, log, sink, m, st, batch, &toProcessed, &toFailed)
+		if failed != nil && sinkErr == nil {
+			sinkErr = failed
 		}
+		if err != nil {
+			return errors.Join(err, sinkErr)
+		}
+		if failed != nil && !answered {
+			// Not one message of the batch could be stored: the store is
+			// down, not a message at fault. Later batches would fail too.
+			return sinkErr
+		}
+		// Some messages failed beside others that were stored: those stay
+		// in the folder, and the pass goes on (one message the store
+		// refuses must not hold up the ones after it).
 	}
-	return nil
+	return sinkErr
 }
 
 // sizes returns the RFC822.SIZE of each message.
@@ -146,14 +159,16 @@ func (s *session) sizes(ctx context.Context, uids []imap.UID) (map[imap.UID]int6
 
 // batch fetches the messages of batch, hands them to the sink together
 // and moves every answered message, with those already in toProcessed and
-// toFailed. A sink failure is returned after the moves of the others.
-func (s *session) batch(ctx context.Context, log *slog.Logger, sink Sink, m *memo, st *Stats, batch []imap.UID, toProcessed, toFailed *imap.UIDSet) error {
-	var sinkErr error
+// toFailed. It returns the first temporary failure of the sink (those
+// messages stay), whether the sink answered any message of the batch, and
+// a failure of the connection or of a move.
+func (s *session) batch(ctx context.Context, log *slog.Logger, sink Sink, m *memo, st *Stats, batch []imap.UID,
+	toProcessed, toFailed *imap.UIDSet) (sinkErr error, answered bool, err error) {
 	if len(batch) > 0 {
 		bodies, err := s.fetch(ctx, batch)
 		if err != nil {
 			// Nothing of this batch was handed over: it is read again.
-			return err
+			return nil, false, err
 		}
 		type answer struct {
 			out intake.MailOutcome
@@ -194,16 +209,19 @@ func (s *session) batch(ctx context.Context, log *slog.Logger, sink Sink, m *mem
 					sinkErr = fmt.Errorf("%w: uid %d: %w", ErrSink, uid, a.err)
 				}
 			case a.out.TooLarge != "":
+				answered = true
 				l.Warn("imap message too large, moved to the failed folder", "why", a.out.TooLarge)
 				st.Errors = append(st.Errors, Issue{UID: uint32(uid), Reason: a.out.TooLarge})
 				m.moves[uid] = false
 				toFailed.AddNum(uid)
 			case a.out.NotReport != "":
+				answered = true
 				l.Info("imap message holds no report, moved to the failed folder", "why", a.out.NotReport)
 				st.NotReports = append(st.NotReports, Issue{UID: uint32(uid), Reason: a.out.NotReport})
 				m.moves[uid] = false
 				toFailed.AddNum(uid)
 			default:
+				answered = true
 				l.Info("imap message stored", "reports", a.out.Stored, "invalid", a.out.Invalid, "duplicates", a.out.Duplicates)
 				st.Reports += a.out.Stored
 				st.Invalid += a.out.Invalid
@@ -222,7 +240,7 @@ func (s *session) batch(ctx context.Context, log *slog.Logger, sink Sink, m *mem
 			continue
 		}
 		if err := s.move(ctx, mv.uids, mv.folder); err != nil {
-			return errors.Join(err, sinkErr)
+			return sinkErr, answered, err
 		}
 		nums, _ := mv.uids.Nums()
 		for _, uid := range nums {
@@ -230,7 +248,7 @@ func (s *session) batch(ctx context.Context, log *slog.Logger, sink Sink, m *mem
 		}
 		*mv.count += len(nums)
 	}
-	return sinkErr
+	return sinkErr, answered, nil
 }
 
 // readLiteral reads a message body of at most limit bytes, or skips a

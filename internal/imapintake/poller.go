@@ -45,7 +45,7 @@ func NewPoller(log *slog.Logger, mb config.IMAPURL, password string, sink Sink, 
 	if err != nil {
 		return nil, err
 	}
-	return &Poller{log: log.With("mailbox", mb.String()), mb: mb, password: password, sink: sink, opts: opts, tc: tc}, nil
+	return &Poller{log: log, mb: mb, password: password, sink: sink, opts: opts, tc: tc}, nil
 }
 
 // Run works until ctx ends, then returns nil. A stop does not cut short
@@ -65,7 +65,7 @@ func (p *Poller) Run(ctx context.Context) error {
 		}
 		// A little jitter keeps many pollers of one server apart.
 		wait := backoff/2 + rand.N(backoff/2+1) //nolint:gosec // jitter, not a secret
-		p.log.Warn("imap intake: connecting again later", "err", err, "in", wait.Round(time.Millisecond))
+		p.log.Warn("imap intake: connecting again later", "mailbox", p.mb.String(), "err", err, "in", wait.Round(time.Millisecond))
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -87,8 +87,8 @@ func (p *Poller) session(ctx context.Context) (bool, error) {
 	}
 	defer s.logout()
 	p.memo.reset(s.uidValidity)
-	idle := s.c.Caps().Has(imap.CapIdle)
-	p.log.Info("imap intake: connected", "uidvalidity", s.uidValidity, "idle", idle)
+	idle := s.caps.Has(imap.CapIdle) // RFC 2177
+	p.log.Info("imap intake: connected", "mailbox", p.mb.String(), "uidvalidity", s.uidValidity, "idle", idle)
 	worked := false
 	for {
 		var st Stats
