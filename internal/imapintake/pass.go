@@ -24,8 +24,10 @@ import (
 // one line per message; nil discards.
 //
 // It stops at the first failure of the connection (ErrConnect, ErrLogin,
-// ErrConnection), of a folder (ErrFolder) or of the sink (ErrSink), or
-// when ctx ends; the stats then say what was done until then. Every
+// ErrConnection) or of a folder (ErrFolder), or when ctx ends; the stats
+// then say what was done until then. A message the sink fails to store
+// stays in the folder, listed in Errors, and the pass goes on (unless a
+// whole batch failed: the store is down); ErrSink then ends it. Every
 // message not moved stays in the folder: run it again.
 func ImportOnce(ctx context.Context, log *slog.Logger, mb config.IMAPURL, password string, sink Sink, opts Opts) (Stats, error) {
 	if log == nil {
@@ -100,10 +102,10 @@ func (s *session) pass(ctx context.Context, log *slog.Logger, sink Sink, m *memo
 		for len(uids) > 0 && len(batch) < s.opts.BatchMessages {
 			uid := uids[0]
 			size, ok := sizes[uid]
-			switch processed, answered := m.moves[uid]; {
-			case answered && processed:
+			switch toProc, known := m.moves[uid]; {
+			case known && toProc:
 				toProcessed.AddNum(uid)
-			case answered:
+			case known:
 				toFailed.AddNum(uid)
 			case !ok:
 				// Gone since the search (expunged by another client).
