@@ -28,6 +28,7 @@ func newConfigCmd(g *globals) *cobra.Command {
 			}
 			shown := *c
 			shown.Database = c.Redacted()
+			shown.Intake.IMAP = c.RedactedIMAP()
 			if asJSON {
 				return printJSON(g.stdout, shown)
 			}

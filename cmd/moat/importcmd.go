@@ -11,6 +11,8 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/moatmail/moat/internal/config"
+	"github.com/moatmail/moat/internal/imapintake"
 	"github.com/moatmail/moat/internal/intake"
 	"github.com/moatmail/moat/internal/store"
 )
@@ -19,17 +21,24 @@ func newImportCmd(g *globals) *cobra.Command {
 	var (
 		asJSON   bool
 		progress string
+		mbOpts   imapintake.Opts
 	)
 	cmd := &cobra.Command{
-		Use:   "import PATH...",
-		Short: "Import TLS-RPT reports from files: .json, .json.gz, .zip, .eml, mbox files, Maildir folders, directories",
+		Use:   "import PATH|MAILBOX...",
+		Short: "Import TLS-RPT reports from files (.json, .json.gz, .zip, .eml, mbox, Maildir, directories) or IMAP mailboxes",
 		Long: `Import TLS-RPT reports from files. Each PATH may be a report (.json, .json.gz,
 .gz, .zip), a mail message (.eml), an mbox file, a Maildir folder or a directory
 (read recursively); the kind is recognized by content. Reports are stored as if
 they had arrived by HTTPS or SMTP (deduplicated by organization and report id);
 a report that cannot be parsed is kept and marked; a file or mail that holds no
 TLS report is listed with the reason and not stored. Exit code 1 when a file
-could not be read.`,
+could not be read.
+
+A MAILBOX is an IMAP folder, imaps://USER@HOST[:PORT]/FOLDER or
+imap://USER@HOST[:PORT]/FOLDER?starttls=1 (password in the URL or
+MOAT_IMAP_PASSWORD): every message in it is read once, its reports stored, and
+the message moved to --processed-folder once they are committed, or to
+--failed-folder when it holds no report or is too large (exit code 1 then).`,
 		Args: nArgs(1, -1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := g.open(cmd)
@@ -66,32 +75,48 @@ could not be read.`,
 			} else if progress != "never" && progress != "auto" && progress != "always" {
 				return fmt.Errorf("--progress %q: want auto, always or never", progress)
 			}
-			st, err := intake.Import(ctx, ing, args, opts)
-			if err != nil {
-				return err
+			paths, mailboxes := splitMailboxes(args)
+			var st intake.ImportStats
+			if len(paths) > 0 {
+				if st, err = intake.Import(ctx, ing, paths, opts); err != nil {
+					return err
+				}
 			}
+			mbOpts.MaxMessageBytes = 2 * s.cfg.Intake.MaxReportSize
+			mst, merr := importMailboxes(ctx, s.log, ing, mailboxes, mbOpts)
 			if asJSON {
-				if err := printJSON(g.stdout, importView(st)); err != nil {
+				v := importView(st)
+				v.Mailboxes = mailboxViews(mst)
+				if err := printJSON(g.stdout, v); err != nil {
 					return err
 				}
 			} else {
-				fmt.Fprintf(g.stdout, "files %d, messages %d, reports stored %d (invalid, kept: %d), duplicates %d, not reports %d, errors %d\n",
-					st.Files, st.Messages, st.Reports, st.Invalid, st.Duplicates, len(st.NotReports), len(st.Errors))
-				for _, p := range st.NotReports {
-					fmt.Fprintf(g.stdout, "  not a report: %s: %s\n", p.Path, p.Reason)
+				if len(paths) > 0 {
+					fmt.Fprintf(g.stdout, "files %d, messages %d, reports stored %d (invalid, kept: %d), duplicates %d, not reports %d, errors %d\n",
+						st.Files, st.Messages, st.Reports, st.Invalid, st.Duplicates, len(st.NotReports), len(st.Errors))
+					for _, p := range st.NotReports {
+						fmt.Fprintf(g.stdout, "  not a report: %s: %s\n", p.Path, p.Reason)
+					}
+					for _, p := range st.Errors {
+						fmt.Fprintf(g.stdout, "  error: %s: %s\n", p.Path, p.Reason)
+					}
 				}
-				for _, p := range st.Errors {
-					fmt.Fprintf(g.stdout, "  error: %s: %s\n", p.Path, p.Reason)
-				}
+				printMailboxes(g.stdout, mst)
 			}
-			if len(st.Errors) > 0 {
-				return &exitErr{code: exitError, err: fmt.Errorf("%d input(s) could not be read", len(st.Errors))}
+			if merr != nil {
+				return merr
+			}
+			if n := len(st.Errors) + mailboxErrors(mst); n > 0 {
+				return &exitErr{code: exitError, err: fmt.Errorf("%d input(s) could not be read", n)}
 			}
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.Flags().StringVar(&progress, "progress", "auto", "progress line on stderr: auto (when a terminal), always or never")
+	cmd.Flags().StringVar(&mbOpts.CAFile, "imap-ca-file", "", "PEM roots trusted for IMAP servers besides the system's")
+	cmd.Flags().StringVar(&mbOpts.ProcessedFolder, "processed-folder", config.DefaultIMAPProcessed, "IMAP folder each message goes to once its reports are stored")
+	cmd.Flags().StringVar(&mbOpts.FailedFolder, "failed-folder", config.DefaultIMAPFailed, "IMAP folder each message without a report goes to")
 	return cmd
 }
 
@@ -103,6 +128,8 @@ type importJSON struct {
 	Invalid    int         `json:"invalid"`
 	NotReports []issueJSON `json:"not_reports"`
 	Errors     []issueJSON `json:"errors"`
+	// Mailboxes are the IMAP folders imported, when any.
+	Mailboxes []mailboxJSON `json:"mailboxes,omitempty"`
 }
 
 type issueJSON struct {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/moatmail/moat/internal/config"
 	"github.com/moatmail/moat/internal/devca"
+	"github.com/moatmail/moat/internal/imapintake"
 	"github.com/moatmail/moat/internal/server"
 	"github.com/moatmail/moat/internal/store"
 	"github.com/moatmail/moat/internal/web"
@@ -25,7 +26,8 @@ func newServeCmd(g *globals) *cobra.Command {
 		Short: "Run Moat: authoritative DNS, HTTPS policy server, certificates, report intake",
 		Long: `Run Moat's servers: the authoritative DNS server for the service zone, the
 HTTPS MTA-STS policy server with on-demand ACME certificates, the HTTP
-listener for ACME challenges, and the TLS-RPT report intake by HTTPS and SMTP.
+listener for ACME challenges, and the TLS-RPT report intake by HTTPS and SMTP
+(and from the IMAP mailboxes of intake.imap).
 With --dev everything runs on 127.0.0.1 with a local development CA and a demo
 domain, and no DNS or certificates to set up.`,
 		Args: nArgs(0, 0),
@@ -77,6 +79,9 @@ func serve(ctx context.Context, g *globals, c *config.Config, addrsFile string) 
 	var parts []server.PartFunc
 	if c.HasRole(config.RoleWeb) {
 		parts = append(parts, webPart(log, c, st))
+	}
+	if len(c.Intake.IMAP) > 0 && c.HasRole(config.RoleIntake) {
+		parts = append(parts, imapintake.NewPart(log, c.Intake.IMAP, os.Getenv("MOAT_IMAP_PASSWORD")))
 	}
 	srv, err := server.New(log, c, st, server.Options{Parts: parts})
 	if err != nil {

@@ -107,6 +107,7 @@ type Intake struct {
 	MaxReportJSON  int64    `yaml:"max_report_json" json:"max_report_json" env:"MAX_REPORT_JSON" doc:"Largest report after decompression, in bytes (gzip bombs are refused)."`
 	RatePerIP      float64  `yaml:"rate_per_ip" json:"rate_per_ip" env:"RATE_PER_IP" doc:"HTTPS reports per second accepted from one client IP (bursts of five times as many); beyond it, 429."`
 	SMTPConnsPerIP int64    `yaml:"smtp_conns_per_ip" json:"smtp_conns_per_ip" env:"SMTP_CONNS_PER_IP" doc:"Simultaneous SMTP connections accepted from one client IP address (IPv6: one /64); more are answered 421."`
+	IMAP           []IMAP   `yaml:"imap" json:"imap" env:"-" doc:"Mailboxes to take reports from (IMAP IDLE, else polling), YAML only. Each entry: url (imaps://USER@HOST[:PORT]/FOLDER, or imap://...?starttls=1; FOLDER default INBOX), the password in the url, password or password_file (else MOAT_IMAP_PASSWORD), processed_folder (default Moat/Processed) and failed_folder (default Moat/Failed) where each message is moved once its reports are committed or found missing, poll_interval (default 1m), ca_file (PEM roots trusted besides the system's)."`
 }
 
 // Web configures the dashboard and the REST API.
@@ -350,6 +351,7 @@ func (c *Config) applyDerived() {
 	for i, a := range c.Intake.Addresses {
 		c.Intake.Addresses[i] = strings.ToLower(strings.TrimSpace(a))
 	}
+	c.applyIMAPDefaults()
 }
 
 // PublishedRUA is the rua Moat publishes in every hosted domain's TLS-RPT
@@ -555,6 +557,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Intake.SMTPConnsPerIP < 1 || c.Intake.SMTPConnsPerIP > 100000 {
 		return invalid("intake.smtp_conns_per_ip", c.Intake.SMTPConnsPerIP, "want 1 to 100000")
+	}
+	if err := c.validateIMAP(); err != nil {
+		return err
 	}
 	if c.HTTPS.ReadHeaderTimeout < time.Second || c.HTTPS.ReadHeaderTimeout > 10*time.Minute {
 		return invalid("https.read_header_timeout", c.HTTPS.ReadHeaderTimeout, "want between 1s and 10m")

@@ -27,9 +27,24 @@ var ErrNotReport = errors.New("intake: not a TLS-RPT report")
 // base gives the Source, SourceDetail and DKIM; each part brings its own
 // media type and bytes. Other errors are those of Submit.
 func (ing *Ingester) SubmitParts(ctx context.Context, base Submission, parts []tlsrpt.Part) (Result, error) {
-	if len(parts) == 0 {
-		return Result{}, fmt.Errorf("%w: the message has no attachment or body that could be a report", ErrNotReport)
+	reps, err := ing.choose(base, parts, false)
+	if err != nil {
+		return Result{}, err
 	}
+	return ing.store(ctx, reps[0])
+}
+
+// choose prepares the reports to store from a mail's candidate parts: the
+// first that decodes (every one that decodes when all is set, each
+// distinct report once), else the first that looks like a damaged report
+// (stored invalid), else ErrNotReport, or ErrTooLarge when a part was
+// refused for its size. It returns at least one report or an error.
+func (ing *Ingester) choose(base Submission, parts []tlsrpt.Part, all bool) ([]*store.TLSRPTReport, error) {
+	if len(parts) == 0 {
+		return nil, fmt.Errorf("%w: the message has no attachment or body that could be a report", ErrNotReport)
+	}
+	var valid []*store.TLSRPTReport
+	seen := make(map[string]bool)
 	var fallback *store.TLSRPTReport
 	var reasons []string
 	var tooLarge error
@@ -45,7 +60,20 @@ func (ing *Ingester) SubmitParts(ctx context.Context, base Submission, parts []t
 			continue
 		}
 		if rep.Status != store.ReportInvalid {
-			return ing.store(ctx, rep)
+			if !all {
+				return []*store.TLSRPTReport{rep}, nil
+			}
+			// The same report twice in one mail (say gzip and plain
+			// JSON) is one report: the key the store deduplicates by.
+			key := "digest " + rep.Digest
+			if rep.OrganizationName != "" && rep.ReportID != "" {
+				key = "report " + rep.OrganizationName + "\x00" + rep.ReportID
+			}
+			if !seen[key] {
+				seen[key] = true
+				valid = append(valid, rep)
+			}
+			continue
 		}
 		if ok, why := ing.looksLikeReport(part.Data); ok {
 			if fallback == nil {
@@ -55,13 +83,15 @@ func (ing *Ingester) SubmitParts(ctx context.Context, base Submission, parts []t
 			reasons = append(reasons, fmt.Sprintf("part %d (%s%s) %s", i+1, part.MediaType, nameSuffix(part.Filename), why))
 		}
 	}
-	if fallback != nil {
-		return ing.store(ctx, fallback)
+	switch {
+	case len(valid) > 0:
+		return valid, nil
+	case fallback != nil:
+		return []*store.TLSRPTReport{fallback}, nil
+	case tooLarge != nil:
+		return nil, tooLarge
 	}
-	if tooLarge != nil {
-		return Result{}, tooLarge
-	}
-	return Result{}, fmt.Errorf("%w: %s", ErrNotReport, joinReasons(reasons))
+	return nil, fmt.Errorf("%w: %s", ErrNotReport, joinReasons(reasons))
 }
 
 func nameSuffix(name string) string {

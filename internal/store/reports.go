@@ -17,7 +17,7 @@ const (
 type TLSRPTReport struct {
 	ID         int64     // assigned by the store
 	ReceivedAt time.Time // UTC
-	Source     string    // "https", "smtp", "import"
+	Source     string    // "https", "smtp", "imap", "import"
 	// SourceDetail says where it came from: the client IP for HTTPS, the
 	// envelope sender and client IP for SMTP, the file path for imports.
 	SourceDetail string

@@ -171,7 +171,7 @@ type Tenant interface {
 type IntakeEvent struct {
 	ID         int64
 	At         time.Time
-	Source     string // "https", "smtp", "import"
+	Source     string // "https", "smtp", "imap", "import"
 	Detail     string // the client, envelope or file
 	Outcome    string // "stored", "duplicate" or "invalid"
 	ReportID   int64  // the stored report (the earlier one for a duplicate)

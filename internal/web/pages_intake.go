@@ -48,7 +48,7 @@ func (pg *pages) intake(w http.ResponseWriter, r *http.Request, p *auth.Principa
 	ctx := r.Context()
 	v := r.URL.Query()
 	q := store.IntakeQuery{Outcome: v.Get("outcome"), Source: v.Get("source"), Limit: intakePageSize}
-	data := &intakeData{Sources: []string{"https", "smtp", "import"}, Outcome: []string{"stored", "duplicate", "invalid"}}
+	data := &intakeData{Sources: []string{"https", "smtp", "imap", "import"}, Outcome: []string{"stored", "duplicate", "invalid"}}
 	var msg string
 	if q.Outcome != "" && !slices.Contains(data.Outcome, q.Outcome) {
 		msg, q.Outcome = "Unknown outcome "+strconv.Quote(q.Outcome)+": showing every outcome.", ""
