@@ -352,7 +352,7 @@ func (d *Decoder) token() (xml.Token, error) {
 			}
 			return nil, d.failf("XML syntax error the decoder cannot repair: %s", se.Msg)
 		}
-		return nil, d.fail(fmt.Errorf("%w: read: %w", ErrInvalidReport, err))
+		return nil, d.fail(fmt.Errorf("%w: %w", ErrInvalidReport, err))
 	}
 	switch t := tok.(type) {
 	case xml.StartElement:

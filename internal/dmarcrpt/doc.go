@@ -39,4 +39,32 @@
 // up is not guessed). Limits ([Options]) bound tokens, lists, records
 // and warnings; exceeding them wraps [ErrTooLarge]. The caller keeps such
 // reports as invalid, with the error as the reason.
+//
+// [Extract] finds the reports in what arrives: a file or an HTTP or SMTP
+// body (gzip, zip, plain XML, sniffed from the bytes) or a whole mail
+// (RFC 7489 §7.2.1.1, RFC 9990 §3.5.2), walking multipart/mixed and
+// multipart/report, forwarded messages, application/gzip, application/zip
+// (Google, where the RFCs say gzip), application/octet-stream, text/xml,
+// XML in a text/plain body, and a message body that is itself the
+// archive; base64 is decoded leniently. [Source.Open] decompresses as the
+// decoder reads (package unpack: gzip with several members or trailing
+// garbage, double gzip, zip members with an empty name), bounded by
+// [ExtractOptions], so that a compression bomb stops with [ErrTooLarge].
+// Each deviation of the mail's form is a warning.
+//
+// [ParseFailure] reads a failure report (RFC 6591 §3.1: the fields of
+// the message/feedback-report part, Auth-Failure, Source-IP,
+// Identity-Alignment and the others of RFC 7489 §7.3.1, and the header
+// of the reported message from the message/rfc822 or text/rfc822-headers
+// part), tolerant of the shapes receivers send: multipart/mixed instead
+// of multipart/report (RFC 5965 §2), the feedback part base64-encoded as
+// an attachment (ATT00001) or in a text/plain part, LF or CRLF line ends,
+// an mbox "From " line, comments in Source-IP. A message that is not a
+// failure report ([ErrNotFailureReport]) says why: not multipart, no
+// feedback part (listing the parts it has), an abuse report rather than
+// auth-failure.
+//
+// Not implemented here: DKIM verification of report mail (the caller's,
+// on the raw message), the external destination checks of RFC 7489 §7.1
+// (package dmarc), storing reports and generating them.
 package dmarcrpt

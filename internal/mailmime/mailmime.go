@@ -308,3 +308,53 @@ func Date(v string) time.Time {
 	}
 	return time.Time{}
 }
+
+// ReportSubject reads the Subject of a report message, the form RFC 9990
+// §3.5.2 (DMARC aggregate reports) and RFC 8460 §5.3 (TLS-RPT) share:
+// "Report Domain: <domain> Submitter: <domain> Report-ID: <id>". It is
+// lenient: the keywords are case-insensitive and may be preceded by other
+// text ("[Preview] ", "Fwd: ", "Dmarc Aggregate "); a value may be
+// followed by ";" or "," (Mail.ru) or enclosed in braces, spaces
+// included (Amazon SES: "{Amazon SES}"); the Report-ID may lack its angle
+// brackets (Microsoft). Domains are lower-cased without a trailing dot.
+// ok is false when the domain or the report ID is missing.
+func ReportSubject(subject string) (domain, submitter, reportID string, ok bool) {
+	words := strings.Fields(subject)
+	take := func(i int, key string) (string, int) {
+		v := words[i][len(key):]
+		if v == "" && i+1 < len(words) {
+			i++
+			v = words[i]
+		}
+		if strings.HasPrefix(v, "{") {
+			for !strings.Contains(v, "}") && i+1 < len(words) {
+				i++
+				v += " " + words[i]
+			}
+			v, _, _ = strings.Cut(v[1:], "}")
+		}
+		return strings.TrimRight(v, ";,"), i
+	}
+	domainOf := func(v string) string {
+		return strings.TrimRight(strings.ToLower(strings.TrimSpace(v)), ".")
+	}
+	for i := 0; i < len(words); i++ {
+		w := words[i]
+		switch {
+		case hasPrefixFold(w, "Domain:") && domain == "":
+			domain, i = take(i, "Domain:")
+			domain = domainOf(domain)
+		case hasPrefixFold(w, "Submitter:") && submitter == "":
+			submitter, i = take(i, "Submitter:")
+			submitter = domainOf(submitter)
+		case hasPrefixFold(w, "Report-ID:") && reportID == "":
+			reportID, i = take(i, "Report-ID:")
+			reportID = strings.TrimSuffix(strings.TrimPrefix(reportID, "<"), ">")
+		}
+	}
+	return domain, submitter, reportID, domain != "" && reportID != ""
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}

@@ -153,3 +153,27 @@ func TestHeaderFields(t *testing.T) {
 		t.Errorf("DecodeText = %q", got)
 	}
 }
+
+func TestReportSubject(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in                    string
+		domain, submitter, id string
+		ok                    bool
+	}{
+		{"Report Domain: example.net Submitter: mail.sender.example.com Report-ID: <735ff.e317+bf22029@example.net>", "example.net", "mail.sender.example.com", "735ff.e317+bf22029@example.net", true},
+		{"[Preview] report domain: Example.COM. submitter: google.com report-id: <a@b>", "example.com", "google.com", "a@b", true},
+		{"Report Domain:example.com Submitter:x.example Report-ID:abc", "example.com", "x.example", "abc", true},
+		{"Report Domain: ueber.net; Submitter: Mail.Ru; Report-ID: 1234;", "ueber.net", "mail.ru", "1234", true},
+		{"Dmarc Aggregate Report Domain: {stalw.art}  Submitter: {Amazon SES} Report-ID: {a-b}", "stalw.art", "amazon ses", "a-b", true},
+		{"Report Domain: {unclosed Submitter: x", "unclosed submitter: x", "", "", false},
+		{"Report Domain: example.com", "example.com", "", "", false},
+		{"Hello", "", "", "", false},
+	}
+	for _, tc := range tests {
+		d, s, id, ok := ReportSubject(tc.in)
+		if d != tc.domain || s != tc.submitter || id != tc.id || ok != tc.ok {
+			t.Errorf("ReportSubject(%q) = %q, %q, %q, %v", tc.in, d, s, id, ok)
+		}
+	}
+}

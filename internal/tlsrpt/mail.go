@@ -191,36 +191,8 @@ func hasReportKeys(data []byte) bool {
 // lenient: the keywords are case-insensitive, may be preceded by other
 // text ("[Preview] ", "Fwd: "), and the Report-ID may lack its angle
 // brackets (Microsoft). Domains are lower-cased. ok is false when the
-// domain or the report ID is missing.
+// domain or the report ID is missing. See mailmime.ReportSubject, which
+// DMARC report mail shares.
 func ParseSubject(subject string) (domain, submitter, reportID string, ok bool) {
-	words := strings.Fields(subject)
-	take := func(i int, key string) (string, int) {
-		w := words[i]
-		if len(w) > len(key) {
-			return w[len(key):], i
-		}
-		if i+1 < len(words) {
-			return words[i+1], i + 1
-		}
-		return "", i
-	}
-	for i := 0; i < len(words); i++ {
-		w := words[i]
-		switch {
-		case hasPrefixFold(w, "Domain:") && domain == "":
-			domain, i = take(i, "Domain:")
-			domain = trimDomain(strings.ToLower(domain))
-		case hasPrefixFold(w, "Submitter:") && submitter == "":
-			submitter, i = take(i, "Submitter:")
-			submitter = trimDomain(strings.ToLower(submitter))
-		case hasPrefixFold(w, "Report-ID:") && reportID == "":
-			reportID, i = take(i, "Report-ID:")
-			reportID = strings.TrimSuffix(strings.TrimPrefix(reportID, "<"), ">")
-		}
-	}
-	return domain, submitter, reportID, domain != "" && reportID != ""
-}
-
-func hasPrefixFold(s, prefix string) bool {
-	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+	return mailmime.ReportSubject(subject)
 }
