@@ -91,12 +91,17 @@ func (s *Source) Open() (*Stream, error) {
 		}
 		return nil, fmt.Errorf("%w: %w", ErrInvalidReport, err)
 	}
-	return &Stream{r: r}, nil
+	path := ""
+	if s.Part != "" {
+		path = "mail/" + s.Part
+	}
+	return &Stream{r: r, path: path}, nil
 }
 
 // Stream is the decompressed XML of a Source.
 type Stream struct {
-	r *unpack.Reader
+	r    *unpack.Reader
+	path string
 }
 
 // Read reads decompressed XML.
@@ -115,18 +120,19 @@ func (s *Stream) Format() string { return s.r.Format() }
 
 // Warnings says what deviated in the compression, once the stream was
 // read to its end: trailing garbage after gzip data, a report compressed
-// twice, zip members that were not read.
+// twice, zip members that were not read. Their Path is the mail part
+// ("mail/2"), or "" for a file.
 func (s *Stream) Warnings() []Warning {
 	var w []Warning
 	f := s.r.Format()
 	if strings.Contains(f, "trailing") {
-		w = append(w, Warning{Message: fmt.Sprintf("bytes after the end of the gzip data (%s); ignored", f)})
+		w = append(w, Warning{Path: s.path, Message: fmt.Sprintf("bytes after the end of the gzip data (%s); ignored", f)})
 	}
 	if strings.Count(strings.ReplaceAll(f, "+trailing", ""), "+") > 0 {
-		w = append(w, Warning{Message: fmt.Sprintf("the report is compressed twice (%s)", f)})
+		w = append(w, Warning{Path: s.path, Message: fmt.Sprintf("the report is compressed twice (%s)", f)})
 	}
 	if m := s.r.OtherMembers(); len(m) > 0 {
-		w = append(w, Warning{Message: fmt.Sprintf("the zip archive has %d more files, not read: %q", len(m), m)})
+		w = append(w, Warning{Path: s.path, Message: fmt.Sprintf("the zip archive has %d more files, not read: %q", len(m), m)})
 	}
 	return w
 }
