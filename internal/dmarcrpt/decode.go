@@ -526,7 +526,7 @@ func (d *Decoder) foreign(level int) bool {
 		if d.prefixes == nil {
 			d.prefixes = map[string]bool{}
 		}
-		if !d.prefixes[uri] {
+		if !d.prefixes[uri] && len(d.prefixes) < 64 {
 			d.prefixes[uri] = true
 			d.warnHere(fmt.Sprintf("namespace prefix %q is not declared; the element is read as a DMARC element", uri))
 		}

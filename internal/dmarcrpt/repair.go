@@ -201,7 +201,8 @@ func (p *repair) lex(win []byte, atEOF bool) int {
 		p.out = append(p.out, win[i:j]...)
 		p.run += int64(j - i)
 		if p.run > p.max {
-			p.err = &DecodeError{Offset: p.in + int64(j), Err: fmt.Errorf("%w: %w: an XML token longer than %d bytes", ErrInvalidReport, ErrTooLarge, p.max)}
+			// The offset of the first byte beyond the bound.
+			p.err = &DecodeError{Offset: p.in + int64(j) - (p.run - p.max), Err: fmt.Errorf("%w: %w: an XML token longer than %d bytes", ErrInvalidReport, ErrTooLarge, p.max)}
 			return j
 		}
 		i = j
