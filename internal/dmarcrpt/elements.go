@@ -488,6 +488,9 @@ func (d *Decoder) authResults(level int, a *AuthResults) error {
 			}
 		case "spf":
 			d.setIndex(cl, len(a.SPF))
+			if len(a.SPF) == 1 && d.report.Namespace == NamespaceRFC9990 {
+				d.warnHere("a second SPF result (RFC 9990 §3.1.1.11: at most one); read")
+			}
 			if len(a.SPF) >= d.opts.MaxListLen {
 				d.warnHere(fmt.Sprintf("more than %d SPF results; skipped", d.opts.MaxListLen))
 				err = d.skip(cl)
@@ -547,6 +550,9 @@ func (d *Decoder) dkim(level int, r *DKIMResult) error {
 		}
 	}
 	d.required(level, f, "domain", "result")
+	if f&(1<<2) == 0 && d.report.Namespace == NamespaceRFC9990 {
+		d.warnEnded(level, "no <selector> (RFC 9990 §3.1.1.12: required)")
+	}
 	return nil
 }
 
@@ -583,6 +589,10 @@ func (d *Decoder) spf(level int, r *SPFResult) error {
 		case "scope":
 			d.once(&f, 2, name)
 			r.Scope = d.venum(name, v, false, isSPFScope, "mfrom, helo")
+			if r.Scope == "helo" && d.report.Namespace == NamespaceRFC9990 {
+				// RFC 7489 allowed helo; DMARC uses the MAIL FROM identity only.
+				d.warnAt(name, `"helo" (RFC 9990 §3.1.1.13: the only valid value is "mfrom")`)
+			}
 		default:
 			d.once(&f, 3, name)
 			r.HumanResult = d.vtext(name, v)
