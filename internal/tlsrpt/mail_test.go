@@ -1,7 +1,6 @@
 package tlsrpt
 
 import (
-	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -435,22 +434,5 @@ Content-Type: application/octet-stream; name="report.pdf"
 				t.Fatalf("ExtractMessage = %+v, %v; want %v containing %q", m, err, tc.wantErr, tc.text)
 			}
 		})
-	}
-}
-
-func TestDecodeBase64(t *testing.T) {
-	t.Parallel()
-	data := []byte("any carnal pleasure.")
-	enc := base64.StdEncoding.EncodeToString(data)
-	tests := map[string]string{
-		"plain":               enc,
-		"lines and garbage":   enc[:10] + "\r\n\t*" + enc[10:],
-		"no padding":          strings.TrimRight(enc, "="),
-		"concatenated chunks": base64.StdEncoding.EncodeToString(data[:4]) + base64.StdEncoding.EncodeToString(data[4:]),
-	}
-	for name, in := range tests {
-		if got := decodeBase64([]byte(in)); !bytes.Equal(got, data) {
-			t.Errorf("%s: decodeBase64(%q) = %q", name, in, got)
-		}
 	}
 }

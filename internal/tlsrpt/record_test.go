@@ -9,9 +9,14 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	sharedcorpora "github.com/moatmail/moat/internal/corpora"
 )
 
-const corpora = "../../../shared/corpora"
+// corpora is the shared corpora directory ($MOAT_CORPORA, or
+// ../shared/corpora beside the repository root); the tests that read it
+// skip when it is absent.
+var corpora, _ = sharedcorpora.Dir()
 
 // TestParseRecordVectors runs the "_smtp._tls" section of the shared TXT
 // record vectors. Where a source's verdict is tool-specific, the ABNF of

@@ -1,0 +1,5 @@
+//go:build !race
+
+package dmarcrpt
+
+const raceEnabled = false

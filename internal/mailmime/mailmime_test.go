@@ -1,0 +1,179 @@
+package mailmime
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+func crlf(s string) string { return strings.ReplaceAll(s, "\n", "\r\n") }
+
+// walkAll returns "path type filename top: body" per leaf, and the notes.
+func walkAll(t *testing.T, msg string, opts Options) ([]string, []string) {
+	t.Helper()
+	h, body, err := ReadHeader([]byte(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	notes := Walk(h, body, opts, func(p *Part) {
+		got = append(got, fmt.Sprintf("%s %s %q %v %s: %s", p.Path, p.MediaType, p.Filename, p.Top, p.Encoding, p.Body))
+	})
+	return got, notes
+}
+
+func TestWalk(t *testing.T) {
+	t.Parallel()
+	msg := crlf(`From: a@example.com
+Content-Type: multipart/mixed; boundary=outer
+
+--outer
+Content-Type: text/plain
+
+hello
+--outer
+Content-Type: application/octet-stream; name="r.xml.gz"
+Content-Transfer-Encoding: base64
+
+aGVs
+ bG8=
+--outer
+Content-Type: message/rfc822
+
+Subject: forwarded
+Content-Type: multipart/report; boundary=inner
+
+--inner
+Content-Type: text/plain
+Content-Transfer-Encoding: quoted-printable
+
+caf=C3=A9
+--inner
+Content-Type: application/gzip
+Content-Disposition: attachment; filename="=?utf-8?q?a_b.gz?="
+
+data
+--inner--
+--outer
+Content-Type: message/rfc822
+
+Subject: plain
+
+body
+--outer--
+`)
+	got, notes := walkAll(t, msg, Options{ExpandMessages: true})
+	want := []string{
+		`1 text/plain "" false : hello`,
+		`2 application/octet-stream "r.xml.gz" false base64: hello`,
+		`3.1 text/plain "" false quoted-printable: café`,
+		`3.2 application/gzip "a b.gz" false : data`,
+		`4.1  "" false : body`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") || len(notes) != 0 {
+		t.Errorf("Walk =\n%s\nwant\n%s\nnotes %q", strings.Join(got, "\n"), strings.Join(want, "\n"), notes)
+	}
+	got, _ = walkAll(t, msg, Options{})
+	if len(got) != 4 || !strings.HasPrefix(got[2], "3 message/rfc822") || !strings.HasPrefix(got[3], "4 message/rfc822") {
+		t.Errorf("without ExpandMessages: %q", got)
+	}
+	got, _ = walkAll(t, "Content-Type: application/zip\r\n\r\nPK", Options{})
+	if len(got) != 1 || got[0] != `1 application/zip "" true : PK` {
+		t.Errorf("single part: %q", got)
+	}
+}
+
+func TestWalkBroken(t *testing.T) {
+	t.Parallel()
+	// No final boundary: the part read so far is kept.
+	got, _ := walkAll(t, "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nhello\n", Options{})
+	if len(got) != 1 || !strings.HasSuffix(got[0], ": hello") {
+		t.Errorf("unterminated multipart: %q", got)
+	}
+	// Nesting deeper than MaxDepth is noted.
+	var b strings.Builder
+	for i := range MaxDepth + 2 {
+		fmt.Fprintf(&b, "Content-Type: multipart/mixed; boundary=b%d\n\n--b%d\n", i, i)
+	}
+	b.WriteString("Content-Type: text/plain\n\nx\n")
+	got, notes := walkAll(t, b.String(), Options{})
+	if len(got) != 0 || len(notes) == 0 || !strings.Contains(notes[0], "nested deeper than 16 levels") {
+		t.Errorf("deep nesting: %q, notes %q", got, notes)
+	}
+	// Too many parts.
+	b.Reset()
+	b.WriteString("Content-Type: multipart/mixed; boundary=b\n\n")
+	for range MaxParts + 5 {
+		b.WriteString("--b\n\nx\n")
+	}
+	got, notes = walkAll(t, b.String(), Options{})
+	if len(got) != MaxParts-1 || len(notes) != 1 || notes[0] != "stopped after 1000 parts" {
+		t.Errorf("too many parts: %d leaves, notes %q", len(got), notes)
+	}
+}
+
+func TestDecodeBase64(t *testing.T) {
+	t.Parallel()
+	data := []byte("any carnal pleasure.")
+	enc := base64.StdEncoding.EncodeToString(data)
+	tests := map[string]string{
+		"plain":               enc,
+		"lines and garbage":   enc[:10] + "\r\n\t*" + enc[10:],
+		"no padding":          strings.TrimRight(enc, "="),
+		"concatenated chunks": base64.StdEncoding.EncodeToString(data[:4]) + base64.StdEncoding.EncodeToString(data[4:]),
+	}
+	for name, in := range tests {
+		if got := DecodeBase64([]byte(in)); !bytes.Equal(got, data) {
+			t.Errorf("%s: DecodeBase64(%q) = %q", name, in, got)
+		}
+	}
+}
+
+func TestHeaderFields(t *testing.T) {
+	t.Parallel()
+	if got := Address(`"Microsoft" <tlsrpt-noreply@microsoft.com>, b@example.com`); got != "tlsrpt-noreply@microsoft.com" {
+		t.Errorf("Address = %q", got)
+	}
+	if got := Address("=?x-unknown?Q?Reporter?= <not an address"); got != "=?x-unknown?Q?Reporter?= <not an address" {
+		t.Errorf("Address of garbage = %q", got)
+	}
+	want := time.Date(2023, 2, 3, 5, 9, 22, 0, time.UTC)
+	for _, v := range []string{"Fri, 3 Feb 2023 05:09:22 +0000", "Fri, Feb 03 2023 05:09:22 +0000", "2023-02-03T06:09:22+01:00", " Fri, 3 Feb 2023\r\n 05:09:22 +0000 (UTC)"} {
+		if got := Date(v); !got.Equal(want) {
+			t.Errorf("Date(%q) = %v", v, got)
+		}
+	}
+	if !Date("yesterday").IsZero() {
+		t.Error("Date of garbage is not zero")
+	}
+	if got := Collapse(DecodeText("=?utf-8?B?W1ByZXZpZXddIFJlcG9ydA==?=\r\n  Domain:")); got != "[Preview] Report Domain:" {
+		t.Errorf("DecodeText = %q", got)
+	}
+}
+
+func TestReportSubject(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in                    string
+		domain, submitter, id string
+		ok                    bool
+	}{
+		{"Report Domain: example.net Submitter: mail.sender.example.com Report-ID: <735ff.e317+bf22029@example.net>", "example.net", "mail.sender.example.com", "735ff.e317+bf22029@example.net", true},
+		{"[Preview] report domain: Example.COM. submitter: google.com report-id: <a@b>", "example.com", "google.com", "a@b", true},
+		{"Report Domain:example.com Submitter:x.example Report-ID:abc", "example.com", "x.example", "abc", true},
+		{"Report Domain: ueber.net; Submitter: Mail.Ru; Report-ID: 1234;", "ueber.net", "mail.ru", "1234", true},
+		{"Dmarc Aggregate Report Domain: {stalw.art}  Submitter: {Amazon SES} Report-ID: {a-b}", "stalw.art", "amazon ses", "a-b", true},
+		{"Report Domain: {unclosed Submitter: x", "unclosed submitter: x", "", "", false},
+		{"Report Domain: example.com", "example.com", "", "", false},
+		{"Hello", "", "", "", false},
+	}
+	for _, tc := range tests {
+		d, s, id, ok := ReportSubject(tc.in)
+		if d != tc.domain || s != tc.submitter || id != tc.id || ok != tc.ok {
+			t.Errorf("ReportSubject(%q) = %q, %q, %q, %v", tc.in, d, s, id, ok)
+		}
+	}
+}
