@@ -18,6 +18,16 @@ const (
 	OutcomeStored    = "stored"
 	OutcomeDuplicate = "duplicate"
 	OutcomeInvalid   = "invalid"
+	// OutcomeConflict: a DMARC report stored aside, another one holding
+	// its identity with another content.
+	OutcomeConflict = DMARCConflict
+)
+
+// Kinds of submissions (IntakeEvent.Kind).
+const (
+	KindTLSRPT       = "tlsrpt"
+	KindDMARC        = "dmarc"         // an aggregate report
+	KindDMARCFailure = "dmarc-failure" // a failure report
 )
 
 // defaultIntakeLimit is the page size of IntakeLog when Limit is 0.
@@ -79,8 +89,9 @@ func (s *sqlStore) logIntake(ctx context.Context, tx *sql.Tx, order []*reportRow
 }
 
 // IntakeLog implements Tenant. A tenant sees the submissions whose report
-// has a policy domain hosted in its scope; reports that could not be
-// parsed name no domain, so their submissions are the operator's only.
+// has a policy domain hosted in its scope (a DMARC report: its policy
+// domain; a failure report: its reported domain); reports that could not
+// be parsed name no domain, so their submissions are the operator's only.
 // Limit 0 is 100, more than 1000 is 1000.
 func (t *tenant) IntakeLog(ctx context.Context, iq IntakeQuery) ([]*IntakeEvent, error) {
 	if iq.Limit < 0 {
@@ -107,9 +118,13 @@ func (t *tenant) IntakeLog(ctx context.Context, iq IntakeQuery) ([]*IntakeEvent,
 	if iq.Before != 0 {
 		conds = append(conds, "l.id < "+q.arg(iq.Before))
 	}
-	conds = append(conds, t.reportIn(&q, "l.report"))
-	rows, err := t.s.r.QueryContext(ctx, sqlText(`SELECT l.id, l.at, l.source, l.detail, l.outcome, l.report, l.reason,
-		l.reporter, l.report_name, l.domains FROM intake_log l`, where(conds...),
+	if iq.Kind != "" {
+		conds = append(conds, "l.kind = "+q.arg(iq.Kind))
+	}
+	conds = append(conds, t.intakeIn(&q))
+	rows, err := t.s.r.QueryContext(ctx, sqlText(`SELECT l.id, l.at, l.kind, l.source, l.detail, l.outcome,
+		COALESCE(l.report, l.dmarc_report, l.dmarc_failure), l.reason, l.reporter, l.report_name, l.domains
+		FROM intake_log l`, where(conds...),
 		` ORDER BY l.id DESC LIMIT `, q.arg(limit)), q.args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: intake log: %w", err)
@@ -121,7 +136,7 @@ func (t *tenant) IntakeLog(ctx context.Context, iq IntakeQuery) ([]*IntakeEvent,
 			e       IntakeEvent
 			domains string
 		)
-		if err := rows.Scan(&e.ID, timeCol{&e.At}, &e.Source, &e.Detail, &e.Outcome, optIDCol{&e.ReportID}, &e.Reason,
+		if err := rows.Scan(&e.ID, timeCol{&e.At}, &e.Kind, &e.Source, &e.Detail, &e.Outcome, optIDCol{&e.ReportID}, &e.Reason,
 			&e.Reporter, &e.ReportName, &domains); err != nil {
 			return nil, fmt.Errorf("store: intake log: %w", err)
 		}

@@ -135,6 +135,11 @@ type Store interface {
 	// ReportStore keeps TLS-RPT reports (reports.go).
 	ReportStore
 
+	// DMARCStore and DMARCReader keep DMARC reports (dmarc.go); the
+	// reading methods act for the operator.
+	DMARCStore
+	DMARCReader
+
 	// AccountStore keeps organizations, users and what signs them in
 	// (accounts.go).
 	AccountStore

@@ -101,6 +101,7 @@ type Tenant interface {
 
 	DomainStore
 	ReportReader
+	DMARCReader
 
 	// Overview returns one page of the domain overview, with totals from
 	// the rollups and the newest check of each domain: no report rows are
@@ -171,10 +172,11 @@ type Tenant interface {
 type IntakeEvent struct {
 	ID         int64
 	At         time.Time
+	Kind       string // KindTLSRPT, KindDMARC or KindDMARCFailure
 	Source     string // "https", "smtp", "imap", "import"
 	Detail     string // the client, envelope or file
-	Outcome    string // "stored", "duplicate" or "invalid"
-	ReportID   int64  // the stored report (the earlier one for a duplicate)
+	Outcome    string // "stored", "duplicate", "invalid" or "conflict" (a DMARC report kept aside)
+	ReportID   int64  // the stored report of its Kind (the earlier one for a duplicate)
 	Reason     string // for invalid reports: why, precisely
 	Reporter   string // the reporting organization, when parsed
 	ReportName string // the report-id, when parsed
@@ -184,6 +186,7 @@ type IntakeEvent struct {
 // IntakeQuery selects intake events.
 type IntakeQuery struct {
 	Since   time.Time // zero: all
+	Kind    string    // "" for all
 	Outcome string    // "" for all
 	Source  string    // "" for all
 	Limit   int       // 0: 100; at most 1000

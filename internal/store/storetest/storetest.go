@@ -79,6 +79,9 @@ func Run(t *testing.T, fresh func(t *testing.T) store.Options) {
 		{"OverviewLarge", testOverviewLarge},
 		{"IntakeLog", testIntakeLog},
 		{"TenantIsolation", testTenantIsolation},
+		{"DMARCStore", testDMARCStore},
+		{"DMARCInvalid", testDMARCInvalid},
+		{"DMARCFailures", testDMARCFailures},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

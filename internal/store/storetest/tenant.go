@@ -29,6 +29,7 @@ type isolation struct {
 	checkA    *store.CheckRecord
 	checkB    *store.CheckRecord // of B, for a.example: A's domain, B's check
 	reports   map[string]int64   // "a", "b", "ab", "u" (not hosted), "bad" (invalid)
+	dmarc     *dmarcIsolation
 	opT, aT   store.Tenant
 	paT, bT   store.Tenant
 	emptyT    store.Tenant
@@ -76,6 +77,7 @@ func newIsolation(t *testing.T, fresh func(t *testing.T) store.Options) *isolati
 	for i, name := range []string{"a", "b", "ab", "u", "bad"} {
 		x.reports[name] = res[i].ID
 	}
+	x.dmarc = newDMARCIsolation(t, s)
 	// Users, memberships, sessions, tokens, invitations, branding, checks.
 	x.ua, x.ub = user(t, s, "ua@example.com"), user(t, s, "ub@example.com")
 	for _, m := range []struct {
@@ -309,7 +311,7 @@ func testTenantIsolation(t *testing.T, fresh func(t *testing.T) store.Options) {
 			"operator": {"a", "b", "ab", "u", "bad"}, "{A}": {"a", "ab"}, "{P,A}": {"a", "ab"}, "{B}": {"b", "ab"}, "{}": nil,
 		}
 		for _, tn := range x.allScopes {
-			l, err := tn.t.IntakeLog(ctx, store.IntakeQuery{})
+			l, err := tn.t.IntakeLog(ctx, store.IntakeQuery{Kind: store.KindTLSRPT})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -323,6 +325,8 @@ func testTenantIsolation(t *testing.T, fresh func(t *testing.T) store.Options) {
 			same(t, tn.name+" IntakeLog report ids", got, wantIDs...)
 		}
 	})
+
+	t.Run("DMARC", func(t *testing.T) { testDMARCIsolation(t, x, x.dmarc) })
 
 	t.Run("Orgs", func(t *testing.T) {
 		want := map[string][]string{
