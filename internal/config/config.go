@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -39,7 +40,7 @@ type Config struct {
 	DataDir  string   `yaml:"data" json:"data" env:"DATA" flag:"data" doc:"Data directory: the embedded SQLite database, the development CA. Created if absent."`
 	Database string   `yaml:"database" json:"database" env:"DATABASE" flag:"database" doc:"Database URL. Empty: SQLite in the data directory. postgres://user:pass@host/db: PostgreSQL, shared by several instances."`
 	Dev      bool     `yaml:"dev" json:"dev" env:"DEV" flag:"dev" doc:"Development mode: listeners on 127.0.0.1 on unprivileged ports, a local CA instead of ACME, a demo domain."`
-	Roles    []string `yaml:"roles" json:"roles" env:"ROLES" flag:"roles" doc:"What this instance of moat serve does: dns (the authoritative DNS server), policy (MTA-STS policies over HTTPS), intake (TLS reports by HTTPS and SMTP), web (dashboard and API). A public edge runs dns,policy; a core behind it intake,web. The HTTPS listener runs for policy, and for intake and web when they serve their hosts there."`
+	Roles    []string `yaml:"roles" json:"roles" env:"ROLES" flag:"roles" doc:"What this instance of moat serve does: dns (the authoritative DNS server), policy (MTA-STS policies over HTTPS), intake (TLS and DMARC reports by HTTPS, SMTP and IMAP), web (dashboard and API). A public edge runs dns,policy; a core behind it intake,web. The HTTPS listener runs for policy, and for intake and web when they serve their hosts there."`
 
 	Zone       string `yaml:"zone" json:"zone" env:"ZONE" flag:"zone" doc:"Service zone delegated to Moat's DNS server; customers CNAME _mta-sts and _smtp._tls into it."`
 	PolicyHost string `yaml:"policy_host" json:"policy_host" env:"POLICY_HOST" flag:"policy-host" doc:"Host name customers CNAME mta-sts.<domain> to; it must resolve to the HTTPS listener. Default: mta-sts.<zone>."`
@@ -94,17 +95,21 @@ type TLSRPT struct {
 	RUA []string `yaml:"rua" json:"rua" env:"RUA" doc:"Report URIs (mailto: or https:) published in every hosted domain's TLS-RPT record before the domain's own extra URIs. Empty: derived from the intake settings, mailto:<each intake address> and https://<intake.host>/v1/tlsrpt, so that reports come to Moat's intake."`
 }
 
-// Intake configures TLS-RPT report intake (RFC 8460 §5): by HTTPS POST and
-// by SMTP. The published rua (tlsrpt.rua) is derived from it.
+// Intake configures report intake: TLS-RPT (RFC 8460 §5) by HTTPS POST and
+// by SMTP, DMARC (RFC 7489 §7) by SMTP, and both from IMAP mailboxes. The
+// published rua (tlsrpt.rua, and the DMARC rua shown to domain owners) is
+// derived from it.
 type Intake struct {
 	Host           string   `yaml:"host" json:"host" env:"HOST" doc:"Host name of the report intake: the https rua is https://<host>/v1/tlsrpt, and the SMTP server greets with it. It must resolve to Moat. Default: reports.<zone>."`
 	Addresses      []string `yaml:"addresses" json:"addresses" env:"ADDRESSES" doc:"Mailboxes the SMTP intake accepts reports for, published as mailto: rua; other recipients are refused. Default: tlsrpt@<host>."`
+	DMARCAddresses []string `yaml:"dmarc_addresses" json:"dmarc_addresses" env:"DMARC_ADDRESSES" doc:"Mailboxes the SMTP intake accepts DMARC aggregate (rua) and failure (ruf) reports for; the first is the rua and ruf each domain's records page shows. Reports belong to the organizations hosting their policy domain, whichever address they came to. Default: dmarc@<host>."`
 	ReportListen   string   `yaml:"report_listen" json:"report_listen" env:"REPORT_LISTEN" flag:"report-listen" doc:"A separate listener for POST /v1/tlsrpt. Empty: the endpoint is served on the HTTPS listener for Host <intake.host>."`
 	ReportTLS      bool     `yaml:"report_tls" json:"report_tls" env:"REPORT_TLS" doc:"Serve TLS on intake.report_listen (certificate for intake.host from ACME or the development CA). false: plain HTTP, for a TLS-terminating proxy in front."`
 	SMTPListen     string   `yaml:"smtp_listen" json:"smtp_listen" env:"SMTP_LISTEN" flag:"smtp-listen" doc:"Address of the SMTP intake (STARTTLS offered). Empty disables it."`
 	RequireDKIM    bool     `yaml:"require_dkim" json:"require_dkim" env:"REQUIRE_DKIM" doc:"Refuse reports by mail that are not DKIM-signed or whose signature fails (RFC 8460 §3 asks reporters to sign)."`
 	MaxReportSize  int64    `yaml:"max_report_size" json:"max_report_size" env:"MAX_REPORT_SIZE" doc:"Largest report body (HTTPS) or message (SMTP) accepted, in bytes."`
 	MaxReportJSON  int64    `yaml:"max_report_json" json:"max_report_json" env:"MAX_REPORT_JSON" doc:"Largest report after decompression, in bytes (gzip bombs are refused)."`
+	MaxDMARCXML    int64    `yaml:"max_dmarc_xml" json:"max_dmarc_xml" env:"MAX_DMARC_XML" doc:"Largest DMARC aggregate report after decompression, in bytes. DMARC reports are read as a stream in constant memory, so this bounds the time one report takes (a million records is about 400 MB of XML), not memory."`
 	RatePerIP      float64  `yaml:"rate_per_ip" json:"rate_per_ip" env:"RATE_PER_IP" doc:"HTTPS reports per second accepted from one client IP (bursts of five times as many); beyond it, 429."`
 	SMTPConnsPerIP int64    `yaml:"smtp_conns_per_ip" json:"smtp_conns_per_ip" env:"SMTP_CONNS_PER_IP" doc:"Simultaneous SMTP connections accepted from one client IP address (IPv6: one /64); more are answered 421."`
 	IMAP           []IMAP   `yaml:"imap" json:"imap" env:"-" doc:"Mailboxes to take reports from (IMAP IDLE, else polling), YAML only. Each entry: url (imaps://USER@HOST[:PORT]/FOLDER, or imap://...?starttls=1; FOLDER default INBOX), the password in the url, password or password_file (else MOAT_IMAP_PASSWORD), processed_folder (default Moat/Processed) and failed_folder (default Moat/Failed) where each message is moved once its reports are committed or found missing, poll_interval (default 1m), ca_file (PEM roots trusted besides the system's)."`
@@ -167,7 +172,7 @@ func Default() Config {
 		Web:     Web{SessionIdle: 12 * time.Hour, SessionLifetime: 30 * 24 * time.Hour},
 		Intake: Intake{
 			ReportTLS: true, SMTPListen: ":25",
-			MaxReportSize: 10 << 20, MaxReportJSON: 64 << 20, RatePerIP: 10, SMTPConnsPerIP: 20,
+			MaxReportSize: 10 << 20, MaxReportJSON: 64 << 20, MaxDMARCXML: 1 << 30, RatePerIP: 10, SMTPConnsPerIP: 20,
 		},
 	}
 }
@@ -351,6 +356,12 @@ func (c *Config) applyDerived() {
 	for i, a := range c.Intake.Addresses {
 		c.Intake.Addresses[i] = strings.ToLower(strings.TrimSpace(a))
 	}
+	if len(c.Intake.DMARCAddresses) == 0 && c.Intake.Host != "" {
+		c.Intake.DMARCAddresses = []string{"dmarc@" + c.Intake.Host}
+	}
+	for i, a := range c.Intake.DMARCAddresses {
+		c.Intake.DMARCAddresses[i] = strings.ToLower(strings.TrimSpace(a))
+	}
 	c.applyIMAPDefaults()
 }
 
@@ -516,6 +527,14 @@ func (c *Config) Validate() error {
 			return invalid("intake.addresses", a, "not an email address")
 		}
 	}
+	for _, a := range c.Intake.DMARCAddresses {
+		if at := strings.LastIndexByte(a, '@'); at <= 0 || dnsname.Check(a[at+1:], dnsname.Host) != nil {
+			return invalid("intake.dmarc_addresses", a, "not an email address")
+		}
+		if slices.Contains(c.Intake.Addresses, a) {
+			return invalid("intake.dmarc_addresses", a, "also in intake.addresses: TLS and DMARC reports need addresses of their own")
+		}
+	}
 	if c.Web.Host != "" {
 		if err := dnsname.Check(c.Web.Host, dnsname.Host); err != nil {
 			return invalidName("web.host", err)
@@ -551,6 +570,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Intake.MaxReportJSON < c.Intake.MaxReportSize/10 || c.Intake.MaxReportJSON > 4<<30 {
 		return invalid("intake.max_report_json", c.Intake.MaxReportJSON, "want at least a tenth of intake.max_report_size and at most 4 GiB")
+	}
+	if c.Intake.MaxDMARCXML < 1<<20 || c.Intake.MaxDMARCXML > 64<<30 {
+		return invalid("intake.max_dmarc_xml", c.Intake.MaxDMARCXML, "want 1 MiB to 64 GiB")
 	}
 	if c.Intake.RatePerIP <= 0 {
 		return invalid("intake.rate_per_ip", c.Intake.RatePerIP, "want a positive number of reports per second")
