@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moatmail/moat/internal/corpora"
 	"github.com/moatmail/moat/internal/intake"
 	"github.com/moatmail/moat/internal/store"
 	"github.com/moatmail/moat/internal/tlsrpt"
@@ -22,7 +23,8 @@ import (
 type testMail struct {
 	name    string
 	raw     []byte
-	reports int // distinct reports in it; 0: not a report mail
+	reports int  // distinct reports in it; 0: not a report mail
+	dmarc   bool // its report is a DMARC (aggregate or failure) report
 }
 
 // storeEnv is a real SQLite store with a running ingester and the
@@ -130,9 +132,10 @@ func corporaDir() string {
 }
 
 // corpusMails are the real report mails of the corpora (each holds one
-// TLS report), their TLS report files wrapped in mails, and their other
-// mails (DMARC and failure reports: no TLS report). It skips the test,
-// saying why, when the corpora are absent.
+// TLS report), their TLS report files wrapped in mails, and their DMARC
+// aggregate and failure report mails (one DMARC report each, but for those
+// corpora.DMARC says are refused). It skips the test, saying why, when the
+// corpora are absent.
 func corpusMails(t *testing.T) []testMail {
 	t.Helper()
 	root := corporaDir()
@@ -146,6 +149,10 @@ func corpusMails(t *testing.T) []testMail {
 	otherDirs := []string{
 		"mox/testdata/dmarc-reports", "parsedmarc/samples/aggregate", "parsedmarc/samples/failure",
 		"stalwart-mail-auth/resources/arf", "stalwart-mail-auth/resources/dmarc-feedback",
+	}
+	dmarcOK := map[string]bool{}
+	for _, f := range corpora.DMARC() {
+		dmarcOK[f.Path] = f.Parses()
 	}
 	var mails []testMail
 	read := func(dir string, reportDir bool) {
@@ -168,6 +175,8 @@ func corpusMails(t *testing.T) []testMail {
 				mails = append(mails, testMail{name: p, raw: reportMail(e.Name(), raw), reports: 1})
 			case reportDir:
 				mails = append(mails, testMail{name: p, raw: raw, reports: 1})
+			case dmarcOK[dir+"/"+e.Name()]:
+				mails = append(mails, testMail{name: p, raw: raw, reports: 1, dmarc: true})
 			default:
 				mails = append(mails, testMail{name: p, raw: raw})
 			}
@@ -179,7 +188,13 @@ func corpusMails(t *testing.T) []testMail {
 	for _, d := range otherDirs {
 		read(d, false)
 	}
-	if n := countReports(mails); n < 15 {
+	tls := 0
+	for _, m := range mails {
+		if m.reports > 0 && !m.dmarc {
+			tls++
+		}
+	}
+	if n := tls; n < 15 {
 		t.Fatalf("only %d TLS report mails in the corpora: did the layout change?", n)
 	}
 	return mails
@@ -210,14 +225,22 @@ type expected struct {
 	keys     []string // sorted
 	invalid  int
 	sessions int64
+	dmarc    int // DMARC reports (aggregate and failure)
 }
 
 func expect(t *testing.T, mails []testMail) expected {
 	t.Helper()
 	var e expected
 	seen := map[string]bool{}
+	dmarcSeen := map[string]bool{}
 	for _, m := range mails {
-		if m.reports == 0 {
+		// The server stores CRLF: copies of a mail that differ only in
+		// line ends (the corpora have such) are one message.
+		if m.dmarc && !dmarcSeen[string(crlf(m.raw))] {
+			dmarcSeen[string(crlf(m.raw))] = true
+			e.dmarc += m.reports
+		}
+		if m.reports == 0 || m.dmarc {
 			continue
 		}
 		msg, err := tlsrpt.ExtractMessage(bytes.NewReader(crlf(m.raw)), 0)
@@ -279,6 +302,15 @@ func stored(t *testing.T, st store.Store) expected {
 	for _, row := range rows {
 		got.sessions += row.Sessions
 	}
+	n, err := st.CountDMARCReports(ctx, store.DMARCFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := st.DMARCFailures(ctx, store.DMARCFilter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.dmarc = int(n) + len(fs)
 	return got
 }
 
@@ -292,6 +324,9 @@ func checkStored(t *testing.T, st store.Store, want expected) {
 	}
 	if got.invalid != want.invalid {
 		t.Errorf("stored %d invalid reports, want %d", got.invalid, want.invalid)
+	}
+	if got.dmarc != want.dmarc {
+		t.Errorf("stored %d DMARC reports, want %d", got.dmarc, want.dmarc)
 	}
 	if got.sessions != want.sessions {
 		t.Errorf("rollups count %d sessions, want %d (a report counted twice or missing)", got.sessions, want.sessions)

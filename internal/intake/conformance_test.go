@@ -191,7 +191,7 @@ func (x *expectation) add(t *testing.T, path string, delivered, js []byte) {
 }
 
 // checkStore compares the store's rollups and report totals with x.
-func (x *expectation) checkStore(t *testing.T, st store.ReportStore) {
+func (x *expectation) checkStore(t *testing.T, st testStore) {
 	t.Helper()
 	ctx := context.Background()
 	if n, err := st.CountTLSRPTReports(ctx, store.ReportFilter{}); err != nil || n != int64(x.reports) {

@@ -19,13 +19,20 @@ import (
 	"github.com/moatmail/moat/internal/testpki"
 )
 
+// testStore is what the tests store reports in and read them from: a real
+// store, or a fakeStore.
+type testStore interface {
+	Store
+	store.ReportStore
+}
+
 // openStore opens a real SQLite store in a temporary directory.
-func openStore(t testing.TB) store.ReportStore {
+func openStore(t testing.TB) store.Store {
 	t.Helper()
 	return openStoreAt(t, t.TempDir())
 }
 
-func openStoreAt(t testing.TB, dir string) store.ReportStore {
+func openStoreAt(t testing.TB, dir string) store.Store {
 	t.Helper()
 	st, err := store.Open(context.Background(), nil, store.Options{DataDir: dir})
 	if err != nil {
@@ -52,7 +59,7 @@ func (w tWriter) Write(p []byte) (int, error) {
 }
 
 // startIngester runs an Ingester on st until the test ends.
-func startIngester(t testing.TB, st store.ReportStore, hosted func(string) bool, opts IngestOpts) *Ingester {
+func startIngester(t testing.TB, st testStore, hosted func(string) bool, opts IngestOpts) *Ingester {
 	t.Helper()
 	ing := NewIngester(testLogger(t), st, hosted, opts)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -191,6 +198,10 @@ func (f *fakeStore) CountTLSRPTReports(context.Context, store.ReportFilter) (int
 
 func (f *fakeStore) TLSRPTRollups(context.Context, store.RollupQuery) ([]store.RollupRow, error) {
 	return nil, errNotFake
+}
+
+func (f *fakeStore) InsertDMARC(context.Context, store.DMARCBatch) (store.DMARCBatchResult, error) {
+	return store.DMARCBatchResult{}, errNotFake
 }
 
 var _ store.ReportStore = (*fakeStore)(nil)

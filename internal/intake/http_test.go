@@ -17,7 +17,7 @@ import (
 
 // startHTTP serves the intake handler on 127.0.0.1 over a real SQLite
 // store.
-func startHTTP(t *testing.T, iopts IngestOpts, hopts HTTPOpts) (*httptest.Server, store.ReportStore) {
+func startHTTP(t *testing.T, iopts IngestOpts, hopts HTTPOpts) (*httptest.Server, testStore) {
 	t.Helper()
 	st := openStore(t)
 	ing := startIngester(t, st, nil, iopts)

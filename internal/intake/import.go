@@ -70,23 +70,30 @@ type ImportIssue struct {
 type ImportStats struct {
 	Files      int // files read
 	Messages   int // mail messages read (single files and mbox entries)
-	Reports    int // reports newly stored, invalid ones included
+	Reports    int // reports newly stored, invalid ones and conflicts included
 	Duplicates int // reports stored before (not stored again)
 	Invalid    int // of Reports: stored but could not be parsed
-	// NotReports lists the inputs that hold no TLS-RPT report (a DMARC
-	// report, an ordinary mail, a stray file); they are not stored.
+	Conflicts  int // of Reports: DMARC reports kept aside, another one holding their identity
+	// Kinds counts the reports newly stored by kind (store.KindTLSRPT,
+	// KindDMARC, KindDMARCFailure).
+	Kinds map[string]int
+	// NotReports lists the inputs that hold no report (an ordinary mail,
+	// an abuse report, a stray file); they are not stored.
 	NotReports []ImportIssue
 	// Errors lists the inputs that could not be read or were too large.
 	Errors []ImportIssue
 }
 
-// Import stores the TLS-RPT reports found under paths: report files
-// (.json, .json.gz, .gz, .zip), single messages (.eml), mbox files (split on
-// "From " lines, mboxrd ">From " quoting undone), Maildir folders (cur/ and
-// new/, with Maildir++ subfolders) and directories, walked recursively
-// (hidden entries skipped unless named). A file's kind is recognized by its
-// content, not its name. Each report goes through ing with Source "import"
-// and SourceDetail the file path ("path#N" for the Nth message of an mbox).
+// Import stores the reports found under paths, TLS-RPT and DMARC
+// (aggregate and failure): report files (.json, .json.gz, .xml, .xml.gz,
+// .gz, .zip), single messages (.eml), mbox files (split on "From " lines,
+// mboxrd ">From " quoting undone), Maildir folders (cur/ and new/, with
+// Maildir++ subfolders) and directories, walked recursively (hidden
+// entries skipped unless named). A file's kind is recognized by its
+// content (JSON: TLS-RPT; XML: DMARC; a mail: see Ingester.SubmitMail);
+// its name only breaks the tie for compressed data that does not open.
+// Each report goes through ing with Source "import" and SourceDetail the
+// file path ("path#N" for the Nth message of an mbox).
 //
 // Inputs that are not reports, or cannot be read, are listed in the stats
 // and the import goes on. It stops with an error when ctx is done or the
@@ -94,6 +101,7 @@ type ImportStats struct {
 func Import(ctx context.Context, ing *Ingester, paths []string, opts ImportOpts) (ImportStats, error) {
 	opts = opts.withDefaults()
 	im := &importer{ing: ing, opts: opts}
+	im.stats.Kinds = map[string]int{}
 	var files []string
 	for _, p := range paths {
 		fs, err := collect(p)
@@ -229,7 +237,7 @@ func (im *importer) file(ctx context.Context, path string, jobs chan<- job) {
 	}
 	j := job{path: path, data: data}
 	switch {
-	case compressed(data) != "" || describe(data) == "JSON":
+	case compressed(data) != "" || describe(data) == "JSON" || peek(data) == "xml" || strings.HasSuffix(strings.ToLower(path), ".xml"):
 	case looksLikeMessage(data):
 		j.message = true
 	default:
@@ -340,29 +348,35 @@ func (im *importer) submit(ctx context.Context, j job) {
 		return
 	}
 	base := Submission{Source: SourceImport, SourceDetail: j.path}
-	var res Result
-	var err error
-	if j.message {
+	var (
+		res []Result
+		err error
+	)
+	switch {
+	case j.message:
 		im.update(func(p *ImportProgress) { p.Messages++ })
 		im.mu.Lock()
 		im.stats.Messages++
 		im.mu.Unlock()
-		var msg *tlsrpt.Message
-		msg, err = tlsrpt.ExtractMessage(bytes.NewReader(j.data), im.ing.MaxDecompressed())
-		if err == nil {
-			base.ReportSubmitter = msg.ReportSubmitter
-			res, err = im.ing.SubmitParts(ctx, base, msg.Parts)
-		} else if !errors.Is(err, tlsrpt.ErrTooLarge) {
-			err = fmt.Errorf("%w: %w", ErrNotReport, err)
+		res, err = im.ing.SubmitMail(ctx, base, j.data, MailOpts{})
+	case fileKind(j.path, j.data) == store.KindDMARC:
+		sub := base
+		sub.Data = j.data
+		var r Result
+		if r, err = im.ing.SubmitDMARC(ctx, sub); err == nil {
+			res = []Result{r}
 		}
-	} else {
+	default:
 		if ok, why := im.ing.looksLikeReport(j.data); !ok {
 			im.issue(false, j.path, why)
 			return
 		}
 		sub := base
 		sub.Data = j.data
-		res, err = im.ing.Submit(ctx, sub)
+		var r Result
+		if r, err = im.ing.Submit(ctx, sub); err == nil {
+			res = []Result{r}
+		}
 	}
 	switch {
 	case errors.Is(err, ErrNotReport):
@@ -376,17 +390,40 @@ func (im *importer) submit(ctx context.Context, j job) {
 		return
 	}
 	im.mu.Lock()
-	switch {
-	case res.Duplicate:
-		im.stats.Duplicates++
-	case res.Status == store.ReportInvalid:
+	for _, r := range res {
+		switch {
+		case r.Duplicate:
+			im.stats.Duplicates++
+			continue
+		case r.ConflictOf != 0:
+			im.stats.Conflicts++
+		case r.Status == store.ReportInvalid:
+			im.stats.Invalid++
+		}
 		im.stats.Reports++
-		im.stats.Invalid++
-	default:
-		im.stats.Reports++
+		im.stats.Kinds[r.Kind]++
 	}
 	im.mu.Unlock()
-	im.update(func(p *ImportProgress) { p.Reports++ })
+	im.update(func(p *ImportProgress) { p.Reports += len(res) })
+}
+
+// fileKind says which kind of report a report file holds (not a mail): by
+// its content once decompressed (JSON: TLS-RPT; XML or nothing: DMARC),
+// and, for compressed data that does not open, by its name (".json":
+// TLS-RPT; ".xml" or ".zip": DMARC, whose reports are zipped, where TLS
+// reports are gzipped; else TLS-RPT).
+func fileKind(path string, data []byte) string {
+	name := strings.ToLower(path)
+	switch peek(data) {
+	case "json":
+		return store.KindTLSRPT
+	case "corrupt":
+		if !strings.Contains(name, ".json") && (strings.Contains(name, ".xml") || strings.HasSuffix(name, ".zip")) {
+			return store.KindDMARC
+		}
+		return store.KindTLSRPT
+	}
+	return store.KindDMARC
 }
 
 // collect lists the files under path: path itself when it is a file, the

@@ -90,7 +90,8 @@ func TestImport(t *testing.T) {
 	// 13 files read: a, b, c, d, dup, broken, dmarc, notes, package.json,
 	// archive.mbox and 3 Maildir messages (tmp/ skipped); the missing one
 	// is an error.
-	want := ImportStats{Files: 13, Messages: 7, Reports: 10, Duplicates: 1, Invalid: 1}
+	want := ImportStats{Files: 13, Messages: 7, Reports: 11, Duplicates: 1, Invalid: 1,
+		Kinds: map[string]int{store.KindTLSRPT: 10, store.KindDMARC: 1}}
 	gotCounts := stats
 	gotCounts.NotReports, gotCounts.Errors = nil, nil
 	if !reflect.DeepEqual(gotCounts, want) {
@@ -100,20 +101,20 @@ func TestImport(t *testing.T) {
 	for _, is := range stats.NotReports {
 		notReports[filepath.Base(is.Path)] = is.Reason
 	}
-	for name, why := range map[string]string{"dmarc.xml": "XML", "notes.txt": "text", "archive.mbox#2": "text/plain",
+	for name, why := range map[string]string{"notes.txt": "text", "archive.mbox#2": "text/plain",
 		"package.json": "without any TLS-RPT field"} {
 		if !strings.Contains(notReports[name], why) {
 			t.Errorf("not-report %s: %q, want a reason naming %q (all: %v)", name, notReports[name], why, stats.NotReports)
 		}
 	}
-	if len(stats.NotReports) != 4 {
-		t.Errorf("not reports %v, want 4", stats.NotReports)
+	if len(stats.NotReports) != 3 {
+		t.Errorf("not reports %v, want 3 (sub/dmarc.xml is a DMARC report)", stats.NotReports)
 	}
 	if len(stats.Errors) != 1 || !strings.HasSuffix(stats.Errors[0].Path, "missing.json") {
 		t.Errorf("errors %v, want the missing file", stats.Errors)
 	}
-	if n := len(progress); n != 2 || !progress[n-1].Done || progress[n-1].FilesDone != 13 || progress[n-1].Reports != 11 {
-		t.Errorf("progress calls %+v, want the first and a final one with 13 files done and 11 reports", progress)
+	if n := len(progress); n != 2 || !progress[n-1].Done || progress[n-1].FilesDone != 13 || progress[n-1].Reports != 12 {
+		t.Errorf("progress calls %+v, want the first and a final one with 13 files done and 12 reports", progress)
 	}
 
 	// Each report names its file; mbox messages their index.

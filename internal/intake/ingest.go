@@ -71,6 +71,14 @@ type IngestOpts struct {
 	// already taken is finished even after Run's context is cancelled, up
 	// to this long. Zero means 30 seconds.
 	CommitTimeout time.Duration
+	// MaxDMARCXML is the largest DMARC aggregate report accepted once
+	// decompressed, in bytes. Zero means 1 GiB: the records are decoded as
+	// a stream, so this bounds the time a report takes, not memory.
+	MaxDMARCXML int64
+	// DMARCCommitTimeout bounds one InsertDMARC call, which decodes the
+	// records of its reports inside the transaction (about a second per
+	// 100,000 records). Zero means 10 minutes.
+	DMARCCommitTimeout time.Duration
 	// Now returns the current time (ReceivedAt). Nil means time.Now.
 	Now func() time.Time
 }
@@ -87,6 +95,12 @@ func (o IngestOpts) withDefaults() IngestOpts {
 	}
 	if o.CommitTimeout <= 0 {
 		o.CommitTimeout = 30 * time.Second
+	}
+	if o.MaxDMARCXML <= 0 {
+		o.MaxDMARCXML = 1 << 30
+	}
+	if o.DMARCCommitTimeout <= 0 {
+		o.DMARCCommitTimeout = 10 * time.Minute
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -114,9 +128,15 @@ type Submission struct {
 // Result says what became of a submitted report. It is returned only once
 // the report is committed.
 type Result struct {
-	ID        int64  // the stored report's id (the earlier one's for a duplicate)
-	Duplicate bool   // the same report was stored before; nothing new was stored
-	Status    string // store.ReportOK, store.ReportWarnings or store.ReportInvalid
+	// Kind is store.KindTLSRPT, store.KindDMARC (an aggregate report) or
+	// store.KindDMARCFailure.
+	Kind      string
+	ID        int64 // the stored report's id (the earlier one's for a duplicate)
+	Duplicate bool  // the same report was stored before; nothing new was stored
+	// ConflictOf is set for a DMARC report stored aside: report ConflictOf
+	// has its organization, report id and period with another content.
+	ConflictOf int64
+	Status     string // store.ReportOK, store.ReportWarnings or store.ReportInvalid
 	// Error says why the report is invalid (Status store.ReportInvalid);
 	// the report is stored all the same.
 	Error    string
@@ -124,6 +144,12 @@ type Result struct {
 
 	OrganizationName string // when parsed
 	ReportID         string // when parsed
+
+	// Of DMARC reports: the policy domain (a failure report's reported
+	// domain), and the number of records and the sum of their counts.
+	Domain   string
+	Records  int64
+	Messages int64
 }
 
 // IngestStats counts what an Ingester committed since it was created.
@@ -139,7 +165,7 @@ type IngestStats struct {
 // goroutine, then call Submit from any number of goroutines.
 type Ingester struct {
 	log    *slog.Logger
-	st     store.ReportStore
+	st     Store
 	hosted func(string) bool
 	opts   IngestOpts
 
@@ -150,22 +176,33 @@ type Ingester struct {
 	reports, duplicates, batches, failures atomic.Int64
 }
 
-// pending is a report waiting for its batch to commit.
+// Store is what an Ingester writes to; store.Store implements it. Both
+// methods must be safe for concurrent use.
+type Store interface {
+	InsertTLSRPT(ctx context.Context, reports []*store.TLSRPTReport) ([]store.InsertResult, error)
+	InsertDMARC(ctx context.Context, b store.DMARCBatch) (store.DMARCBatchResult, error)
+}
+
+// pending is a report waiting for its batch to commit: one of rep (a
+// TLS-RPT report), dmarc and failure is set.
 type pending struct {
-	rep  *store.TLSRPTReport
-	done chan outcome // buffered (1): the writer never blocks on it
+	rep     *store.TLSRPTReport
+	dmarc   *store.DMARCReport
+	failure *store.DMARCFailure
+	done    chan outcome // buffered (1): the writer never blocks on it
 }
 
 type outcome struct {
-	res store.InsertResult
-	err error
+	res  store.InsertResult
+	dres store.DMARCResult // of a DMARC aggregate report
+	err  error
 }
 
 // NewIngester returns an Ingester writing to st. hosted reports whether a
 // policy domain is hosted by Moat (it sets the report's Hosted flag); nil
 // means none is. log receives one line per report that could not be
 // stored; nil discards.
-func NewIngester(log *slog.Logger, st store.ReportStore, hosted func(domain string) bool, opts IngestOpts) *Ingester {
+func NewIngester(log *slog.Logger, st Store, hosted func(domain string) bool, opts IngestOpts) *Ingester {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -243,8 +280,27 @@ func (ing *Ingester) failQueued() {
 	}
 }
 
-// commit stores one batch and answers each of its reports.
+// commit stores one batch and answers each of its reports: the TLS-RPT
+// reports in one transaction, the DMARC ones in another.
 func (ing *Ingester) commit(ctx context.Context, batch []*pending) {
+	var tls, dmarc []*pending
+	for _, p := range batch {
+		if p.rep != nil {
+			tls = append(tls, p)
+		} else {
+			dmarc = append(dmarc, p)
+		}
+	}
+	if len(tls) > 0 {
+		ing.commitTLS(ctx, tls)
+	}
+	if len(dmarc) > 0 {
+		ing.commitDMARC(ctx, dmarc)
+	}
+}
+
+// commitTLS stores the TLS-RPT reports of a batch.
+func (ing *Ingester) commitTLS(ctx context.Context, batch []*pending) {
 	reps := make([]*store.TLSRPTReport, len(batch))
 	for i, p := range batch {
 		reps[i] = p.rep
@@ -318,30 +374,12 @@ func (ing *Ingester) Submit(ctx context.Context, sub Submission) (Result, error)
 
 // store queues a prepared report and waits for its commit.
 func (ing *Ingester) store(ctx context.Context, rep *store.TLSRPTReport) (Result, error) {
-	p := &pending{rep: rep, done: make(chan outcome, 1)}
-	select {
-	case ing.queue <- p:
-	case <-ing.stopped:
-		return Result{}, ErrClosed
-	case <-ctx.Done():
-		return Result{}, fmt.Errorf("intake: waiting to queue report: %w", ctx.Err())
-	}
-	var o outcome
-	select {
-	case o = <-p.done:
-	case <-ing.stopped:
-		select {
-		case o = <-p.done: // answered just before Run returned
-		default:
-			return Result{}, ErrClosed
-		}
-	case <-ctx.Done():
-		return Result{}, fmt.Errorf("intake: waiting for commit: %w", ctx.Err())
-	}
-	if o.err != nil {
-		return Result{}, o.err
+	o, err := ing.enqueue(ctx, &pending{rep: rep, done: make(chan outcome, 1)})
+	if err != nil {
+		return Result{}, err
 	}
 	return Result{
+		Kind:             store.KindTLSRPT,
 		ID:               o.res.ID,
 		Duplicate:        o.res.Duplicate,
 		Status:           rep.Status,
@@ -350,6 +388,30 @@ func (ing *Ingester) store(ctx context.Context, rep *store.TLSRPTReport) (Result
 		OrganizationName: rep.OrganizationName,
 		ReportID:         rep.ReportID,
 	}, nil
+}
+
+// enqueue queues p for the writer and waits for its commit.
+func (ing *Ingester) enqueue(ctx context.Context, p *pending) (outcome, error) {
+	select {
+	case ing.queue <- p:
+	case <-ing.stopped:
+		return outcome{}, ErrClosed
+	case <-ctx.Done():
+		return outcome{}, fmt.Errorf("intake: waiting to queue report: %w", ctx.Err())
+	}
+	var o outcome
+	select {
+	case o = <-p.done:
+	case <-ing.stopped:
+		select {
+		case o = <-p.done: // answered just before Run returned
+		default:
+			return outcome{}, ErrClosed
+		}
+	case <-ctx.Done():
+		return outcome{}, fmt.Errorf("intake: waiting for commit: %w", ctx.Err())
+	}
+	return o, o.err
 }
 
 // prepare decodes a submission into the row to store. It fails only with

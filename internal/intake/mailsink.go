@@ -1,14 +1,11 @@
 package intake
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/moatmail/moat/internal/store"
-	"github.com/moatmail/moat/internal/tlsrpt"
 )
 
 // SourceIMAP is the Source of reports taken from a mailbox
@@ -18,11 +15,12 @@ const SourceIMAP = "imap"
 // MailOutcome says what became of the reports of one mail message. It is
 // final: a mail answered with it needs no second delivery.
 type MailOutcome struct {
-	Stored     int // reports newly stored, invalid ones included
+	Stored     int // reports newly stored, invalid ones and conflicts included
 	Invalid    int // of Stored: kept, but they could not be parsed
+	Conflicts  int // of Stored: DMARC reports kept aside, another one holding their identity
 	Duplicates int // reports stored before; nothing new stored for them
-	// NotReport, when not empty, says why the mail holds no TLS report (a
-	// DMARC report, a bounce, spam); nothing was stored.
+	// NotReport, when not empty, says why the mail holds no report (a
+	// bounce, spam); nothing was stored.
 	NotReport string
 	// TooLarge, when not empty, says why the mail or its report was
 	// refused for its size; nothing was stored.
@@ -38,13 +36,13 @@ func (o MailOutcome) Unstorable() string {
 	return o.NotReport
 }
 
-// MailSink stores the TLS-RPT reports of whole mail messages, for a
-// mailbox poller. Unlike the SMTP intake, which stores the one report
-// RFC 8460 §5.3 puts in a message, it stores every distinct report a
-// message carries: a mailbox also holds mail that a person forwarded or
-// collected, several reports to one message. The parts are found as by the
-// SMTP intake (tlsrpt.ExtractMessage, Ingester.SubmitParts's choice). Its
-// methods are safe for concurrent use.
+// MailSink stores the TLS-RPT and DMARC (aggregate and failure) reports of
+// whole mail messages, for a mailbox poller. Unlike the SMTP intake, which
+// stores the one report a message should carry, it stores every distinct
+// report a message holds: a mailbox also holds mail that a person
+// forwarded or collected, several reports to one message. The reports are
+// found as by the SMTP intake (Ingester.SubmitMail). Its methods are safe
+// for concurrent use.
 type MailSink struct {
 	ing    *Ingester
 	source string
@@ -65,18 +63,10 @@ func NewMailSink(ing *Ingester, source string) *MailSink {
 // committed, and a later StoreMail of the same message finds them as
 // duplicates.
 func (s *MailSink) StoreMail(ctx context.Context, raw []byte, detail string) (MailOutcome, error) {
-	msg, err := tlsrpt.ExtractMessage(bytes.NewReader(raw), s.ing.MaxDecompressed())
-	switch {
-	case errors.Is(err, tlsrpt.ErrTooLarge):
-		return MailOutcome{TooLarge: err.Error()}, nil
-	case err != nil:
-		return MailOutcome{NotReport: reason(err, tlsrpt.ErrNoReport)}, nil
+	if int64(len(raw)) > max(s.ing.MaxDecompressed(), 32<<20) {
+		return MailOutcome{TooLarge: fmt.Sprintf("message of %d bytes exceeds %d bytes", len(raw), max(s.ing.MaxDecompressed(), 32<<20))}, nil
 	}
-	if msg.MessageID != "" {
-		detail += " message-id=" + msg.MessageID
-	}
-	base := Submission{Source: s.source, SourceDetail: detail, ReportSubmitter: msg.ReportSubmitter}
-	reps, err := s.ing.choose(base, msg.Parts, true)
+	results, err := s.ing.SubmitMail(ctx, Submission{Source: s.source, SourceDetail: withMessageID(detail, raw)}, raw, MailOpts{All: true})
 	switch {
 	case errors.Is(err, ErrNotReport):
 		return MailOutcome{NotReport: reason(err, ErrNotReport)}, nil
@@ -85,22 +75,14 @@ func (s *MailSink) StoreMail(ctx context.Context, raw []byte, detail string) (Ma
 	case err != nil:
 		return MailOutcome{}, err
 	}
-	// Submitted together, they share one commit.
-	results := make([]Result, len(reps))
-	errs := make([]error, len(reps))
-	var wg sync.WaitGroup
-	for i, rep := range reps {
-		wg.Go(func() { results[i], errs[i] = s.ing.store(ctx, rep) })
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return MailOutcome{}, fmt.Errorf("intake: %d of %d reports of the mail not stored: %w", countErrs(errs), len(reps), err)
-	}
 	var o MailOutcome
 	for _, r := range results {
 		switch {
 		case r.Duplicate:
 			o.Duplicates++
+		case r.ConflictOf != 0:
+			o.Stored++
+			o.Conflicts++
 		case r.Status == store.ReportInvalid:
 			o.Stored++
 			o.Invalid++

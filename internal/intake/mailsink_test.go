@@ -45,7 +45,8 @@ func TestMailSink(t *testing.T) {
 		{"one report in two forms", mailWith("application/tlsrpt+gzip", gzipped(t, a), "application/tlsrpt+json", a), MailOutcome{Duplicates: 1}},
 		{"a damaged report", mailWith("application/tlsrpt+json", []byte(`{"organization-name":"Org D","report-id":`)), MailOutcome{Stored: 1, Invalid: 1}},
 		{"a valid report beside a damaged one", mailWith("application/tlsrpt+json", []byte(`{"policies":[`), "application/tlsrpt+json", reportJSON("Org E", "e-1", "customer.example", 1, 0)), MailOutcome{Stored: 1}},
-		{"no report", mailWith("application/xml", []byte("<feedback></feedback>")), MailOutcome{NotReport: "x"}},
+		{"a DMARC aggregate report without records", mailWith("application/xml", []byte("<feedback></feedback>")), MailOutcome{Stored: 1}},
+		{"no report", mailWith("application/pdf", []byte("%PDF-1.7")), MailOutcome{NotReport: "x"}},
 		{"too large decompressed", mailWith("application/tlsrpt+gzip", gzipped(t, big)), MailOutcome{TooLarge: "x"}},
 	}
 	for _, tt := range tests {

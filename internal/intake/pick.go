@@ -10,9 +10,10 @@ import (
 	"github.com/moatmail/moat/internal/tlsrpt"
 )
 
-// ErrNotReport means that a message or file holds no TLS-RPT report. Nothing is
-// stored; the error says why (SMTP 550 5.6.0, listed by Import).
-var ErrNotReport = errors.New("intake: not a TLS-RPT report")
+// ErrNotReport means that a message or file holds no report (TLS-RPT or
+// DMARC). Nothing is stored; the error says why (SMTP 550 5.6.0, listed
+// by Import).
+var ErrNotReport = errors.New("intake: not a report")
 
 // SubmitParts stores the report of a mail or file given its candidate
 // parts (tlsrpt.ExtractMessage order: most likely report first). RFC 8460

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,7 +20,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/moatmail/moat/internal/ratelimit"
-	"github.com/moatmail/moat/internal/tlsrpt"
+	"github.com/moatmail/moat/internal/store"
 )
 
 // DKIM results recorded with reports received by mail.
@@ -43,10 +44,14 @@ type SMTPOpts struct {
 	Hostname string
 	// TLSConfig enables STARTTLS when set (RFC 3207). Nil: no STARTTLS.
 	TLSConfig *tls.Config
-	// Recipients are the report addresses accepted (the mailto: rua Moat
-	// publishes), compared case-insensitively. Mail for any other address
-	// is refused at RCPT: this server never relays.
+	// Recipients are the TLS-RPT report addresses accepted (the mailto:
+	// rua Moat publishes), compared case-insensitively. Mail for any other
+	// address than these and DMARCRecipients is refused at RCPT: this
+	// server never relays.
 	Recipients []string
+	// DMARCRecipients are the DMARC report addresses accepted (the rua
+	// and ruf domain owners put in their DMARC records).
+	DMARCRecipients []string
 	// MaxMessageBytes is the largest message accepted, advertised with
 	// SIZE (RFC 1870). Zero means 20 MiB (RFC 8460 §5.2 calls ten
 	// megabytes a common limit; base64 adds a third).
@@ -119,15 +124,19 @@ func (o SMTPOpts) withDefaults() SMTPOpts {
 	return o
 }
 
-// SMTPServer receives reports by mail (RFC 8460 §5.3). It accepts mail only
-// for the configured report addresses, extracts the report, verifies DKIM,
-// stores the report through the Ingester and answers 250 only once it is
+// SMTPServer receives reports by mail: TLS-RPT (RFC 8460 §5.3), DMARC
+// aggregate reports (RFC 7489 §7.2.1.1, RFC 9990 §3.5) and DMARC failure
+// reports (RFC 6591, RFC 7489 §7.3). It accepts mail only for the
+// configured report addresses, extracts the report, verifies DKIM, stores
+// the report through the Ingester and answers 250 only once it is
 // committed.
 //
 // Decisions:
-//   - One report per message (RFC 8460 §5.3): the first candidate part
-//     that decodes is stored (see Ingester.SubmitParts).
-//   - A mail without a report (a DMARC report, a bounce, spam) is refused
+//   - One report per message (RFC 8460 §5.3, RFC 7489 §7.2.1.1): the
+//     first candidate part that decodes is stored (see
+//     Ingester.SubmitMail). The kind is recognized by the content; the
+//     address it came to only breaks ties for damaged reports.
+//   - A mail without a report (a bounce, spam, an abuse report) is refused
 //     with 550 5.6.0 and the reason; nothing is stored.
 //   - A report that does not parse is stored as invalid and answered 250
 //     with a note: it is kept and visible, and a bounce would not help
@@ -137,8 +146,9 @@ type SMTPServer struct {
 	log        *slog.Logger
 	ing        *Ingester
 	opts       SMTPOpts
-	recipients map[string]bool
-	domains    map[string]bool // domains of the recipients
+	recipients map[string]string // address: the kind of reports it is for (store.KindTLSRPT, KindDMARC)
+	accepted   string            // the addresses, for refusals
+	domains    map[string]bool   // domains of the recipients
 	srv        *smtp.Server
 	ctx        context.Context // set by Serve; the sessions' parent context
 	ctxMu      sync.Mutex
@@ -160,18 +170,24 @@ func NewSMTPServer(log *slog.Logger, ing *Ingester, opts SMTPOpts) *SMTPServer {
 		log:        log,
 		ing:        ing,
 		opts:       opts,
-		recipients: make(map[string]bool),
+		recipients: make(map[string]string),
 		domains:    make(map[string]bool),
 		perAddr:    make(map[netip.Prefix]int),
 		ctx:        context.Background(),
 	}
-	for _, r := range opts.Recipients {
-		r = strings.ToLower(strings.TrimSpace(r))
-		s.recipients[r] = true
-		if at := strings.LastIndexByte(r, '@'); at >= 0 {
-			s.domains[r[at+1:]] = true
+	var all []string
+	for kind, list := range map[string][]string{store.KindTLSRPT: opts.Recipients, store.KindDMARC: opts.DMARCRecipients} {
+		for _, r := range list {
+			r = strings.ToLower(strings.TrimSpace(r))
+			s.recipients[r] = kind
+			all = append(all, r)
+			if at := strings.LastIndexByte(r, '@'); at >= 0 {
+				s.domains[r[at+1:]] = true
+			}
 		}
 	}
+	slices.Sort(all)
+	s.accepted = strings.Join(all, ", ")
 	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
 	srv.Domain = opts.Hostname
 	srv.TLSConfig = opts.TLSConfig
@@ -283,16 +299,30 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 
 func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	addr := strings.ToLower(to)
-	if ss.s.recipients[addr] {
+	if _, ok := ss.s.recipients[addr]; ok {
 		ss.rcpts = append(ss.rcpts, addr)
 		return nil
 	}
-	accepted := strings.Join(ss.s.opts.Recipients, ", ")
+	accepted := ss.s.accepted
 	if at := strings.LastIndexByte(addr, '@'); at >= 0 && ss.s.domains[addr[at+1:]] {
-		return smtpErr(550, smtp.EnhancedCode{5, 1, 1}, "<%s>: no such mailbox (this server only accepts TLS reports for %s)", to, accepted)
+		return smtpErr(550, smtp.EnhancedCode{5, 1, 1}, "<%s>: no such mailbox (this server only accepts TLS and DMARC reports for %s)", to, accepted)
 	}
 	// No relaying, ever.
-	return smtpErr(550, smtp.EnhancedCode{5, 7, 1}, "<%s>: relaying denied (this server only accepts TLS reports for %s)", to, accepted)
+	return smtpErr(550, smtp.EnhancedCode{5, 7, 1}, "<%s>: relaying denied (this server only accepts TLS and DMARC reports for %s)", to, accepted)
+}
+
+// hint is the kind of reports the message's recipients are for, "" when
+// they are for both.
+func (ss *session) hint() string {
+	hint := ""
+	for i, r := range ss.rcpts {
+		k := ss.s.recipients[r]
+		if i > 0 && k != hint {
+			return ""
+		}
+		hint = k
+	}
+	return hint
 }
 
 func (ss *session) Reset() {
@@ -321,7 +351,7 @@ func (ss *session) Data(r io.Reader) error {
 	dres, dwhy, dtemp := ss.s.verifyDKIM(ctx, data)
 	log = log.With("dkim", dres)
 	if ss.s.opts.RequireDKIM && dres != DKIMPass {
-		log.Info("tlsrpt mail refused: DKIM", "why", dwhy, "temporary", dtemp)
+		log.Info("report mail refused: DKIM", "why", dwhy, "temporary", dtemp)
 		if dtemp {
 			return smtpErr(451, smtp.EnhancedCode{4, 4, 3}, "DKIM key lookup failed temporarily (%s); please retry", dwhy)
 		}
@@ -330,42 +360,51 @@ func (ss *session) Data(r io.Reader) error {
 		return smtpErr(550, smtp.EnhancedCode{5, 7, 20}, "report refused: DKIM %s (%s); this server requires reports signed by the reporting organization (RFC 8460 §3)", dres, dwhy)
 	}
 
-	msg, err := tlsrpt.ExtractMessage(bytes.NewReader(data), ss.s.ing.MaxDecompressed())
-	if err != nil {
-		log.Info("tlsrpt mail refused", "err", err)
-		if errors.Is(err, tlsrpt.ErrTooLarge) {
-			return smtpErr(552, smtp.EnhancedCode{5, 3, 4}, "report too large: %v", err)
-		}
-		return smtpErr(550, smtp.EnhancedCode{5, 6, 0}, "no TLS report in this message: %s", reason(err, tlsrpt.ErrNoReport))
+	hint := ss.hint()
+	what := "report"
+	switch hint {
+	case store.KindTLSRPT:
+		what = "TLS report"
+	case store.KindDMARC:
+		what = "DMARC report"
 	}
-	detail := fmt.Sprintf("from=<%s> ip=%s helo=%s", ss.from, ss.remote, ss.conn.Hostname())
-	if msg.MessageID != "" {
-		detail += " message-id=" + msg.MessageID
-	}
+	detail := withMessageID(fmt.Sprintf("from=<%s> ip=%s helo=%s", ss.from, ss.remote, ss.conn.Hostname()), data)
 	sctx, cancel := context.WithTimeout(ctx, ss.s.opts.SubmitTimeout)
 	defer cancel()
-	res, err := ss.s.ing.SubmitParts(sctx, Submission{Source: SourceSMTP, SourceDetail: detail, DKIM: dres,
-		ReportSubmitter: msg.ReportSubmitter}, msg.Parts)
+	results, err := ss.s.ing.SubmitMail(sctx, Submission{Source: SourceSMTP, SourceDetail: detail, DKIM: dres}, data, MailOpts{Hint: hint})
 	switch {
 	case errors.Is(err, ErrNotReport):
-		log.Info("tlsrpt mail refused", "err", err)
-		return smtpErr(550, smtp.EnhancedCode{5, 6, 0}, "no TLS report in this message: %s", reason(err, ErrNotReport))
+		log.Info("report mail refused", "err", err)
+		return smtpErr(550, smtp.EnhancedCode{5, 6, 0}, "no %s in this message: %s", what, reason(err, ErrNotReport))
 	case errors.Is(err, ErrTooLarge):
-		log.Info("tlsrpt mail refused", "err", err)
-		return smtpErr(552, smtp.EnhancedCode{5, 3, 4}, "%v", err)
+		log.Info("report mail refused", "err", err)
+		return smtpErr(552, smtp.EnhancedCode{5, 3, 4}, "report too large: %v", err)
 	case err != nil:
-		log.Warn("tlsrpt report not stored", "err", err)
+		log.Warn("report not stored", "err", err)
 		return smtpErr(451, smtp.EnhancedCode{4, 3, 0}, "the report could not be stored; please retry later")
 	}
-	log.Info("tlsrpt report received", "id", res.ID, "duplicate", res.Duplicate, "status", res.Status,
-		"org", res.OrganizationName, "report_id", res.ReportID, "duration", time.Since(start))
+	res := results[0]
+	log.Info("report received", "kind", res.Kind, "id", res.ID, "duplicate", res.Duplicate, "conflict_of", res.ConflictOf,
+		"status", res.Status, "org", res.OrganizationName, "report_id", res.ReportID, "duration", time.Since(start))
+	name := "report"
+	switch res.Kind {
+	case store.KindDMARC:
+		name = "DMARC report"
+	case store.KindDMARCFailure:
+		name = "DMARC failure report"
+	}
 	switch {
 	case res.Duplicate:
-		return smtpErr(250, smtp.EnhancedCode{2, 0, 0}, "report already received (report %d)", res.ID)
+		return smtpErr(250, smtp.EnhancedCode{2, 0, 0}, "%s already received (report %d)", name, res.ID)
+	case res.ConflictOf != 0:
+		return smtpErr(250, smtp.EnhancedCode{2, 6, 0}, "%s kept aside as report %d: report %d has its organization, report id and period with another content",
+			name, res.ID, res.ConflictOf)
 	case res.Error != "":
-		return smtpErr(250, smtp.EnhancedCode{2, 6, 0}, "invalid report kept as report %d: %s", res.ID, res.Error)
+		return smtpErr(250, smtp.EnhancedCode{2, 6, 0}, "invalid %s kept as report %d: %s", name, res.ID, res.Error)
+	case res.Kind == store.KindDMARC:
+		return smtpErr(250, smtp.EnhancedCode{2, 0, 0}, "%s stored (report %d: %d records, %d messages)", name, res.ID, res.Records, res.Messages)
 	default:
-		return smtpErr(250, smtp.EnhancedCode{2, 0, 0}, "report stored (report %d)", res.ID)
+		return smtpErr(250, smtp.EnhancedCode{2, 0, 0}, "%s stored (report %d)", name, res.ID)
 	}
 }
 

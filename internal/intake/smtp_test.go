@@ -95,14 +95,14 @@ func plainMail(body string) []byte {
 
 type smtpEnv struct {
 	addr      string
-	st        store.ReportStore
+	st        testStore
 	clientTLS *tls.Config
 	srv       *SMTPServer
 }
 
 // startSMTP serves the SMTP intake on 127.0.0.1 over st (a real SQLite
 // store when nil), with STARTTLS from a test CA.
-func startSMTP(t *testing.T, st store.ReportStore, hosted func(string) bool, opts SMTPOpts) *smtpEnv {
+func startSMTP(t *testing.T, st testStore, hosted func(string) bool, opts SMTPOpts) *smtpEnv {
 	t.Helper()
 	if st == nil {
 		st = openStore(t)
