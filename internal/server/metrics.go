@@ -23,10 +23,10 @@ const ListenerMetrics = "metrics"
 // /healthz and /readyz on metrics.listen. It is started last, so that
 // /readyz can say whether every listener is bound.
 type metricsPart struct {
-	srv    *Server
-	reg    *prometheus.Registry
-	http   *http.Server
-	wg     sync.WaitGroup
+	srv        *Server
+	reg        *prometheus.Registry
+	http       *http.Server
+	wg         sync.WaitGroup
 	commit     prometheus.Histogram
 	commitErrs atomic.Uint64 // ingester commits that failed
 	errs       atomic.Uint64 // store errors seen by the metrics themselves
