@@ -50,6 +50,12 @@ func TestReportQueryPlans(t *testing.T) {
 			{Domain: "example.com", Since: since, Until: until, GroupBy: []string{"organization", "sending_ip", "result_type"}},
 			{Domain: "example.com", PolicyType: "sts", Since: since, GroupBy: []string{"receiving_mx", "result_type"}},
 			{Since: since, Until: until, GroupBy: []string{"domain", "result_type"}},
+			// The derived tables: tlsrptstats' groupings over all domains.
+			{Since: since, Until: until, GroupBy: []string{"result_type"}},
+			{Since: since, GroupBy: []string{"day", "result_type"}},
+			{Until: until, GroupBy: []string{"organization", "sending_ip", "result_type"}},
+			{PolicyType: "sts", GroupBy: []string{"receiving_mx", "result_type"}},
+			{Since: since, Until: until, GroupBy: []string{"organization", "day"}},
 		} {
 			text, args, _, err := tn.t.rollupQuery(q)
 			if err != nil {
@@ -79,7 +85,10 @@ func TestReportQueryPlans(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, step := range plan {
-			if strings.HasPrefix(step, "SCAN") {
+			// The union of ranges of blocks is scanned as it comes; the
+			// operator's derived rollups list the organizations.
+			ok := step == "SCAN blocks" || step == "SCAN CONSTANT ROW" || strings.HasPrefix(step, "SCAN orgs USING COVERING INDEX")
+			if strings.HasPrefix(step, "SCAN") && !ok {
 				t.Errorf("%s: plan scans: %q\nquery: %s", q.name, plan, q.text)
 				break
 			}

@@ -302,6 +302,27 @@ func testTenantIsolation(t *testing.T, fresh func(t *testing.T) store.Options) {
 				t.Errorf("{A} TLSRPTRollups(b.example) = %+v, want a total of 0", rows)
 			}
 		}
+		// Every table the rollups of all domains are read from.
+		wantTotal := map[string]int64{"operator": 10, "{A}": 4, "{P,A}": 4, "{B}": 2, "{}": 0}
+		for _, g := range [][]string{nil, {"result_type"}, {"day", "result_type"}, {"organization", "day"},
+			{"organization", "sending_ip", "result_type"}, {"receiving_mx", "result_type"}, {"domain", "result_type"},
+			{"domain", "day", "organization", "sending_ip", "receiving_mx"}} {
+			for _, tn := range x.allScopes {
+				for _, q := range []store.RollupQuery{{GroupBy: g}, {GroupBy: g, Since: day(1), Until: day(30)}} {
+					rows, err := tn.t.TLSRPTRollups(ctx, q)
+					if err != nil {
+						t.Fatal(err)
+					}
+					var n int64
+					for _, r := range rows {
+						n += r.Sessions
+					}
+					if n != wantTotal[tn.name] {
+						t.Errorf("%s TLSRPTRollups(%+v): %d sessions, want %d", tn.name, q, n, wantTotal[tn.name])
+					}
+				}
+			}
+		}
 	})
 
 	t.Run("IntakeLog", func(t *testing.T) {
