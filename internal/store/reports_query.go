@@ -31,6 +31,7 @@ func scanReportList(row scanner, extra ...any) (*TLSRPTReport, error) {
 	if err := row.Scan(append(dest, extra...)...); err != nil {
 		return nil, err
 	}
+	r.Key = ReportKey{End: r.EndTime, ID: r.ID}
 	if dated&datedStart == 0 {
 		r.StartTime = time.Time{}
 	}
@@ -50,7 +51,10 @@ func scanReportList(row scanner, extra ...any) (*TLSRPTReport, error) {
 // reportQuery builds the FROM and WHERE of a report filter, with its
 // arguments. The columns that period bounds and order apply to are those of
 // tlsrpt_report_domains when filtering by domain (one range of its primary
-// key), else those of tlsrpt_reports (its end_time index).
+// key), else those of tlsrpt_reports (its end_time index). A page walks
+// that range from its newest end and stops when it is full: the scope
+// (reportIn) is checked for each row walked, not for every row that
+// matches.
 type reportQuery struct {
 	from, where, order string
 	args               []any
@@ -80,6 +84,10 @@ func (t *tenant) reportQuery(f ReportFilter) reportQuery {
 	if f.Status != "" {
 		conds = append(conds, "r.status = "+q.arg(f.Status))
 	}
+	if !f.After.IsZero() {
+		// A row value: both databases continue the index range from it.
+		conds = append(conds, "("+end+", "+id+") < ("+q.arg(t.s.d.timeArg(normTime(f.After.End)))+", "+q.arg(f.After.ID)+")")
+	}
 	conds = append(conds, t.reportIn(&q, "r.id"))
 	rq.where = where(conds...)
 	rq.order = " ORDER BY " + end + " DESC, " + id + " DESC"
@@ -88,14 +96,17 @@ func (t *tenant) reportQuery(f ReportFilter) reportQuery {
 }
 
 // reportIn returns the condition that the report whose id is the column
-// report has a policy domain hosted in the scope ("" for the operator).
+// report has a policy domain hosted in the scope ("" for the operator). Per
+// report it looks up the report's domains, then each domain's
+// organization: CROSS JOIN keeps SQLite to that order (rather than trying
+// every domain of the scope against the report).
 func (t *tenant) reportIn(q *sqlq, report string) string {
 	c := t.in(q, "hd.org_id")
 	if c == "" {
 		return ""
 	}
-	return `EXISTS (SELECT 1 FROM tlsrpt_report_domains x JOIN domains hd ON hd.name = x.domain
-		WHERE x.report = ` + report + ` AND ` + c + `)`
+	return `EXISTS (SELECT 1 FROM tlsrpt_report_domains x CROSS JOIN domains hd
+		WHERE x.report = ` + report + ` AND hd.name = x.domain AND ` + c + `)`
 }
 
 // listQuery returns the SQL text of a page of TLSRPTReports and its
@@ -163,6 +174,7 @@ func (t *tenant) TLSRPTReports(ctx context.Context, f ReportFilter) ([]*TLSRPTRe
 
 // CountTLSRPTReports implements ReportReader.
 func (t *tenant) CountTLSRPTReports(ctx context.Context, f ReportFilter) (int64, error) {
+	f.After = ReportKey{}
 	q := t.reportQuery(f)
 	var n int64
 	if err := t.s.r.QueryRowContext(ctx, `SELECT count(*) FROM `+q.from+q.where, q.args...).Scan(&n); err != nil {

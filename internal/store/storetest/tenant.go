@@ -269,6 +269,26 @@ func testTenantIsolation(t *testing.T, fresh func(t *testing.T) store.Options) {
 				if len(l) != wantN {
 					t.Errorf("%s TLSRPTReports(%+v): %d reports, want %d", tn.name, f, len(l), wantN)
 				}
+				// By pages of one, the same.
+				pf, paged := f, 0
+				pf.Limit = 1
+				for range 10 {
+					page, err := tn.t.TLSRPTReports(ctx, pf)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if len(page) == 0 {
+						break
+					}
+					if !got[page[0].ID] {
+						t.Errorf("%s TLSRPTReports(%+v) by pages lists report %d", tn.name, f, page[0].ID)
+					}
+					paged++
+					pf.After = page[0].Key
+				}
+				if paged != wantN {
+					t.Errorf("%s TLSRPTReports(%+v) by pages: %d reports, want %d", tn.name, f, paged, wantN)
+				}
 				if n, err := tn.t.CountTLSRPTReports(ctx, f); err != nil || n != int64(wantN) {
 					t.Errorf("%s CountTLSRPTReports(%+v) = %d, %v; want %d", tn.name, f, n, err, wantN)
 				}
