@@ -240,6 +240,15 @@ func testTenantIsolation(t *testing.T, fresh func(t *testing.T) store.Options) {
 		if ov, _ := x.aT.Overview(ctx, store.OverviewQuery{Org: x.b.ID}); len(ov) != 0 {
 			t.Errorf("{A} Overview(org B) = %v, want nothing", names(ov))
 		}
+		for _, tn := range x.allScopes {
+			ov, err := tn.t.Overview(ctx, store.OverviewQuery{Name: "b.example"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := strings.Contains(want[tn.name], "b.example"); want != (len(ov) == 1) || len(ov) > 1 {
+				t.Errorf("%s Overview(name b.example) = %v", tn.name, names(ov))
+			}
+		}
 	})
 
 	t.Run("Reports", func(t *testing.T) {
