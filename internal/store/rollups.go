@@ -121,7 +121,7 @@ func decompose(from, to int64, spans []int) []blockRange {
 		return []blockRange{{s, from, to}}
 	}
 	size := int64(1) << s
-	lo, hi := from, to // the first and last-but-one boundaries of whole blocks
+	lo, hi := from, to // the first block boundary from from on, the last up to to
 	if lo != noStart {
 		lo += floorMod(size-floorMod(lo, size), size)
 	}
@@ -278,14 +278,14 @@ func (s *sqlStore) hostingOrgs(ctx context.Context, tx *sql.Tx, domains []string
 // lockRollups takes the rollup lock in tx, shared (InsertTLSRPT) or not (a
 // move): a no-op on SQLite.
 func (s *sqlStore) lockRollups(ctx context.Context, tx *sql.Tx, shared bool) error {
-	if s.d.name != "postgres" {
+	stmt := s.d.lockRollups
+	if shared {
+		stmt = s.d.lockRollupsShared
+	}
+	if stmt == "" {
 		return nil
 	}
-	fn := "pg_advisory_xact_lock"
-	if shared {
-		fn += "_shared"
-	}
-	if _, err := tx.ExecContext(ctx, `SELECT `+fn+`($1)`, int64(rollupLockID)); err != nil {
+	if _, err := tx.ExecContext(ctx, stmt, int64(rollupLockID)); err != nil {
 		return fmt.Errorf("lock the rollups: %w", err)
 	}
 	return nil
@@ -360,15 +360,20 @@ func rollupDest(name string) func(r *RollupRow) any {
 // TLSRPTRollups implements ReportReader: the rollups of the domains hosted
 // in the scope (for the operator, of every domain). Rows are days with Since <= day <
 // Until (times as given, in UTC). Groups come ordered by the GroupBy
-// columns, each ascending (bytewise for text). A GroupBy name that is
-// unknown or listed twice is an error naming it.
+// columns, each ascending (bytewise for text); a group has sessions. A
+// GroupBy name that is unknown or listed twice is an error naming it.
 //
 // Without a Domain, the smallest derived table that has the columns
 // grouped by (and policy_type for a PolicyType) answers, from blocks of
 // days as long as the period allows (one-day blocks when grouping by
 // day); with a Domain, or when no derived table has the columns,
 // tlsrpt_daily does (a range of its primary key for a Domain). Both give
-// the same rows (see the top of this file).
+// the same rows (see the top of this file), also when hosting changed
+// after reports arrived: a domain's sessions, of every day, count for the
+// organization hosting it at the time of the query, and for nobody's (the
+// operator's only) while it is not hosted, whether it was hosted later
+// than its reports arrived, deleted since, or deleted and hosted again by
+// another organization.
 func (t *tenant) TLSRPTRollups(ctx context.Context, q RollupQuery) ([]RollupRow, error) {
 	text, args, dests, err := t.rollupQuery(q)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -333,6 +334,85 @@ func TestMigrateRollups(t *testing.T) {
 			}
 			defer st.Close()
 			checkDerived(t, st.(*sqlStore), rnd, orgs, base, 40)
+		})
+	}
+}
+
+// TestDerivedRollupsConcurrent: batches of reports stored while their
+// domains are hosted and deleted, side by side (on PostgreSQL; SQLite's
+// writers take turns), leave the derived tables what tlsrpt_daily says.
+func TestDerivedRollupsConcurrent(t *testing.T) {
+	t.Parallel()
+	for _, db := range []struct {
+		name string
+		opts func(t *testing.T) Options
+	}{
+		{"sqlite", func(t *testing.T) Options { return Options{DataDir: t.TempDir()} }},
+		{"postgres", func(t *testing.T) Options { return Options{URL: pgtest.NewDatabase(t)} }},
+	} {
+		t.Run(db.name, func(t *testing.T) {
+			t.Parallel()
+			st, err := Open(t.Context(), nil, db.opts(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			s := st.(*sqlStore)
+			ctx := t.Context()
+			var orgs []int64
+			for _, name := range []string{"a", "b"} {
+				o := &Org{Name: name}
+				if err := s.CreateOrg(ctx, o); err != nil {
+					t.Fatal(err)
+				}
+				orgs = append(orgs, o.ID)
+			}
+			domains := []string{"d0.example", "d1.example", "d2.example"}
+			base := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+			var wg sync.WaitGroup
+			errs := make(chan error, 8)
+			for w := range 3 {
+				wg.Go(func() {
+					for b := range 15 {
+						var batch []*TLSRPTReport
+						for i := range 6 {
+							domain, d := domains[(b+i)%len(domains)], base.AddDate(0, 0, (w*7+b*3+i)%40)
+							batch = append(batch, &TLSRPTReport{Source: "https", Raw: fmt.Appendf(nil, "%d-%d-%d", w, b, i),
+								Status: ReportOK, Domains: []string{domain}, Rollups: []TLSRPTRollup{
+									{Day: d, Domain: domain, PolicyType: "sts", ResultType: "success", Organization: "G", Sessions: int64(1 + i)},
+									{Day: d, Domain: domain, PolicyType: "sts", ResultType: "certificate-expired", Organization: "G",
+										SendingIP: fmt.Sprint("192.0.2.", w), ReceivingMX: "mx." + domain, Sessions: 1},
+								}})
+						}
+						if _, err := s.InsertTLSRPT(ctx, batch); err != nil {
+							errs <- err
+							return
+						}
+					}
+				})
+			}
+			wg.Go(func() {
+				for i := range 24 {
+					d := domains[i%len(domains)]
+					if i/len(domains)%2 == 0 {
+						err := s.CreateDomain(ctx, &Domain{Name: d, Mode: "testing", OrgID: orgs[i%2], MaxAge: 86400},
+							&PolicyVersion{PolicyID: "1", Mode: "testing", Policy: "version: STSv1"})
+						if err != nil {
+							errs <- err
+							return
+						}
+					} else if err := s.DeleteDomain(ctx, d); err != nil {
+						errs <- err
+						return
+					}
+				}
+			})
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+			checkDerived(t, s, rand.New(rand.NewPCG(7, 8)), orgs, base, 20)
 		})
 	}
 }

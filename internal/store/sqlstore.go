@@ -31,6 +31,12 @@ type dialect struct {
 	// holds the lock afterwards. tryLockArgs builds its arguments.
 	tryLock     string
 	tryLockArgs func(name, owner string, ttl time.Duration, now time.Time) []any
+
+	// lockRollups and lockRollupsShared take the rollup lock
+	// (rollups.go) in a transaction, exclusive or shared, with its id as
+	// $1; "" where write transactions exclude each other already
+	// (SQLite).
+	lockRollups, lockRollupsShared string
 }
 
 // sqlStore implements Store on database/sql for both dialects.
