@@ -56,7 +56,7 @@ run_one() {
 	local token
 	token=$("${m[@]}" tokens create --org bench --scope read --name dashload | tail -1 | awk '{print $NF}')
 	"${m[@]}" serve --dev --log-level warn --dns-listen "" --https-listen 127.0.0.1:0 --http-listen "" \
-		--smtp-listen "" --web-listen 127.0.0.1:0 --addrs-file "$WORK/addrs-$name" >"$WORK/serve-$name.log" 2>&1 &
+		--smtp-listen "" --web-listen 127.0.0.1:0 --metrics-listen "" --addrs-file "$WORK/addrs-$name" >"$WORK/serve-$name.log" 2>&1 &
 	local pid=$!
 	PIDS+=("$pid")
 	for _ in $(seq 600); do [ -s "$WORK/addrs-$name" ] && break; sleep 0.1; done

@@ -200,6 +200,9 @@ MOAT_EXTRA=()
 if "$BIN/moat" serve --help 2>&1 | grep -q -- --smtp-listen; then
 	MOAT_EXTRA+=(--smtp-listen "")
 fi
+if "$BIN/moat" serve --help 2>&1 | grep -q -- --web-listen; then
+	MOAT_EXTRA+=(--web-listen "" --metrics-listen "")
+fi
 
 start_moat() {
 	: >"$WORK/moat.log"
@@ -538,7 +541,7 @@ start_intake_moat() {
 	MOAT_INTAKE_RATE_PER_IP=1000000 MOAT_INTAKE_SMTP_CONNS_PER_IP=10000 GOMAXPROCS=$SERVER_THREADS \
 		"$BIN/moat" serve --dev --data "$IDATA" --log-level warn \
 		--https-listen "127.0.0.1:$IMOAT_HTTPS" --http-listen "" --dns-listen "" \
-		--smtp-listen "127.0.0.1:$IMOAT_SMTP" --addrs-file "$INTAKE_WORK/moat.addrs" >>"$WORK/moat-intake.log" 2>&1 &
+		--smtp-listen "127.0.0.1:$IMOAT_SMTP" --web-listen "" --metrics-listen "" --addrs-file "$INTAKE_WORK/moat.addrs" >>"$WORK/moat-intake.log" 2>&1 &
 	IMOAT_PID=$!
 	PIDS+=("$IMOAT_PID")
 	wait_for 60 "moat serve (log: $WORK/moat-intake.log)" test -s "$INTAKE_WORK/moat.addrs"

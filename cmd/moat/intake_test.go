@@ -196,7 +196,7 @@ func devServe(t *testing.T, extra ...string) (addrs map[string]string, data stri
 	done := make(chan int)
 	addrsFile := filepath.Join(t.TempDir(), "addrs.json")
 	args := append([]string{"serve", "--dev", "--data", data, "--dns-listen", "127.0.0.1:0", "--https-listen", "127.0.0.1:0",
-		"--http-listen", "127.0.0.1:0", "--smtp-listen", "127.0.0.1:0", "--web-listen", "127.0.0.1:0", "--addrs-file", addrsFile}, extra...)
+		"--http-listen", "127.0.0.1:0", "--smtp-listen", "127.0.0.1:0", "--web-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--addrs-file", addrsFile}, extra...)
 	go func() { done <- run(ctx, args, &stdout, &stderr) }()
 	t.Cleanup(func() {
 		cancel()
@@ -370,7 +370,7 @@ func TestServeSIGKILL(t *testing.T) {
 	data := t.TempDir()
 	addrsFile := filepath.Join(t.TempDir(), "addrs.json")
 	args := []string{"serve", "--dev", "--data", data, "--dns-listen", "", "--https-listen", "127.0.0.1:0",
-		"--http-listen", "", "--smtp-listen", "", "--web-listen", "", "--addrs-file", addrsFile}
+		"--http-listen", "", "--smtp-listen", "", "--web-listen", "", "--metrics-listen", "", "--addrs-file", addrsFile}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	// The per-IP rate limit would otherwise answer 429 to this one client.
 	cmd.Env = append(os.Environ(), childEnv+"="+strings.Join(args, "\x1f"), "MOAT_INTAKE_RATE_PER_IP=100000")

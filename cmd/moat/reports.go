@@ -232,7 +232,7 @@ func newTLSRPTListCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				out := api.ReportList{Reports: make([]api.Report, 0, len(rs)), Total: total}
+				out := api.ReportList{Reports: make([]api.Report, 0, len(rs)), Total: &total}
 				for _, r := range rs {
 					out.Reports = append(out.Reports, api.ReportOf(r))
 				}

@@ -181,25 +181,16 @@ func (s *server) listDomains(w http.ResponseWriter, r *http.Request, p *auth.Pri
 }
 
 // summaryOf returns the overview row of one domain of the tenant, or a
-// *hosting.NotHostedError. The overview filters by substring, so the pages
-// of the match are walked to the exact name (usually the first row).
+// *hosting.NotHostedError.
 func (s *server) summaryOf(ctx context.Context, t store.Tenant, name string) (*store.DomainSummary, error) {
-	q := store.OverviewQuery{Match: name, Limit: maxLimit, Now: s.Now()}
-	for {
-		rows, err := t.Overview(ctx, q)
-		if err != nil {
-			return nil, err
-		}
-		for _, ds := range rows {
-			if ds.Name == name {
-				return ds, nil
-			}
-		}
-		if len(rows) < maxLimit {
-			return nil, &hosting.NotHostedError{Domain: name}
-		}
-		q.After = rows[len(rows)-1].Cursor
+	rows, err := t.Overview(ctx, store.OverviewQuery{Name: name, Limit: 1, Now: s.Now()})
+	if err != nil {
+		return nil, err
 	}
+	if len(rows) == 0 {
+		return nil, &hosting.NotHostedError{Domain: name}
+	}
+	return rows[0], nil
 }
 
 // hostingFor is the hosting service within p's scope.

@@ -60,6 +60,9 @@ func emptyTotals(fields ...string) func(t *testing.T, res resp) {
 		if rows, _ := v["rows"].([]any); len(rows) != 0 {
 			t.Errorf("rows about another organization's domain: %s", res.body)
 		}
+		if reports, _ := v["reports"].([]any); len(reports) != 0 {
+			t.Errorf("reports of another organization's domain: %s", res.body)
+		}
 		if _, ok := v["ready_to_enforce"]; ok {
 			t.Errorf("a verdict about another organization's domain: %s", res.body)
 		}

@@ -58,9 +58,13 @@ func ReportOf(r *store.TLSRPTReport) Report {
 
 // ReportList is the JSON of a list of reports (`moat reports tlsrpt list
 // --json`): Next, the cursor of the following page, only from the API.
+// Total counts the reports of every page: always from the CLI, from the
+// API only for a list of one domain (a count of all the reports of an
+// organization would read them all, so a list of all says only whether
+// there is a next page).
 type ReportList struct {
 	Reports []Report `json:"reports"`
-	Total   int64    `json:"total"`
+	Total   *int64   `json:"total,omitempty"`
 	Next    string   `json:"next,omitempty"`
 }
 
@@ -169,15 +173,22 @@ func (s *server) listReports(w http.ResponseWriter, r *http.Request, p *auth.Pri
 	default:
 		return invalid("status", fmt.Sprintf("%q: want ok, warnings or invalid", f.Status))
 	}
-	if f.Limit, err = limitOf(q); err != nil {
+	limit, err := limitOf(q)
+	if err != nil {
 		return err
 	}
 	c, err := cursorOf(q, "reports")
 	if err != nil {
 		return err
 	}
+	// Pages continue after the last report's key; a cursor of an offset
+	// (from an older Moat) still works.
+	if c.ID != 0 {
+		f.After = store.ReportKey{End: time.Unix(0, c.Time).UTC(), ID: c.ID}
+	}
 	f.Offset = c.Offset
 	in := hostedIn(r.Context(), p)
+	out := ReportList{Reports: []Report{}}
 	if f.Domain != "" {
 		// Reports of a domain hosted elsewhere that also cover one of the
 		// caller's would be listed by the store; nothing of another
@@ -185,19 +196,26 @@ func (s *server) listReports(w http.ResponseWriter, r *http.Request, p *auth.Pri
 		if ok, err := in(f.Domain); err != nil {
 			return err
 		} else if !ok {
-			writeJSON(w, http.StatusOK, ReportList{Reports: []Report{}})
+			out.Total = new(int64)
+			writeJSON(w, http.StatusOK, out)
 			return nil
 		}
+		total, err := p.Tenant.CountTLSRPTReports(r.Context(), f)
+		if err != nil {
+			return err
+		}
+		out.Total = &total
 	}
+	f.Limit = limit + 1 // one more says whether there is a next page
 	rs, err := p.Tenant.TLSRPTReports(r.Context(), f)
 	if err != nil {
 		return err
 	}
-	total, err := p.Tenant.CountTLSRPTReports(r.Context(), f)
-	if err != nil {
-		return err
+	if len(rs) > limit {
+		last := rs[limit-1].Key
+		out.Next = cursor{List: "reports", Time: last.End.UnixNano(), ID: last.ID}.String()
+		rs = rs[:limit]
 	}
-	out := ReportList{Reports: []Report{}, Total: total}
 	for _, rep := range rs {
 		v := ReportOf(rep)
 		if err := v.within(rep, in); err != nil {
@@ -216,9 +234,6 @@ func (s *server) listReports(w http.ResponseWriter, r *http.Request, p *auth.Pri
 			v.Successful, v.Failed = mine.Successful, mine.Failed
 		}
 		out.Reports = append(out.Reports, v)
-	}
-	if next := int64(f.Offset + len(rs)); len(rs) > 0 && next < total {
-		out.Next = cursor{List: "reports", Offset: int(next)}.String()
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

@@ -254,13 +254,30 @@ func tour(t *testing.T, e *env) {
 		t.Errorf("list: %v", list)
 	}
 	list2 := e.must(t, viewer, get("/api/v1/reports/tlsrpt?domain=example.com&limit=1&after="+list["next"].(string)), 200).json(t)
-	if len(list2["reports"].([]any)) != 1 || list2["next"] != nil {
+	if len(list2["reports"].([]any)) != 1 || list2["next"] != nil || list2["total"] != float64(2) {
 		t.Errorf("second page: %v", list2)
+	}
+	first, second := list["reports"].([]any)[0].(map[string]any)["id"], list2["reports"].([]any)[0].(map[string]any)["id"]
+	if first == second {
+		t.Errorf("both pages list report %v", first)
+	}
+	// Without a domain: pages, but no total.
+	all := e.must(t, viewer, get("/api/v1/reports/tlsrpt?limit=1"), 200).json(t)
+	if _, ok := all["total"]; ok || len(all["reports"].([]any)) != 1 || all["next"] == nil {
+		t.Errorf("list of all domains: %v", all)
+	}
+	all2 := e.must(t, viewer, get("/api/v1/reports/tlsrpt?limit=1&after="+all["next"].(string)), 200).json(t)
+	if len(all2["reports"].([]any)) != 1 || all2["next"] != nil || all2["reports"].([]any)[0].(map[string]any)["id"] != second {
+		t.Errorf("second page of all domains: %v", all2)
+	}
+	// A cursor of an offset, as an older Moat made them, still works.
+	if l := e.must(t, viewer, get("/api/v1/reports/tlsrpt?limit=1&after=eyJsIjoicmVwb3J0cyIsIm8iOjF9"), 200).json(t); l["reports"].([]any)[0].(map[string]any)["id"] != second {
+		t.Errorf("page after an offset cursor: %v", l)
 	}
 	for _, q := range []string{"status=great", "since=never", "domain=bad..name", "after=xyz", "limit=5000"} {
 		e.must(t, viewer, get("/api/v1/reports/tlsrpt?"+q), 400)
 	}
-	if l := e.must(t, viewer, get("/api/v1/reports/tlsrpt?status=invalid&since=2d&until=2099-01-01"), 200).json(t); l["total"] != float64(0) {
+	if l := e.must(t, viewer, get("/api/v1/reports/tlsrpt?status=invalid&since=2d&until=2099-01-01"), 200).json(t); len(l["reports"].([]any)) != 0 || l["next"] != nil {
 		t.Errorf("invalid reports: %v", l)
 	}
 	id := strconv.FormatFloat(u["id"].(float64), 'f', 0, 64)

@@ -45,15 +45,16 @@ type Config struct {
 	Zone       string `yaml:"zone" json:"zone" env:"ZONE" flag:"zone" doc:"Service zone delegated to Moat's DNS server; customers CNAME _mta-sts and _smtp._tls into it."`
 	PolicyHost string `yaml:"policy_host" json:"policy_host" env:"POLICY_HOST" flag:"policy-host" doc:"Host name customers CNAME mta-sts.<domain> to; it must resolve to the HTTPS listener. Default: mta-sts.<zone>."`
 
-	Log    Log    `yaml:"log" json:"log" envPrefix:"LOG_"`
-	DNS    DNS    `yaml:"dns" json:"dns" envPrefix:"DNS_"`
-	HTTPS  HTTPS  `yaml:"https" json:"https" envPrefix:"HTTPS_"`
-	HTTP   HTTP   `yaml:"http" json:"http" envPrefix:"HTTP_"`
-	ACME   ACME   `yaml:"acme" json:"acme" envPrefix:"ACME_"`
-	TLSRPT TLSRPT `yaml:"tlsrpt" json:"tlsrpt" envPrefix:"TLSRPT_"`
-	Intake Intake `yaml:"intake" json:"intake" envPrefix:"INTAKE_"`
-	Web    Web    `yaml:"web" json:"web" envPrefix:"WEB_"`
-	Store  Store  `yaml:"store" json:"store" envPrefix:"STORE_"`
+	Log     Log     `yaml:"log" json:"log" envPrefix:"LOG_"`
+	DNS     DNS     `yaml:"dns" json:"dns" envPrefix:"DNS_"`
+	HTTPS   HTTPS   `yaml:"https" json:"https" envPrefix:"HTTPS_"`
+	HTTP    HTTP    `yaml:"http" json:"http" envPrefix:"HTTP_"`
+	ACME    ACME    `yaml:"acme" json:"acme" envPrefix:"ACME_"`
+	TLSRPT  TLSRPT  `yaml:"tlsrpt" json:"tlsrpt" envPrefix:"TLSRPT_"`
+	Intake  Intake  `yaml:"intake" json:"intake" envPrefix:"INTAKE_"`
+	Web     Web     `yaml:"web" json:"web" envPrefix:"WEB_"`
+	Metrics Metrics `yaml:"metrics" json:"metrics" envPrefix:"METRICS_"`
+	Store   Store   `yaml:"store" json:"store" envPrefix:"STORE_"`
 }
 
 // Log configures logging.
@@ -113,6 +114,11 @@ type Intake struct {
 	RatePerIP      float64  `yaml:"rate_per_ip" json:"rate_per_ip" env:"RATE_PER_IP" doc:"HTTPS reports per second accepted from one client IP (bursts of five times as many); beyond it, 429."`
 	SMTPConnsPerIP int64    `yaml:"smtp_conns_per_ip" json:"smtp_conns_per_ip" env:"SMTP_CONNS_PER_IP" doc:"Simultaneous SMTP connections accepted from one client IP address (IPv6: one /64); more are answered 421."`
 	IMAP           []IMAP   `yaml:"imap" json:"imap" env:"-" doc:"Mailboxes to take reports from (IMAP IDLE, else polling), YAML only. Each entry: url (imaps://USER@HOST[:PORT]/FOLDER, or imap://...?starttls=1; FOLDER default INBOX), the password in the url, password or password_file (else MOAT_IMAP_PASSWORD), processed_folder (default Moat/Processed) and failed_folder (default Moat/Failed) where each message is moved once its reports are committed or found missing, poll_interval (default 1m), ca_file (PEM roots trusted besides the system's)."`
+}
+
+// Metrics configures the monitoring endpoints.
+type Metrics struct {
+	Listen string `yaml:"listen" json:"listen" env:"LISTEN" flag:"metrics-listen" doc:"Address of the monitoring listener (plain HTTP): Prometheus metrics at /metrics, /healthz (the process is up) and /readyz (the store answers, the snapshot is loaded, every listener is bound). Empty disables it; keep it off the internet."`
 }
 
 // Web configures the dashboard and the REST API.
@@ -189,6 +195,7 @@ func DevDefault() Config {
 	c.ACME.CA = ""
 	c.Intake.SMTPListen = "127.0.0.1:2525"
 	c.Web.Listen = "127.0.0.1:8081"
+	c.Metrics.Listen = "127.0.0.1:9091"
 	return c
 }
 
@@ -554,7 +561,7 @@ func (c *Config) Validate() error {
 	}
 	for _, l := range []struct{ field, addr string }{
 		{"intake.report_listen", c.Intake.ReportListen}, {"intake.smtp_listen", c.Intake.SMTPListen},
-		{"web.listen", c.Web.Listen},
+		{"web.listen", c.Web.Listen}, {"metrics.listen", c.Metrics.Listen},
 	} {
 		if l.addr == "" {
 			continue

@@ -220,9 +220,19 @@ func (s *Server) Answer(query, buf []byte, proto Proto) []byte {
 	return s.appendResponse(buf[:0], query, proto)
 }
 
-// appendResponse appends the response to msg to dst. Compression pointers
-// are offsets from the start of the response, which is dst[len(dst):].
+// appendResponse appends the response to msg to dst and counts it.
 func (s *Server) appendResponse(dst, msg []byte, proto Proto) []byte {
+	n := len(dst)
+	out := s.buildResponse(dst, msg, proto)
+	if out != nil {
+		s.stats.count(out[n:])
+	}
+	return out
+}
+
+// buildResponse appends the response to msg to dst. Compression pointers
+// are offsets from the start of the response, which is dst[len(dst):].
+func (s *Server) buildResponse(dst, msg []byte, proto Proto) []byte {
 	// RFC 1035 §4.1.1: a header is 12 bytes; without one there is no ID to
 	// answer with.
 	if len(msg) < headerLen {

@@ -144,6 +144,8 @@ type Server struct {
 	closed  bool
 	done    chan struct{}
 	serving sync.WaitGroup
+
+	stats stats // answers sent, for metrics
 }
 
 // host is what is served at one name of Options.Hosts: the A and AAAA

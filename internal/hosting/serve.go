@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/moatmail/moat/internal/mtasts"
@@ -64,6 +65,16 @@ type Watcher struct {
 	holder   *snapshot.Holder
 	interval time.Duration
 	now      func() time.Time
+
+	rebuilds    atomic.Int64 // snapshots built
+	lastRebuild atomic.Int64 // how long the last one took, ns
+	failures    atomic.Int64 // refreshes that failed
+}
+
+// Stats says how many snapshots were built, how long the last build took,
+// and how many refreshes failed (the store did not answer).
+func (w *Watcher) Stats() (rebuilds int64, last time.Duration, failures int64) {
+	return w.rebuilds.Load(), time.Duration(w.lastRebuild.Load()), w.failures.Load()
 }
 
 // NewWatcher returns a Watcher publishing into holder. interval 0 means one
@@ -99,6 +110,8 @@ func (w *Watcher) Refresh(ctx context.Context, force bool) (bool, error) {
 		served[i] = w.set.Serving(d)
 	}
 	w.holder.Store(snapshot.New(serial, w.now(), served))
+	w.rebuilds.Add(1)
+	w.lastRebuild.Store(int64(w.now().Sub(start)))
 	w.log.Info("serving snapshot rebuilt", "serial", serial, "domains", len(served), "duration", w.now().Sub(start).Round(time.Millisecond))
 	return true, nil
 }
@@ -123,6 +136,7 @@ func (w *Watcher) Run(ctx context.Context) {
 			}
 		}
 		if _, err := w.Refresh(ctx, false); err != nil && ctx.Err() == nil {
+			w.failures.Add(1)
 			w.log.Warn("snapshot refresh failed; still serving the previous one", "err", err)
 		}
 	}

@@ -81,6 +81,9 @@ type IngestOpts struct {
 	DMARCCommitTimeout time.Duration
 	// Now returns the current time (ReceivedAt). Nil means time.Now.
 	Now func() time.Time
+	// OnCommit, when set, is told of every commit: how long it took, how
+	// many reports it held, and its error (metrics).
+	OnCommit func(d time.Duration, reports int, err error)
 }
 
 func (o IngestOpts) withDefaults() IngestOpts {
@@ -223,6 +226,9 @@ func NewIngester(log *slog.Logger, st Store, hosted func(domain string) bool, op
 // MaxDecompressed returns the decompressed size limit in force.
 func (ing *Ingester) MaxDecompressed() int64 { return ing.opts.MaxDecompressed }
 
+// QueueDepth is the number of reports waiting for the writer.
+func (ing *Ingester) QueueDepth() int { return len(ing.queue) }
+
 // Stats returns counters of what was committed so far.
 func (ing *Ingester) Stats() IngestStats {
 	return IngestStats{
@@ -346,7 +352,11 @@ func (ing *Ingester) answer(p *pending, res []store.InsertResult, err error) {
 func (ing *Ingester) insert(ctx context.Context, reps []*store.TLSRPTReport) ([]store.InsertResult, error) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ing.opts.CommitTimeout)
 	defer cancel()
+	start := time.Now()
 	res, err := ing.st.InsertTLSRPT(cctx, reps)
+	if ing.opts.OnCommit != nil {
+		ing.opts.OnCommit(time.Since(start), len(reps), err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: insert %d reports: %w", ErrStore, len(reps), err)
 	}

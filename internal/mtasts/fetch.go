@@ -233,6 +233,12 @@ func (f *Fetcher) Fetch(ctx context.Context, domain string) (*FetchResult, error
 		return fail(&FetchError{Err: f.classify(ctx, st, err)})
 	}
 	defer func() { _ = resp.Body.Close() }()
+	if ctx.Err() != nil {
+		// The deadline passed while the response was on its way: the
+		// transport may still hand over a response the server cut
+		// short when its side of the request was canceled.
+		return fail(&FetchError{Err: f.classify(ctx, st, fmt.Errorf("%w: waiting for the response: %w", ErrFetchConnect, context.Cause(ctx)))})
+	}
 	if resp.TLS != nil {
 		res.TLS = resp.TLS
 		res.Certs = resp.TLS.PeerCertificates

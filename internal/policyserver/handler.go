@@ -38,31 +38,36 @@ var (
 // the query string, and never touches the database: a snapshot swap is
 // served from the next request on.
 func NewHandler(snaps *snapshot.Holder) http.Handler {
-	return &handler{snaps: snaps}
+	return &handler{snaps: snaps, counts: new(statusCounts)}
 }
 
 type handler struct {
-	snaps *snapshot.Holder
+	snaps  *snapshot.Holder
+	counts *statusCounts // answers by status class, for metrics
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr := w.Header()
 	hdr["X-Content-Type-Options"] = hdrNoSniff
 	if r.URL.Path != PolicyPath {
+		h.counts.add(http.StatusNotFound)
 		notFound(w)
 		return
 	}
 	name := policyDomain(r.Host)
 	if name == "" {
+		h.counts.add(http.StatusNotFound)
 		notFound(w)
 		return
 	}
 	d := h.snaps.Load().Lookup(name)
 	if d == nil {
+		h.counts.add(http.StatusNotFound)
 		notFound(w)
 		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		h.counts.add(http.StatusMethodNotAllowed)
 		hdr["Allow"] = hdrAllow
 		hdr["Content-Type"] = hdrTextPlain
 		w.WriteHeader(http.StatusMethodNotAllowed)
@@ -75,6 +80,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// any intermediary too, so that a policy change is seen at once.
 	hdr["Cache-Control"] = hdrNoStore
 	hdr["Content-Length"] = []string{strconv.Itoa(len(d.Policy))}
+	h.counts.add(http.StatusOK)
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodGet {
 		_, _ = w.Write(d.Policy) //nolint:gosec // the policy Moat built, served as text/plain with nosniff

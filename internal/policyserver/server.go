@@ -25,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/certmagic"
@@ -161,6 +162,12 @@ type Server struct {
 	stopOnce sync.Once
 
 	devIssued sync.Map // name → struct{}: dev certificates reported to OnCertificate
+
+	// Counts for metrics.
+	policyCounts                                *statusCounts
+	serviceCounts                               map[string]*statusCounts
+	refused                                     atomic.Uint64
+	ordersStarted, ordersObtained, ordersFailed atomic.Uint64
 }
 
 // New returns a Server serving the policies of snaps. kv holds the
@@ -177,10 +184,16 @@ func New(log *slog.Logger, snaps *snapshot.Holder, kv KV, opts Options) (*Server
 	}
 	opts.setDefaults()
 	s := &Server{log: log, snaps: snaps, kv: kv, opts: opts, ready: make(chan struct{}), services: map[string]http.Handler{}}
+	s.serviceCounts = map[string]*statusCounts{}
 	for name, h := range opts.Services {
-		s.services[snapshot.Normalize(strings.ToLower(name))] = h
+		host := snapshot.Normalize(strings.ToLower(name))
+		c := new(statusCounts)
+		s.serviceCounts[host] = c
+		s.services[host] = counted(h, c)
 	}
-	policies := NewHandler(snaps)
+	ph := &handler{snaps: snaps, counts: new(statusCounts)}
+	s.policyCounts = ph.counts
+	var policies http.Handler = ph
 	if opts.NoPolicies {
 		policies = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { notFound(w) })
 	}
@@ -261,6 +274,7 @@ func (s *Server) decide(_ context.Context, name string) error {
 func (s *Server) guard(get func(*tls.ClientHelloInfo) (*tls.Certificate, error)) func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	return func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 		if !s.hosted(hello.ServerName) {
+			s.refused.Add(1)
 			return nil, fmt.Errorf("%w: server name %q", ErrNotHosted, hello.ServerName)
 		}
 		return get(hello)
@@ -510,6 +524,14 @@ func (s *Server) devCertificates(get func(*tls.ClientHelloInfo) (*tls.Certificat
 // onEvent is certmagic's event hook: a certificate obtained or renewed is
 // read back from the storage and reported to Options.OnCertificate.
 func (s *Server) onEvent(ctx context.Context, event string, data map[string]any) error {
+	switch event {
+	case "cert_obtaining":
+		s.ordersStarted.Add(1)
+	case "cert_failed":
+		s.ordersFailed.Add(1)
+	case "cert_obtained":
+		s.ordersObtained.Add(1)
+	}
 	if event != "cert_obtained" || s.opts.OnCertificate == nil {
 		return nil
 	}

@@ -53,12 +53,16 @@ func builtinParts(c *config.Config) []Part {
 
 // snapshotPart builds the first serving snapshot and keeps it current with
 // the store.
-type snapshotPart struct{ g *group }
+type snapshotPart struct {
+	g *group
+	w *hosting.Watcher
+}
 
 func (*snapshotPart) Name() string { return "snapshot watcher" }
 
 func (p *snapshotPart) Start(ctx context.Context, env *Env) error {
 	w := hosting.NewWatcher(env.Log, env.Store, env.Settings, env.Snapshots, env.Config.Store.PollInterval)
+	p.w = w
 	if _, err := w.Refresh(ctx, true); err != nil {
 		return fmt.Errorf("building the serving snapshot: %w", err)
 	}
@@ -85,7 +89,10 @@ func (p *ingesterPart) Start(ctx context.Context, env *Env) error {
 func (p *ingesterPart) Stop(ctx context.Context) error { return p.g.stop(ctx) }
 
 // dnsPart is the authoritative DNS server of the service zone.
-type dnsPart struct{ g *group }
+type dnsPart struct {
+	g   *group
+	srv *dnsserver.Server
+}
 
 func (*dnsPart) Name() string { return "dns server" }
 
@@ -111,6 +118,7 @@ func (p *dnsPart) Start(ctx context.Context, env *Env) error {
 	if err != nil {
 		return err
 	}
+	p.srv = srv
 	addr := ls.Addr()
 	env.boundString(ListenerDNS, addr)
 	g, rctx := startGroup(ctx, p.Name())
@@ -125,7 +133,10 @@ func (p *dnsPart) Stop(ctx context.Context) error { return p.g.stop(ctx) }
 // policyPart is the HTTPS policy server with its certificate machinery
 // (ACME, or the development CA under --dev), the other HTTPS hosts, and the
 // HTTP listener for ACME HTTP-01 challenges.
-type policyPart struct{ g *group }
+type policyPart struct {
+	g  *group
+	ps *policyserver.Server
+}
 
 func (*policyPart) Name() string { return "policy server" }
 
@@ -149,6 +160,7 @@ func (p *policyPart) Start(ctx context.Context, env *Env) error {
 	if err != nil {
 		return err
 	}
+	p.ps = ps
 	var lc net.ListenConfig
 	hl, err := lc.Listen(ctx, "tcp", c.HTTPS.Listen)
 	if err != nil {

@@ -138,8 +138,18 @@ func New(log *slog.Logger, c *config.Config, st store.Store, opts Options) (*Ser
 	}
 	s := &Server{log: log, cfg: c, st: st, addrs: map[string]string{}, failc: make(chan error, 1)}
 	holder := new(snapshot.Holder)
-	ing := intake.NewIngester(log, st, func(domain string) bool { return holder.Load().Lookup(domain) != nil },
-		intake.IngestOpts{MaxDecompressed: c.Intake.MaxReportJSON})
+	var mp *metricsPart
+	iopts := intake.IngestOpts{MaxDecompressed: c.Intake.MaxReportJSON}
+	if c.Metrics.Listen != "" {
+		mp = newMetricsPart(s)
+		iopts.OnCommit = func(d time.Duration, _ int, err error) {
+			mp.commit.Observe(d.Seconds())
+			if err != nil {
+				mp.commitErrs.Add(1)
+			}
+		}
+	}
+	ing := intake.NewIngester(log, st, func(domain string) bool { return holder.Load().Lookup(domain) != nil }, iopts)
 	s.env = &Env{
 		Log: log, Config: c, Store: st, Snapshots: holder, Settings: HostingSettings(c), Ingester: ing,
 		HTTPSHosts: map[string]http.Handler{}, srv: s,
@@ -169,6 +179,10 @@ func New(log *slog.Logger, c *config.Config, st store.Store, opts Options) (*Ser
 		}
 	}
 	s.parts = append(builtinParts(c), extra...)
+	if mp != nil {
+		// Last: its /readyz says whether every other part has started.
+		s.parts = append(s.parts, mp)
+	}
 	return s, nil
 }
 

@@ -5,13 +5,16 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -34,7 +37,7 @@ func devConfig(t *testing.T, extra map[string]string) *config.Config {
 	flags := map[string]string{
 		"dev": "true", "data": t.TempDir(), "zone": "sts.test",
 		"dns-listen": "127.0.0.1:0", "https-listen": "127.0.0.1:0", "http-listen": "127.0.0.1:0",
-		"smtp-listen": "127.0.0.1:0", "report-listen": "127.0.0.1:0",
+		"smtp-listen": "127.0.0.1:0", "report-listen": "127.0.0.1:0", "metrics-listen": "",
 	}
 	for k, v := range extra {
 		flags[k] = v
@@ -497,4 +500,90 @@ func org(t *testing.T, st store.Store) int64 {
 		t.Fatal(err)
 	}
 	return o.ID
+}
+
+// TestMetrics: /metrics counts what the listeners did (and promtool
+// accepts it), /healthz and /readyz answer.
+func TestMetrics(t *testing.T) {
+	t.Parallel()
+	c := devConfig(t, map[string]string{"metrics-listen": "127.0.0.1:0"})
+	st := openStore(t, c)
+	if _, err := hosting.New(st, server.HostingSettings(c), nil).Add(t.Context(), "example.test", hosting.Spec{Org: org(t, st), MX: []string{"mx.example.test"}}); err != nil {
+		t.Fatal(err)
+	}
+	srv := start(t, c, st, server.Options{})
+	m := new(dns.Msg)
+	m.SetQuestion("example.test._mta-sts.sts.test.", dns.TypeTXT)
+	if _, err := dns.Exchange(m, srv.Addr(server.ListenerDNS)); err != nil {
+		t.Fatal(err)
+	}
+	m.SetQuestion("nothere.test._mta-sts.sts.test.", dns.TypeTXT)
+	if _, err := dns.Exchange(m, srv.Addr(server.ListenerDNS)); err != nil {
+		t.Fatal(err)
+	}
+	https := client(srv.Addr(server.ListenerHTTPS), &tls.Config{RootCAs: devRoots(t, c)})
+	get(t, https, "https://mta-sts.example.test/.well-known/mta-sts.txt", 200)
+	get(t, https, "https://mta-sts.example.test/elsewhere", 404)
+	post(t, https, "https://reports.sts.test/v1/tlsrpt", report, 200)
+
+	base := "http://" + srv.Addr(server.ListenerMetrics)
+	plain := &http.Client{Timeout: 10 * time.Second}
+	body := get(t, plain, base+"/metrics", 200)
+	for _, want := range []string{
+		`moat_dns_answers_total{qtype="TXT",rcode="NOERROR"} 1`,
+		`moat_dns_answers_total{qtype="TXT",rcode="NXDOMAIN"} 1`,
+		`moat_https_requests_total{host="policy",status="2xx"} 1`,
+		`moat_https_requests_total{host="policy",status="4xx"} 1`,
+		`moat_https_requests_total{host="reports.sts.test",status="2xx"} 1`,
+		`moat_intake_reports_total{outcome="acknowledged"} 1`,
+		`moat_intake_commit_seconds_count 1`,
+		`moat_snapshot_domains 1`,
+		`moat_certificates 1`, // the dev CA's certificate of mta-sts.example.test
+		"go_goroutines",
+	} {
+		if !strings.Contains(body, want+"\n") && !strings.Contains(body, want+" ") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if got := get(t, plain, base+"/healthz", 200); got != "ok\n" {
+		t.Errorf("/healthz: %q", got)
+	}
+	if got := get(t, plain, base+"/readyz", 200); got != "ready\n" {
+		t.Errorf("/readyz: %q", got)
+	}
+	// The sample Grafana dashboard asks only for metrics that exist.
+	dash, err := os.ReadFile("../../dist/grafana/moat.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Panels []struct {
+			Targets []struct{ Expr string } `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(dash, &d); err != nil || len(d.Panels) == 0 {
+		t.Fatalf("dist/grafana/moat.json: %v", err)
+	}
+	for _, p := range d.Panels {
+		for _, tg := range p.Targets {
+			for _, name := range regexp.MustCompile(`moat_[a-z_]+`).FindAllString(tg.Expr, -1) {
+				base := strings.TrimSuffix(strings.TrimSuffix(name, "_bucket"), "_count")
+				if !strings.Contains(body, "# TYPE "+base+" ") {
+					t.Errorf("the Grafana dashboard asks for %s, which /metrics does not have", name)
+				}
+			}
+		}
+	}
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("MOAT_REQUIRE_PROMTOOL") != "" {
+			t.Fatal("promtool not found (Debian package prometheus)")
+		}
+		t.Skip("promtool not found (Debian package prometheus): the exposition format is not checked")
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(body)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
 }

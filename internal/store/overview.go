@@ -115,6 +115,9 @@ func (t *tenant) overviewFilter(sq *sqlq, q OverviewQuery) ([]string, error) {
 		m := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(strings.ToLower(q.Match))
 		conds = append(conds, `d.name LIKE `+sq.arg("%"+m+"%")+` ESCAPE '\'`)
 	}
+	if q.Name != "" {
+		conds = append(conds, "d.name = "+sq.arg(q.Name))
+	}
 	switch q.Mode {
 	case "":
 	case "testing", "enforce", "none":

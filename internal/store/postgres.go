@@ -94,5 +94,7 @@ func postgresDialect() dialect {
 		tryLockArgs: func(name, owner string, ttl time.Duration, _ time.Time) []any {
 			return []any{name, owner, max(ttl.Microseconds(), 1)}
 		},
+		lockRollups:       `SELECT pg_advisory_xact_lock($1)`,
+		lockRollupsShared: `SELECT pg_advisory_xact_lock_shared($1)`,
 	}
 }

@@ -50,7 +50,22 @@ type TLSRPTReport struct {
 
 	Policies []TLSRPTPolicy
 	Rollups  []TLSRPTRollup // the report's contribution to the daily rollups
+
+	// Key is the report's place in lists, set when the report is read:
+	// pass the last one of a page as ReportFilter.After for the next.
+	Key ReportKey
 }
+
+// ReportKey is a report's place in the newest-first order of lists: the
+// end of its period (the moment it was received, for an undated report),
+// then its id.
+type ReportKey struct {
+	End time.Time
+	ID  int64
+}
+
+// IsZero reports whether k is the zero key (no place).
+func (k ReportKey) IsZero() bool { return k.ID == 0 && k.End.IsZero() }
 
 // TLSRPTPolicy is one policy of a report, with its failure details.
 type TLSRPTPolicy struct {
@@ -103,6 +118,12 @@ type ReportFilter struct {
 	Until  time.Time // reports whose period starts before Until; zero for all
 	Status string    // "" for all
 	Limit  int       // 0 for the default (100)
+	// After continues a list after the report of this key (keyset
+	// pagination, whatever was stored since): the Key of the previous
+	// page's last report. Zero: from the newest report.
+	After ReportKey
+	// Offset skips reports first (after After). Listing by After is as
+	// fast on every page; an offset costs the reports it skips.
 	Offset int
 }
 
@@ -147,8 +168,9 @@ type ReportStore interface {
 	// TLSRPTReportByID returns one report in full (Raw decompressed as
 	// received, Normalized, Policies). ErrNotFound if absent.
 	TLSRPTReportByID(ctx context.Context, id int64) (*TLSRPTReport, error)
-	// CountTLSRPTReports counts the reports matching f (Limit and Offset
-	// ignored).
+	// CountTLSRPTReports counts the reports matching f (Limit, After and
+	// Offset ignored). It reads every matching report: with a Domain,
+	// that domain's; otherwise possibly every report stored.
 	CountTLSRPTReports(ctx context.Context, f ReportFilter) (int64, error)
 	// TLSRPTRollups sums the daily rollups; it never scans report rows.
 	TLSRPTRollups(ctx context.Context, q RollupQuery) ([]RollupRow, error)

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 )
@@ -32,6 +31,7 @@ func scanReportList(row scanner, extra ...any) (*TLSRPTReport, error) {
 	if err := row.Scan(append(dest, extra...)...); err != nil {
 		return nil, err
 	}
+	r.Key = ReportKey{End: r.EndTime, ID: r.ID}
 	if dated&datedStart == 0 {
 		r.StartTime = time.Time{}
 	}
@@ -51,7 +51,10 @@ func scanReportList(row scanner, extra ...any) (*TLSRPTReport, error) {
 // reportQuery builds the FROM and WHERE of a report filter, with its
 // arguments. The columns that period bounds and order apply to are those of
 // tlsrpt_report_domains when filtering by domain (one range of its primary
-// key), else those of tlsrpt_reports (its end_time index).
+// key), else those of tlsrpt_reports (its end_time index). A page walks
+// that range from its newest end and stops when it is full: the scope
+// (reportIn) is checked for each row walked, not for every row that
+// matches.
 type reportQuery struct {
 	from, where, order string
 	args               []any
@@ -81,6 +84,10 @@ func (t *tenant) reportQuery(f ReportFilter) reportQuery {
 	if f.Status != "" {
 		conds = append(conds, "r.status = "+q.arg(f.Status))
 	}
+	if !f.After.IsZero() {
+		// A row value: both databases continue the index range from it.
+		conds = append(conds, "("+end+", "+id+") < ("+q.arg(t.s.d.timeArg(normTime(f.After.End)))+", "+q.arg(f.After.ID)+")")
+	}
 	conds = append(conds, t.reportIn(&q, "r.id"))
 	rq.where = where(conds...)
 	rq.order = " ORDER BY " + end + " DESC, " + id + " DESC"
@@ -89,14 +96,17 @@ func (t *tenant) reportQuery(f ReportFilter) reportQuery {
 }
 
 // reportIn returns the condition that the report whose id is the column
-// report has a policy domain hosted in the scope ("" for the operator).
+// report has a policy domain hosted in the scope ("" for the operator). Per
+// report it looks up the report's domains, then each domain's
+// organization: CROSS JOIN keeps SQLite to that order (rather than trying
+// every domain of the scope against the report).
 func (t *tenant) reportIn(q *sqlq, report string) string {
 	c := t.in(q, "hd.org_id")
 	if c == "" {
 		return ""
 	}
-	return `EXISTS (SELECT 1 FROM tlsrpt_report_domains x JOIN domains hd ON hd.name = x.domain
-		WHERE x.report = ` + report + ` AND ` + c + `)`
+	return `EXISTS (SELECT 1 FROM tlsrpt_report_domains x CROSS JOIN domains hd
+		WHERE x.report = ` + report + ` AND hd.name = x.domain AND ` + c + `)`
 }
 
 // listQuery returns the SQL text of a page of TLSRPTReports and its
@@ -164,6 +174,7 @@ func (t *tenant) TLSRPTReports(ctx context.Context, f ReportFilter) ([]*TLSRPTRe
 
 // CountTLSRPTReports implements ReportReader.
 func (t *tenant) CountTLSRPTReports(ctx context.Context, f ReportFilter) (int64, error) {
+	f.After = ReportKey{}
 	q := t.reportQuery(f)
 	var n int64
 	if err := t.s.r.QueryRowContext(ctx, `SELECT count(*) FROM `+q.from+q.where, q.args...).Scan(&n); err != nil {
@@ -271,114 +282,4 @@ func (s *sqlStore) reportPolicies(ctx context.Context, id int64) ([]TLSRPTPolicy
 		return nil, fmt.Errorf("failure details: %w", err)
 	}
 	return ps, nil
-}
-
-// rollupGroupNames lists the names RollupQuery.GroupBy accepts: the
-// columns of tlsrpt_daily of the same names.
-const rollupGroupNames = "day, domain, policy_type, result_type, organization, sending_ip, receiving_mx"
-
-// rollupDest returns where a RollupRow keeps the group column name, or nil
-// for an unknown name.
-func rollupDest(name string) func(r *RollupRow) any {
-	switch name {
-	case "day":
-		return func(r *RollupRow) any { return timeCol{&r.Day} }
-	case "domain":
-		return func(r *RollupRow) any { return &r.Domain }
-	case "policy_type":
-		return func(r *RollupRow) any { return &r.PolicyType }
-	case "result_type":
-		return func(r *RollupRow) any { return &r.ResultType }
-	case "organization":
-		return func(r *RollupRow) any { return &r.Organization }
-	case "sending_ip":
-		return func(r *RollupRow) any { return &r.SendingIP }
-	case "receiving_mx":
-		return func(r *RollupRow) any { return &r.ReceivingMX }
-	}
-	return nil
-}
-
-// TLSRPTRollups implements ReportReader: the rollups of the domains hosted
-// in the scope (for the operator, of every domain). Rows are days with Since <= day <
-// Until (times as given, in UTC). Groups come ordered by the GroupBy
-// columns, each ascending (bytewise for text). A GroupBy name that is
-// unknown or listed twice is an error naming it.
-func (t *tenant) TLSRPTRollups(ctx context.Context, q RollupQuery) ([]RollupRow, error) {
-	text, args, dests, err := t.rollupQuery(q)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := t.s.r.QueryContext(ctx, text, args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: tlsrpt rollups by %q: %w", q.GroupBy, err)
-	}
-	defer rows.Close()
-	out := []RollupRow{}
-	for rows.Next() {
-		var r RollupRow
-		dest := make([]any, 0, len(dests)+1)
-		for _, d := range dests {
-			dest = append(dest, d(&r))
-		}
-		if err := rows.Scan(append(dest, &r.Sessions)...); err != nil {
-			return nil, fmt.Errorf("store: tlsrpt rollups by %q: %w", q.GroupBy, err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: tlsrpt rollups by %q: %w", q.GroupBy, err)
-	}
-	return out, nil
-}
-
-// rollupQuery returns the SQL text of q, its arguments, and where each
-// group column is scanned to.
-func (t *tenant) rollupQuery(q RollupQuery) (string, []any, []func(*RollupRow) any, error) {
-	var (
-		cols  []string
-		dests []func(*RollupRow) any
-	)
-	for _, g := range q.GroupBy {
-		dest := rollupDest(g)
-		if dest == nil {
-			return "", nil, nil, fmt.Errorf("store: tlsrpt rollups: unknown group-by column %q (want one of %s)", g, rollupGroupNames)
-		}
-		if slices.Contains(cols, g) {
-			return "", nil, nil, fmt.Errorf("store: tlsrpt rollups: group-by column %q listed twice", g)
-		}
-		cols = append(cols, g)
-		dests = append(dests, dest)
-	}
-
-	var (
-		conds []string
-		sq    sqlq
-	)
-	if q.Domain != "" {
-		conds = append(conds, "domain = "+sq.arg(strings.TrimSuffix(strings.ToLower(q.Domain), ".")))
-	}
-	if q.PolicyType != "" {
-		conds = append(conds, "policy_type = "+sq.arg(q.PolicyType))
-	}
-	if !q.Since.IsZero() {
-		conds = append(conds, "day >= "+sq.arg(t.s.d.timeArg(normTime(q.Since))))
-	}
-	if !q.Until.IsZero() {
-		conds = append(conds, "day < "+sq.arg(t.s.d.timeArg(normTime(q.Until))))
-	}
-	if c := t.in(&sq, "hd.org_id"); c != "" {
-		conds = append(conds, "domain IN (SELECT hd.name FROM domains hd WHERE "+c+")")
-	}
-	args := sq.args
-	text := `SELECT `
-	if len(cols) > 0 {
-		text += strings.Join(cols, ", ") + ", "
-	}
-	// SUM of bigint is numeric on PostgreSQL; back to bigint.
-	text += `CAST(COALESCE(SUM(sessions), 0) AS BIGINT) FROM tlsrpt_daily` + where(conds...)
-	if len(cols) > 0 {
-		text += " GROUP BY " + strings.Join(cols, ", ") + " ORDER BY " + strings.Join(cols, ", ")
-	}
-	return text, args, dests, nil
 }

@@ -27,15 +27,17 @@ import (
 //
 // Concurrency. On SQLite a write transaction holds the database's single
 // write lock (BEGIN IMMEDIATE), so batches from goroutines and processes run
-// one after the other. On PostgreSQL batches run side by side: an insert that
+// one after the other. On PostgreSQL batches run side by side (holding the
+// rollup lock shared, rollups.go): an insert that
 // conflicts with a row another transaction has not committed waits for it,
 // then does nothing (or inserts, if that transaction rolled back), and the
 // lookup that follows, a new statement under READ COMMITTED, sees the
 // committed row. To keep concurrent batches from deadlocking, every batch
 // takes its locks in one global order: reports sorted by their identity
 // (organization and report id, else digest), then rollup rows sorted by
-// their key, after all reports, then the tlsrpt_last rows of the policy
-// domains, sorted by domain.
+// their key, after all reports, then the rows of the derived rollups sorted
+// by table and key, then the tlsrpt_last rows of the policy domains, sorted
+// by domain.
 //
 // Reading. Undated reports (ReportInvalid ones, and any the decoder could
 // not find a period in) are filed under the moment they were received: the
@@ -238,6 +240,10 @@ type bulk struct {
 	// which makes statements of thousands of parameters slow to prepare
 	// and bind.
 	anon bool
+	// types, when set, are the column types of numbered parameters
+	// ($N::type), for rows PostgreSQL cannot infer them in (VALUES in a
+	// condition).
+	types []string
 }
 
 // bulk starts a multi-row INSERT of ncols columns.
@@ -270,9 +276,12 @@ func (b *bulk) each(fn func(query string, args []any) error) error {
 			default:
 				q.WriteString(", ")
 			}
-			if b.anon {
+			switch {
+			case b.anon:
 				q.WriteString("?")
-			} else {
+			case b.types != nil:
+				fmt.Fprintf(&q, "$%d::%s", i+1, b.types[i%b.ncols])
+			default:
 				fmt.Fprintf(&q, "$%d", i+1)
 			}
 		}
@@ -327,6 +336,9 @@ func (s *sqlStore) InsertTLSRPT(ctx context.Context, reports []*TLSRPTReport) ([
 
 	var results []InsertResult
 	err := s.writeTx(ctx, fmt.Sprintf("insert %d tlsrpt reports", len(rows)), func(tx *sql.Tx) error {
+		if err := s.lockRollups(ctx, tx, true); err != nil {
+			return fmt.Errorf("store: insert %d tlsrpt reports: %w", len(rows), err)
+		}
 		var err error
 		results, err = s.insertReports(ctx, tx, order)
 		return err
@@ -339,8 +351,8 @@ func (s *sqlStore) InsertTLSRPT(ctx context.Context, reports []*TLSRPTReport) ([
 
 // insertReports writes the rows of a batch, sorted in lock order, inside
 // tx: the reports, then for those inserted their domains, policies, failure
-// details and rollup increments, then the intake log of the whole batch
-// (intake_log.go). It returns the results in batch order.
+// details and rollup increments (daily, then derived), then the intake log
+// of the whole batch (intake_log.go). It returns the results in batch order.
 func (s *sqlStore) insertReports(ctx context.Context, tx *sql.Tx, order []*reportRow) ([]InsertResult, error) {
 	fail := func(what string, err error) error {
 		return fmt.Errorf("store: insert %d tlsrpt reports: %s: %w", len(order), what, err)
@@ -452,6 +464,25 @@ func (s *sqlStore) insertReports(ctx context.Context, tx *sql.Tx, order []*repor
 	}
 	if err := daily.exec(ctx, tx); err != nil {
 		return nil, fail(fmt.Sprintf("add to %d daily rollups", len(keys)), err)
+	}
+	// The derived rollups (rollups.go), by the organization hosting each
+	// domain now.
+	var policyDomains []string
+	for _, k := range keys {
+		if len(policyDomains) == 0 || policyDomains[len(policyDomains)-1] != k.domain {
+			policyDomains = append(policyDomains, k.domain)
+		}
+	}
+	orgs, err := s.hostingOrgs(ctx, tx, policyDomains)
+	if err != nil {
+		return nil, fail("look up the organizations of the policy domains", err)
+	}
+	der := newDerived()
+	for _, k := range keys {
+		der.add(k, orgs[k.domain], sums[k])
+	}
+	if err := der.write(ctx, s, tx); err != nil {
+		return nil, fail("add to the derived rollups", err)
 	}
 	if err := s.logIntake(ctx, tx, order, results); err != nil {
 		return nil, fail("log", err)

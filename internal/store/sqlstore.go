@@ -37,6 +37,12 @@ type dialect struct {
 	// holds the lock afterwards. tryLockArgs builds its arguments.
 	tryLock     string
 	tryLockArgs func(name, owner string, ttl time.Duration, now time.Time) []any
+
+	// lockRollups and lockRollupsShared take the rollup lock
+	// (rollups.go) in a transaction, exclusive or shared, with its id as
+	// $1; "" where write transactions exclude each other already
+	// (SQLite).
+	lockRollups, lockRollupsShared string
 }
 
 // sqlStore implements Store on database/sql for both dialects.
@@ -279,6 +285,9 @@ func (t *tenant) CreateDomain(ctx context.Context, d *Domain, v *PolicyVersion) 
 	dd.MX, dd.RUA, vv.MX = normList(dd.MX), normList(dd.RUA), normList(vv.MX)
 
 	err := s.writeTx(ctx, "create domain "+dd.Name, func(tx *sql.Tx) error {
+		if err := s.lockRollups(ctx, tx, false); err != nil {
+			return fmt.Errorf("store: create domain %q: %w", dd.Name, err)
+		}
 		// The row comes from the organization, so that an organization
 		// that does not exist or is outside the scope inserts nothing.
 		var q sqlq
@@ -304,6 +313,10 @@ func (t *tenant) CreateDomain(ctx context.Context, d *Domain, v *PolicyVersion) 
 			return fmt.Errorf("%w: create domain %q: organization %d", ErrNotFound, dd.Name, dd.OrgID)
 		}
 		if err := s.insertVersion(ctx, tx, &vv); err != nil {
+			return fmt.Errorf("store: create domain %q: %w", dd.Name, err)
+		}
+		// Reports that arrived before count for the organization now.
+		if err := s.moveRollups(ctx, tx, dd.Name, 0, dd.OrgID); err != nil {
 			return fmt.Errorf("store: create domain %q: %w", dd.Name, err)
 		}
 		if err := s.bumpSerial(ctx, tx); err != nil {
@@ -436,23 +449,33 @@ func (t *tenant) UpdateDomain(ctx context.Context, name string, fn func(d *Domai
 }
 
 // DeleteDomain implements DomainStore: the domain goes with its versions
-// and events; its reports, rollups and checks stay (history).
+// and events; its reports, rollups and checks stay (history), and its
+// sessions no longer count for its organization but for nobody's domains
+// (the operator's).
 func (t *tenant) DeleteDomain(ctx context.Context, name string) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
-	return t.s.writeTx(ctx, "delete domain "+name, func(tx *sql.Tx) error {
-		// policy_versions and domain_events rows go with it: ON DELETE
-		// CASCADE.
-		var q sqlq
-		res, err := tx.ExecContext(ctx, sqlText(`DELETE FROM domains WHERE name = `, q.arg(name), t.andIn(&q, "org_id")), q.args...)
-		if err != nil {
+	s := t.s
+	return s.writeTx(ctx, "delete domain "+name, func(tx *sql.Tx) error {
+		if err := s.lockRollups(ctx, tx, false); err != nil {
 			return fmt.Errorf("store: delete domain %q: %w", name, err)
 		}
-		if n, err := res.RowsAffected(); err != nil {
-			return fmt.Errorf("store: delete domain %q: %w", name, err)
-		} else if n == 0 {
+		// policy_versions and domain_events rows go with it: ON DELETE
+		// CASCADE.
+		var (
+			q   sqlq
+			org int64
+		)
+		err := tx.QueryRowContext(ctx, sqlText(`DELETE FROM domains WHERE name = `, q.arg(name), t.andIn(&q, "org_id"),
+			` RETURNING org_id`), q.args...).Scan(&org)
+		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("%w: domain %q", ErrNotFound, name)
+		} else if err != nil {
+			return fmt.Errorf("store: delete domain %q: %w", name, err)
+		}
+		if err := s.moveRollups(ctx, tx, name, org, 0); err != nil {
+			return fmt.Errorf("store: delete domain %q: %w", name, err)
 		}
 		if err := t.s.bumpSerial(ctx, tx); err != nil {
 			return fmt.Errorf("store: delete domain %q: %w", name, err)

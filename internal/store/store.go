@@ -161,6 +161,10 @@ type Store interface {
 	// added. ErrNotFound if the domain is not hosted (nothing is written).
 	RecordCertificate(ctx context.Context, domain string, issuedAt, expires time.Time, detail string) error
 
+	// CertificateExpiries returns when every recorded policy-host
+	// certificate expires (for metrics).
+	CertificateExpiries(ctx context.Context) ([]time.Time, error)
+
 	// Backup writes a consistent copy of the database to file while it is
 	// in use (SQLite); ErrUnsupported on PostgreSQL (pg_dump).
 	Backup(ctx context.Context, file string) error

@@ -45,6 +45,7 @@ type ReportReader interface {
 // OverviewQuery asks for one page of the domain overview.
 type OverviewQuery struct {
 	Match string    // "" for all; else domains whose name contains it
+	Name  string    // "" for all; else the domain of this name (stored form: lower case, no trailing dot)
 	Mode  string    // "" for all; else "testing", "enforce" or "none"
 	Org   int64     // 0 for every organization of the scope
 	Sort  string    // "name" (default), "failure_rate", "last_report", "grade", "expiry", "mode"

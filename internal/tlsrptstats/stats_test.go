@@ -277,6 +277,37 @@ func TestSummarizeInvalid(t *testing.T) {
 	})
 }
 
+// TestSummarizeBy: the summaries side by side are those of Summarize, in
+// the order asked; an invalid grouping fails them all.
+func TestSummarizeBy(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, st store.Store) {
+		insert(t, st, summaryReports()...)
+		q := tlsrptstats.Query{Since: day(1), Until: day(30), By: tlsrptstats.ByMX}
+		bys := []string{tlsrptstats.ByDomain, tlsrptstats.ByResult, tlsrptstats.BySource, tlsrptstats.ByDay, tlsrptstats.ByNone}
+		got, err := tlsrptstats.SummarizeBy(t.Context(), st, q, bys...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, by := range bys {
+			qq := q
+			qq.By = by
+			want, err := tlsrptstats.Summarize(t.Context(), st, qq)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g, _ := json.Marshal(got[i])
+			w, _ := json.Marshal(want)
+			if string(g) != string(w) {
+				t.Errorf("SummarizeBy, %q: %s\nwant %s", by, g, w)
+			}
+		}
+		if _, err := tlsrptstats.SummarizeBy(t.Context(), st, q, tlsrptstats.ByResult, "sender"); !errors.Is(err, tlsrptstats.ErrInvalidQuery) {
+			t.Errorf("SummarizeBy(result, sender): error %v, want ErrInvalidQuery", err)
+		}
+	})
+}
+
 // TestSummarizeDetailExcess: a report whose failure details add up to more
 // than its total (Mail.ru) counts its total in the totals and its details
 // in the rows.

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/moatmail/moat/internal/store"
@@ -237,6 +238,39 @@ func Summarize(ctx context.Context, st store.ReportReader, q Query) (*Summary, e
 		})
 	}
 	return sum, nil
+}
+
+// SummarizeBy summarizes q once per grouping of bys (q.By is ignored),
+// side by side: each summary is one store query, and the store is safe for
+// concurrent use. It returns the summaries in the order of bys, or the
+// first error (the others are abandoned: ctx is canceled for them).
+func SummarizeBy(ctx context.Context, st store.ReportReader, q Query, bys ...string) ([]*Summary, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	out := make([]*Summary, len(bys))
+	errs := make([]error, len(bys))
+	var wg sync.WaitGroup
+	for i, by := range bys {
+		wg.Go(func() {
+			qq := q
+			qq.By = by
+			if out[i], errs[i] = Summarize(ctx, st, qq); errs[i] != nil {
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	// The first error of the order of bys that is not a consequence of
+	// another's cancel.
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return nil, err
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 func sameKey(a, b Row) bool {

@@ -154,19 +154,13 @@ func (pg *pages) setupPage(w http.ResponseWriter, r *http.Request, p *auth.Princ
 	pg.render(w, r, p, http.StatusOK, "domain_setup", "overview", "Records of "+d.Name, data, "", notice(r))
 }
 
-// summary returns the overview row of one domain, or nil. The store has
-// no query for one row: the overview filtered by the name is one page.
+// summary returns the overview row of one domain, or nil.
 func (pg *pages) summary(ctx context.Context, p *auth.Principal, name string) *store.DomainSummary {
-	rows, err := p.Tenant.Overview(ctx, store.OverviewQuery{Match: name, Limit: 1000, Now: pg.now()})
-	if err != nil {
+	rows, err := p.Tenant.Overview(ctx, store.OverviewQuery{Name: name, Limit: 1, Now: pg.now()})
+	if err != nil || len(rows) == 0 {
 		return nil
 	}
-	for _, s := range rows {
-		if s.Name == name {
-			return s
-		}
-	}
-	return nil
+	return rows[0]
 }
 
 func (pg *pages) verify(w http.ResponseWriter, r *http.Request, p *auth.Principal) {

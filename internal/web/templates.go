@@ -117,7 +117,7 @@ var funcs = template.FuncMap{
 	"add64": func(a, b int64) int64 { return a + b },
 	"list":  func(s ...string) []string { return s },
 	// percent writes a fraction (0 to 1) as a percentage.
-	"percent": func(f float64) string { return strconv.FormatFloat(100*f, 'f', 2, 64) + "%" },
+	"percent": percent,
 	// fixid makes a short, stable element id from a text.
 	"fixid": func(s string) string {
 		h := fnv.New32a()
@@ -125,6 +125,9 @@ var funcs = template.FuncMap{
 		return strconv.FormatUint(uint64(h.Sum32()), 36)
 	},
 }
+
+// percent writes a fraction as a percentage with two decimals: 12.50%.
+func percent(f float64) string { return strconv.FormatFloat(100*f, 'f', 2, 64) + "%" }
 
 // formatInt writes n with thin separators of thousands: 1 234 567.
 func formatInt(n int64) string {

@@ -338,6 +338,12 @@ func testOverview(t *testing.T, fresh func(t *testing.T) store.Options) {
 		{store.OverviewQuery{Org: f.acme.ID, Mode: "testing", Match: "o."}, "echo.example"},
 		{store.OverviewQuery{Org: f.acme.ID, Match: "x"}, "alpha.example bravo.example echo.example x_y.example xay.example"},
 		{store.OverviewQuery{Org: f.beta.ID + 100}, ""},
+		// An exact name: not x_y.example for xay.example, nor a part.
+		{store.OverviewQuery{Name: "xay.example"}, "xay.example"},
+		{store.OverviewQuery{Name: "x_y.example"}, "x_y.example"},
+		{store.OverviewQuery{Name: "alpha"}, ""},
+		{store.OverviewQuery{Name: "charlie.example", Org: f.beta.ID}, "charlie.example"},
+		{store.OverviewQuery{Name: "charlie.example", Org: f.acme.ID}, ""},
 	} {
 		tc.q.Now = overviewNow()
 		got, err := op.Overview(ctx, tc.q)

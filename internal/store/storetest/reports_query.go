@@ -79,9 +79,68 @@ func testReportList(t *testing.T, fresh func(t *testing.T) store.Options) {
 			t.Errorf("CountTLSRPTReports(%+v) = %d, want %d", tc.f, n, len(tc.want))
 		}
 	}
-	// Count ignores Limit and Offset.
-	if n := count(t, s, store.ReportFilter{Limit: 1, Offset: 3}); n != 6 {
-		t.Errorf("CountTLSRPTReports with limit and offset = %d, want 6", n)
+	// Count ignores Limit, After and Offset.
+	if n := count(t, s, store.ReportFilter{Limit: 1, Offset: 3, After: store.ReportKey{End: day(12), ID: ids["d"]}}); n != 6 {
+		t.Errorf("CountTLSRPTReports with limit, after and offset = %d, want 6", n)
+	}
+
+	// Keyset pages: each continues after the Key of the previous page's
+	// last report, for every filter and page size; the undated report's
+	// key is its arrival.
+	list := func(f store.ReportFilter) []*store.TLSRPTReport {
+		t.Helper()
+		got, err := s.TLSRPTReports(t.Context(), f)
+		if err != nil {
+			t.Fatalf("TLSRPTReports(%+v): %v", f, err)
+		}
+		return got
+	}
+	nameOf := func(r *store.TLSRPTReport) string {
+		for name, id := range ids {
+			if r.ID == id {
+				return name
+			}
+		}
+		return "?"
+	}
+	for _, tc := range tests {
+		if tc.f.Limit != 0 || tc.f.Offset != 0 {
+			continue
+		}
+		for _, size := range []int{1, 2, 4} {
+			f := tc.f
+			f.Limit = size
+			var got strings.Builder
+			for range 10 {
+				page := list(f)
+				for _, r := range page {
+					got.WriteString(nameOf(r))
+				}
+				if len(page) < size {
+					break
+				}
+				f.After = page[len(page)-1].Key
+			}
+			if got.String() != tc.want {
+				t.Errorf("TLSRPTReports(%+v) by pages of %d = %q, want %q", tc.f, size, got.String(), tc.want)
+			}
+		}
+	}
+	if l := list(store.ReportFilter{Limit: 1}); len(l) != 1 || l[0].Key != (store.ReportKey{End: baseTime().UTC().Truncate(time.Microsecond), ID: ids["e"]}) {
+		t.Errorf("the undated report's Key = %+v, want its arrival %v and id %d", l, baseTime(), ids["e"])
+	}
+	// A report stored between pages, newer than the cursor, is not on the
+	// following pages; one older is.
+	first := list(store.ReportFilter{Limit: 3}) // e f d
+	late := newReport("G", "g", "example.com", day(14), "sts", 1)
+	old := newReport("H", "h", "example.com", day(1), "sts", 1)
+	ids["g"], ids["h"] = insert(t, s, late)[0].ID, insert(t, s, old)[0].ID
+	var rest strings.Builder
+	for _, r := range list(store.ReportFilter{After: first[2].Key}) {
+		rest.WriteString(nameOf(r))
+	}
+	if rest.String() != "cbah" {
+		t.Errorf("the page after %q, once g (newer) and h (older) were stored = %q, want \"cbah\"", "efd", rest.String())
 	}
 	if _, err := s.TLSRPTReports(t.Context(), store.ReportFilter{Limit: -1}); err == nil {
 		t.Error("TLSRPTReports with a negative limit succeeded")

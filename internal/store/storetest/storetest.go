@@ -63,6 +63,7 @@ func Run(t *testing.T, fresh func(t *testing.T) store.Options) {
 		{"ReportByID", testReportByID},
 		{"ReportList", testReportList},
 		{"ReportRollups", testReportRollups},
+		{"RollupsDerived", testRollupsDerived},
 		{"ReportsConcurrent", testReportsConcurrent},
 		{"Orgs", testOrgs},
 		{"Branding", testBranding},

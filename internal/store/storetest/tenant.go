@@ -242,6 +242,15 @@ func testTenantIsolation(t *testing.T, fresh func(t *testing.T) store.Options) {
 		if ov, _ := x.aT.Overview(ctx, store.OverviewQuery{Org: x.b.ID}); len(ov) != 0 {
 			t.Errorf("{A} Overview(org B) = %v, want nothing", names(ov))
 		}
+		for _, tn := range x.allScopes {
+			ov, err := tn.t.Overview(ctx, store.OverviewQuery{Name: "b.example"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := strings.Contains(want[tn.name], "b.example"); want != (len(ov) == 1) || len(ov) > 1 {
+				t.Errorf("%s Overview(name b.example) = %v", tn.name, names(ov))
+			}
+		}
 	})
 
 	t.Run("Reports", func(t *testing.T) {
@@ -270,6 +279,26 @@ func testTenantIsolation(t *testing.T, fresh func(t *testing.T) store.Options) {
 				}
 				if len(l) != wantN {
 					t.Errorf("%s TLSRPTReports(%+v): %d reports, want %d", tn.name, f, len(l), wantN)
+				}
+				// By pages of one, the same.
+				pf, paged := f, 0
+				pf.Limit = 1
+				for range 10 {
+					page, err := tn.t.TLSRPTReports(ctx, pf)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if len(page) == 0 {
+						break
+					}
+					if !got[page[0].ID] {
+						t.Errorf("%s TLSRPTReports(%+v) by pages lists report %d", tn.name, f, page[0].ID)
+					}
+					paged++
+					pf.After = page[0].Key
+				}
+				if paged != wantN {
+					t.Errorf("%s TLSRPTReports(%+v) by pages: %d reports, want %d", tn.name, f, paged, wantN)
 				}
 				if n, err := tn.t.CountTLSRPTReports(ctx, f); err != nil || n != int64(wantN) {
 					t.Errorf("%s CountTLSRPTReports(%+v) = %d, %v; want %d", tn.name, f, n, err, wantN)
@@ -302,6 +331,27 @@ func testTenantIsolation(t *testing.T, fresh func(t *testing.T) store.Options) {
 			}
 			if rows, _ := tn.t.TLSRPTRollups(ctx, store.RollupQuery{Domain: "b.example"}); tn.name == "{A}" && (len(rows) != 1 || rows[0].Sessions != 0) {
 				t.Errorf("{A} TLSRPTRollups(b.example) = %+v, want a total of 0", rows)
+			}
+		}
+		// Every table the rollups of all domains are read from.
+		wantTotal := map[string]int64{"operator": 10, "{A}": 4, "{P,A}": 4, "{B}": 2, "{}": 0}
+		for _, g := range [][]string{nil, {"result_type"}, {"day", "result_type"}, {"organization", "day"},
+			{"organization", "sending_ip", "result_type"}, {"receiving_mx", "result_type"}, {"domain", "result_type"},
+			{"domain", "day", "organization", "sending_ip", "receiving_mx"}} {
+			for _, tn := range x.allScopes {
+				for _, q := range []store.RollupQuery{{GroupBy: g}, {GroupBy: g, Since: day(1), Until: day(30)}} {
+					rows, err := tn.t.TLSRPTRollups(ctx, q)
+					if err != nil {
+						t.Fatal(err)
+					}
+					var n int64
+					for _, r := range rows {
+						n += r.Sessions
+					}
+					if n != wantTotal[tn.name] {
+						t.Errorf("%s TLSRPTRollups(%+v): %d sessions, want %d", tn.name, q, n, wantTotal[tn.name])
+					}
+				}
 			}
 		}
 	})
