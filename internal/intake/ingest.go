@@ -20,9 +20,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -161,7 +163,26 @@ type IngestStats struct {
 	Duplicates int64
 	Batches    int64 // committed transactions
 	Failures   int64 // reports that could not be committed
+	// Outcomes counts the answered reports by kind, source and outcome (a
+	// copy: the caller may keep it).
+	Outcomes map[OutcomeKey]int64
 }
+
+// OutcomeKey names one counter of IngestStats.Outcomes.
+type OutcomeKey struct {
+	Kind    string // store.KindTLSRPT, store.KindDMARC or store.KindDMARCFailure
+	Source  string // the path it came by: SourceHTTPS, SourceSMTP, SourceImport, SourceIMAP, "api", ...
+	Outcome string // OutcomeStored, OutcomeInvalid, OutcomeConflict, OutcomeDuplicate or OutcomeFailed
+}
+
+// The outcomes of OutcomeKey.
+const (
+	OutcomeStored    = "stored"    // newly stored, parsed (perhaps with warnings)
+	OutcomeInvalid   = "invalid"   // newly stored, marked invalid with the reason
+	OutcomeConflict  = "conflict"  // a DMARC report kept aside: another one holds its identity
+	OutcomeDuplicate = "duplicate" // stored before; nothing new stored
+	OutcomeFailed    = "failed"    // not stored: the store failed (the sender is told to retry)
+)
 
 // Ingester stores reports durably, batching concurrent submissions into
 // one transaction. Create it with NewIngester, start Run once in its own
@@ -177,6 +198,16 @@ type Ingester struct {
 	stopped chan struct{} // closed when Run has returned
 
 	reports, duplicates, batches, failures atomic.Int64
+
+	outcomesMu sync.Mutex
+	outcomes   map[OutcomeKey]int64
+}
+
+// count adds one to the outcome counter of a report.
+func (ing *Ingester) count(kind, source, outcome string) {
+	ing.outcomesMu.Lock()
+	ing.outcomes[OutcomeKey{Kind: kind, Source: source, Outcome: outcome}]++
+	ing.outcomesMu.Unlock()
 }
 
 // Store is what an Ingester writes to; store.Store implements it. Both
@@ -214,12 +245,13 @@ func NewIngester(log *slog.Logger, st Store, hosted func(domain string) bool, op
 	}
 	opts = opts.withDefaults()
 	return &Ingester{
-		log:     log,
-		st:      st,
-		hosted:  hosted,
-		opts:    opts,
-		queue:   make(chan *pending, opts.QueueSize),
-		stopped: make(chan struct{}),
+		log:      log,
+		st:       st,
+		hosted:   hosted,
+		opts:     opts,
+		queue:    make(chan *pending, opts.QueueSize),
+		stopped:  make(chan struct{}),
+		outcomes: make(map[OutcomeKey]int64),
 	}
 }
 
@@ -231,11 +263,15 @@ func (ing *Ingester) QueueDepth() int { return len(ing.queue) }
 
 // Stats returns counters of what was committed so far.
 func (ing *Ingester) Stats() IngestStats {
+	ing.outcomesMu.Lock()
+	outcomes := maps.Clone(ing.outcomes)
+	ing.outcomesMu.Unlock()
 	return IngestStats{
 		Reports:    ing.reports.Load(),
 		Duplicates: ing.duplicates.Load(),
 		Batches:    ing.batches.Load(),
 		Failures:   ing.failures.Load(),
+		Outcomes:   outcomes,
 	}
 }
 
@@ -337,12 +373,19 @@ func (ing *Ingester) answer(p *pending, res []store.InsertResult, err error) {
 		ing.failures.Add(1)
 		ing.log.Error("tlsrpt report not stored", "source", p.rep.Source, "detail", p.rep.SourceDetail,
 			"org", p.rep.OrganizationName, "report_id", p.rep.ReportID, "err", err)
+		ing.count(store.KindTLSRPT, p.rep.Source, OutcomeFailed)
 		p.done <- outcome{err: err}
 		return
 	}
 	ing.reports.Add(1)
-	if res[0].Duplicate {
+	switch {
+	case res[0].Duplicate:
 		ing.duplicates.Add(1)
+		ing.count(store.KindTLSRPT, p.rep.Source, OutcomeDuplicate)
+	case p.rep.Status == store.ReportInvalid:
+		ing.count(store.KindTLSRPT, p.rep.Source, OutcomeInvalid)
+	default:
+		ing.count(store.KindTLSRPT, p.rep.Source, OutcomeStored)
 	}
 	p.done <- outcome{res: res[0]}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/moatmail/moat/internal/dmarcrpt"
 	"github.com/moatmail/moat/internal/store"
@@ -45,7 +46,11 @@ func (ing *Ingester) insertDMARC(ctx context.Context, batch []*pending) (store.D
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ing.opts.DMARCCommitTimeout)
 	defer cancel()
+	start := time.Now()
 	res, err := ing.st.InsertDMARC(cctx, b)
+	if ing.opts.OnCommit != nil {
+		ing.opts.OnCommit(time.Since(start), len(batch), err)
+	}
 	if err != nil {
 		return store.DMARCBatchResult{}, fmt.Errorf("%w: insert %d dmarc reports: %w", ErrStore, len(batch), err)
 	}
@@ -70,8 +75,15 @@ func (ing *Ingester) insertDMARC(ctx context.Context, batch []*pending) (store.D
 }
 
 func (ing *Ingester) answerDMARC(p *pending, res store.DMARCBatchResult, i int, err error) {
+	kind, source := store.KindDMARC, ""
+	if p.dmarc != nil {
+		source = p.dmarc.Source
+	} else {
+		kind, source = store.KindDMARCFailure, p.failure.Source
+	}
 	if err != nil {
 		ing.failures.Add(1)
+		ing.count(kind, source, OutcomeFailed)
 		if p.dmarc != nil {
 			ing.log.Error("dmarc report not stored", "source", p.dmarc.Source, "detail", p.dmarc.SourceDetail,
 				"org", p.dmarc.OrgName, "report_id", p.dmarc.ReportID, "err", err)
@@ -86,8 +98,17 @@ func (ing *Ingester) answerDMARC(p *pending, res store.DMARCBatchResult, i int, 
 	if p.dmarc != nil {
 		o.res = store.InsertResult{ID: o.dres.ID, Duplicate: o.dres.Duplicate}
 	}
-	if o.res.Duplicate {
+	switch {
+	case o.res.Duplicate:
 		ing.duplicates.Add(1)
+		ing.count(kind, source, OutcomeDuplicate)
+	case p.dmarc != nil && o.dres.ConflictOf != 0:
+		ing.count(kind, source, OutcomeConflict)
+	case p.dmarc != nil && o.dres.Status == store.ReportInvalid,
+		p.failure != nil && p.failure.Status == store.ReportInvalid:
+		ing.count(kind, source, OutcomeInvalid)
+	default:
+		ing.count(kind, source, OutcomeStored)
 	}
 	p.done <- o
 }

@@ -126,6 +126,8 @@ var (
 	descExpMin = prometheus.NewDesc("moat_certificate_soonest_expiry_timestamp_seconds", "When the policy-host certificate that expires first expires (Unix time).", nil, nil)
 	descIntake = prometheus.NewDesc("moat_intake_reports_total", "Reports the ingester answered, by outcome: acknowledged (stored or duplicate), duplicate, failed (not stored: the store failed).",
 		[]string{"outcome"}, nil)
+	descOutcomes = prometheus.NewDesc("moat_intake_outcomes_total", "Reports the ingester answered, by kind (tlsrpt, dmarc: aggregate, dmarc_failure), path (https, smtp, imap, import, api) and outcome (stored, invalid: stored but unreadable, conflict: a DMARC report kept aside, duplicate, failed: not stored).",
+		[]string{"kind", "path", "outcome"}, nil)
 	descCommits = prometheus.NewDesc("moat_intake_commits_total", "Transactions the ingester committed.", nil, nil)
 	descQueue   = prometheus.NewDesc("moat_intake_queue_depth", "Reports waiting for the ingester's writer.", nil, nil)
 	descSnapN   = prometheus.NewDesc("moat_snapshot_domains", "Hosted domains in the serving snapshot.", nil, nil)
@@ -137,7 +139,7 @@ var (
 
 func (c *moatCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descDNS, descHTTPS, descRefused, descOrders, descCerts, descExpSoon, descExpMin,
-		descIntake, descCommits, descQueue, descSnapN, descSnapAge, descRebuild, descBuilds, descStore} {
+		descIntake, descOutcomes, descCommits, descQueue, descSnapN, descSnapAge, descRebuild, descBuilds, descStore} {
 		ch <- d
 	}
 }
@@ -180,6 +182,9 @@ func (c *moatCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descIntake, prometheus.CounterValue, float64(st.Reports), "acknowledged")
 		ch <- prometheus.MustNewConstMetric(descIntake, prometheus.CounterValue, float64(st.Duplicates), "duplicate")
 		ch <- prometheus.MustNewConstMetric(descIntake, prometheus.CounterValue, float64(st.Failures), "failed")
+		for k, n := range st.Outcomes {
+			ch <- prometheus.MustNewConstMetric(descOutcomes, prometheus.CounterValue, float64(n), k.Kind, k.Source, k.Outcome)
+		}
 		ch <- prometheus.MustNewConstMetric(descCommits, prometheus.CounterValue, float64(st.Batches))
 		ch <- prometheus.MustNewConstMetric(descQueue, prometheus.GaugeValue, float64(ing.QueueDepth()))
 		storeErrs += c.p.commitErrs.Load()

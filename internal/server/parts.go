@@ -265,7 +265,7 @@ func (p *smtpPart) Start(ctx context.Context, env *Env) error {
 		tc = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: get}
 	}
 	p.srv = intake.NewSMTPServer(env.Log, env.Ingester, intake.SMTPOpts{
-		Hostname: host, TLSConfig: tc, Recipients: c.Intake.Addresses,
+		Hostname: host, TLSConfig: tc, Recipients: c.Intake.Addresses, DMARCRecipients: c.Intake.DMARCAddresses,
 		MaxMessageBytes: c.Intake.MaxReportSize * 2, RequireDKIM: c.Intake.RequireDKIM,
 		MaxConnectionsPerIP: int(c.Intake.SMTPConnsPerIP),
 	})

@@ -492,6 +492,17 @@ func TestRoles(t *testing.T) {
 	}
 }
 
+// dmarcMail is a mail holding a DMARC aggregate report (RFC 7489 §7.2.1.1).
+const dmarcMail = "From: dmarc@receiver.example\r\nTo: dmarc@reports.sts.test\r\n" +
+	"Subject: Report Domain: example.test Submitter: receiver.example Report-ID: <d1>\r\n" +
+	"MIME-Version: 1.0\r\nContent-Type: text/xml\r\n\r\n" +
+	`<?xml version="1.0"?><feedback><report_metadata><org_name>Receiver</org_name><email>dmarc@receiver.example</email>` +
+	`<report_id>d1</report_id><date_range><begin>1793491200</begin><end>1793577599</end></date_range></report_metadata>` +
+	`<policy_published><domain>example.test</domain><p>none</p></policy_published>` +
+	`<record><row><source_ip>192.0.2.1</source_ip><count>3</count><policy_evaluated><disposition>none</disposition>` +
+	`<dkim>pass</dkim><spf>pass</spf></policy_evaluated></row><identifiers><header_from>example.test</header_from></identifiers>` +
+	`<auth_results><spf><domain>example.test</domain><result>pass</result></spf></auth_results></record></feedback>` + "\r\n"
+
 // org returns the id of an organization created for the test.
 func org(t *testing.T, st store.Store) int64 {
 	t.Helper()
@@ -525,6 +536,17 @@ func TestMetrics(t *testing.T) {
 	get(t, https, "https://mta-sts.example.test/.well-known/mta-sts.txt", 200)
 	get(t, https, "https://mta-sts.example.test/elsewhere", 404)
 	post(t, https, "https://reports.sts.test/v1/tlsrpt", report, 200)
+	// A DMARC aggregate report by SMTP, to the default DMARC address.
+	sc, err := smtp.DialStartTLS(srv.Addr(server.ListenerSMTP), &tls.Config{ServerName: "reports.sts.test", RootCAs: devRoots(t, c)})
+	if err != nil {
+		t.Fatalf("smtp: %v", err)
+	}
+	if err := sc.SendMail("dmarc@receiver.example", []string{"dmarc@reports.sts.test"}, strings.NewReader(dmarcMail)); err != nil {
+		t.Fatalf("smtp: DMARC report: %v", err)
+	}
+	if err := sc.Quit(); err != nil {
+		t.Errorf("smtp QUIT: %v", err)
+	}
 
 	base := "http://" + srv.Addr(server.ListenerMetrics)
 	plain := &http.Client{Timeout: 10 * time.Second}
@@ -535,8 +557,10 @@ func TestMetrics(t *testing.T) {
 		`moat_https_requests_total{host="policy",status="2xx"} 1`,
 		`moat_https_requests_total{host="policy",status="4xx"} 1`,
 		`moat_https_requests_total{host="reports.sts.test",status="2xx"} 1`,
-		`moat_intake_reports_total{outcome="acknowledged"} 1`,
-		`moat_intake_commit_seconds_count 1`,
+		`moat_intake_reports_total{outcome="acknowledged"} 2`,
+		`moat_intake_outcomes_total{kind="tlsrpt",outcome="stored",path="https"} 1`,
+		`moat_intake_outcomes_total{kind="dmarc",outcome="stored",path="smtp"} 1`,
+		`moat_intake_commit_seconds_count 2`,
 		`moat_snapshot_domains 1`,
 		`moat_certificates 1`, // the dev CA's certificate of mta-sts.example.test
 		"go_goroutines",
