@@ -75,9 +75,9 @@ func (ing *Ingester) insertDMARC(ctx context.Context, batch []*pending) (store.D
 }
 
 func (ing *Ingester) answerDMARC(p *pending, res store.DMARCBatchResult, i int, err error) {
-	kind, source := store.KindDMARC, ""
+	var kind, source string
 	if p.dmarc != nil {
-		source = p.dmarc.Source
+		kind, source = store.KindDMARC, p.dmarc.Source
 	} else {
 		kind, source = store.KindDMARCFailure, p.failure.Source
 	}
