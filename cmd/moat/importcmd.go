@@ -25,14 +25,18 @@ func newImportCmd(g *globals) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "import PATH|MAILBOX...",
-		Short: "Import TLS-RPT reports from files (.json, .json.gz, .zip, .eml, mbox, Maildir, directories) or IMAP mailboxes",
-		Long: `Import TLS-RPT reports from files. Each PATH may be a report (.json, .json.gz,
-.gz, .zip), a mail message (.eml), an mbox file, a Maildir folder or a directory
-(read recursively); the kind is recognized by content. Reports are stored as if
-they had arrived by HTTPS or SMTP (deduplicated by organization and report id);
-a report that cannot be parsed is kept and marked; a file or mail that holds no
-TLS report is listed with the reason and not stored. Exit code 1 when a file
-could not be read.
+		Short: "Import TLS-RPT and DMARC reports from files (.json, .xml, .gz, .zip, .eml, mbox, Maildir, directories) or IMAP mailboxes",
+		Long: `Import TLS-RPT reports and DMARC aggregate and failure reports from files.
+Each PATH may be a report (.json, .json.gz, .xml, .xml.gz, .gz, .zip), a mail
+message (.eml), an mbox file, a Maildir folder or a directory (read
+recursively); the kind is recognized by content. Reports are stored as if they
+had arrived by HTTPS or SMTP (TLS reports deduplicated by organization and
+report id; DMARC reports by organization, report id and period, a different
+report under the same identity kept aside as a conflict); a report that cannot
+be parsed is kept and marked; a file or mail that holds no report is listed
+with the reason and not stored. Each report found is listed with what became of
+it (stored, invalid, conflict, duplicate). Exit code 1 when a file could not be
+read.
 
 A MAILBOX is an IMAP folder, imaps://USER@HOST[:PORT]/FOLDER or
 imap://USER@HOST[:PORT]/FOLDER?starttls=1 (password in the URL or
@@ -51,7 +55,8 @@ the message moved to --processed-folder once they are committed, or to
 			if err != nil {
 				return err
 			}
-			ing := intake.NewIngester(s.log, s.st, hosted, intake.IngestOpts{MaxDecompressed: s.cfg.Intake.MaxReportJSON})
+			ing := intake.NewIngester(s.log, s.st, hosted, intake.IngestOpts{MaxDecompressed: s.cfg.Intake.MaxReportJSON,
+				MaxDMARCXML: s.cfg.Intake.MaxDMARCXML})
 			runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 			var wg sync.WaitGroup
 			wg.Go(func() { _ = ing.Run(runCtx) })
@@ -92,8 +97,11 @@ the message moved to --processed-folder once they are committed, or to
 				}
 			} else {
 				if len(paths) > 0 {
-					fmt.Fprintf(g.stdout, "files %d, messages %d, reports stored %d (invalid, kept: %d), duplicates %d, not reports %d, errors %d\n",
-						st.Files, st.Messages, st.Reports, st.Invalid, st.Duplicates, len(st.NotReports), len(st.Errors))
+					fmt.Fprintf(g.stdout, "files %d, messages %d, reports stored %d (invalid, kept: %d; conflicts, kept aside: %d), duplicates %d, not reports %d, errors %d\n",
+						st.Files, st.Messages, st.Reports, st.Invalid, st.Conflicts, st.Duplicates, len(st.NotReports), len(st.Errors))
+					for _, r := range st.Stored {
+						fmt.Fprintf(g.stdout, "  %s: %s\n", r.Path, importedLine(r))
+					}
 					for _, p := range st.NotReports {
 						fmt.Fprintf(g.stdout, "  not a report: %s: %s\n", p.Path, p.Reason)
 					}
@@ -121,13 +129,17 @@ the message moved to --processed-folder once they are committed, or to
 }
 
 type importJSON struct {
-	Files      int         `json:"files"`
-	Messages   int         `json:"messages"`
-	Reports    int         `json:"reports"`
-	Duplicates int         `json:"duplicates"`
-	Invalid    int         `json:"invalid"`
-	NotReports []issueJSON `json:"not_reports"`
-	Errors     []issueJSON `json:"errors"`
+	Files      int            `json:"files"`
+	Messages   int            `json:"messages"`
+	Reports    int            `json:"reports"`
+	Duplicates int            `json:"duplicates"`
+	Invalid    int            `json:"invalid"`
+	Conflicts  int            `json:"conflicts"`
+	Kinds      map[string]int `json:"kinds"`
+	// Stored lists every report found, with what became of it.
+	Stored     []importedJSON `json:"stored"`
+	NotReports []issueJSON    `json:"not_reports"`
+	Errors     []issueJSON    `json:"errors"`
 	// Mailboxes are the IMAP folders imported, when any.
 	Mailboxes []mailboxJSON `json:"mailboxes,omitempty"`
 }
@@ -145,9 +157,58 @@ func issues(in []intake.ImportIssue) []issueJSON {
 	return out
 }
 
+// importedJSON is one report of an import.
+type importedJSON struct {
+	Path       string `json:"path"`
+	Kind       string `json:"kind"`
+	ID         int64  `json:"id"`
+	Outcome    string `json:"outcome"`
+	ConflictOf int64  `json:"conflict_of,omitempty"`
+	Error      string `json:"error,omitempty"`
+	Org        string `json:"org,omitempty"`
+	ReportID   string `json:"report_id,omitempty"`
+	Domain     string `json:"domain,omitempty"`
+	Records    int64  `json:"records,omitempty"`
+	Messages   int64  `json:"messages,omitempty"`
+}
+
 func importView(st intake.ImportStats) importJSON {
-	return importJSON{Files: st.Files, Messages: st.Messages, Reports: st.Reports, Duplicates: st.Duplicates, Invalid: st.Invalid,
+	v := importJSON{Files: st.Files, Messages: st.Messages, Reports: st.Reports, Duplicates: st.Duplicates, Invalid: st.Invalid,
+		Conflicts: st.Conflicts, Kinds: st.Kinds, Stored: make([]importedJSON, 0, len(st.Stored)),
 		NotReports: issues(st.NotReports), Errors: issues(st.Errors)}
+	if v.Kinds == nil {
+		v.Kinds = map[string]int{}
+	}
+	for _, r := range st.Stored {
+		v.Stored = append(v.Stored, importedJSON{Path: r.Path, Kind: r.Kind, ID: r.ID, Outcome: r.Outcome, ConflictOf: r.ConflictOf,
+			Error: r.Error, Org: r.Org, ReportID: r.ReportID, Domain: r.Domain, Records: r.Records, Messages: r.Messages})
+	}
+	return v
+}
+
+// importedLine says what became of one imported report.
+func importedLine(r intake.ImportedReport) string {
+	what := map[string]string{store.KindTLSRPT: "TLS report", store.KindDMARC: "DMARC aggregate report",
+		store.KindDMARCFailure: "DMARC failure report"}[r.Kind]
+	who := r.Org
+	if r.ReportID != "" {
+		who += " " + r.ReportID
+	}
+	if r.Domain != "" {
+		who += " about " + r.Domain
+	}
+	if r.Kind == store.KindDMARC && r.Outcome != intake.OutcomeInvalid {
+		who += fmt.Sprintf(", %d records, %d messages", r.Records, r.Messages)
+	}
+	switch r.Outcome {
+	case intake.OutcomeDuplicate:
+		return fmt.Sprintf("%s already stored as %d (%s)", what, r.ID, who)
+	case intake.OutcomeConflict:
+		return fmt.Sprintf("%s kept aside as %d: %d has its organization, report id and period with another content (%s)", what, r.ID, r.ConflictOf, who)
+	case intake.OutcomeInvalid:
+		return fmt.Sprintf("invalid %s kept as %d: %s", what, r.ID, r.Error)
+	}
+	return fmt.Sprintf("%s stored as %d (%s)", what, r.ID, who)
 }
 
 // hostedSet returns a lookup of the hosted domains, read once.

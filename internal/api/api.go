@@ -75,6 +75,11 @@ func (s *server) routeTable() []route {
 		r("GET", "/reports/tlsrpt/{id}", read, s.getReport),
 		r("GET", "/reports/tlsrpt/{id}/raw", read, s.rawReport),
 
+		r("GET", "/reports/dmarc", read, s.listDMARC),
+		r("POST", "/reports/dmarc", write, s.uploadDMARC),
+		r("GET", "/reports/dmarc/{id}", read, s.getDMARC),
+		r("GET", "/reports/dmarc/{id}/raw", read, s.rawDMARC),
+
 		r("POST", "/checks", write, s.runCheck),
 		r("GET", "/checks/{id}", read, s.getCheck),
 

@@ -352,6 +352,35 @@ func (e *env) rawReport(t testing.TB, raw []byte) int64 {
 	return res[0].ID
 }
 
+// dmarcXML is a DMARC aggregate report (RFC 7489 appendix C) from
+// reporter about domain, of the day before now: two records of count
+// messages each.
+func dmarcXML(reporter, reportID, domain string, count int) []byte {
+	start := time.Now().UTC().Add(-24 * time.Hour).Truncate(24 * time.Hour)
+	rec := func(ip string) string {
+		return fmt.Sprintf(`<record><row><source_ip>%s</source_ip><count>%d</count><policy_evaluated><disposition>none</disposition>`+
+			`<dkim>pass</dkim><spf>fail</spf></policy_evaluated></row><identifiers><header_from>%s</header_from></identifiers>`+
+			`<auth_results><dkim><domain>%s</domain><selector>s1</selector><result>pass</result></dkim>`+
+			`<spf><domain>%s</domain><result>fail</result></spf></auth_results></record>`, ip, count, domain, domain, domain)
+	}
+	return fmt.Appendf(nil, `<?xml version="1.0" encoding="UTF-8"?>
+<feedback><report_metadata><org_name>%s</org_name><email>dmarc@%s.test</email><report_id>%s</report_id>
+<date_range><begin>%d</begin><end>%d</end></date_range></report_metadata>
+<policy_published><domain>%s</domain><adkim>r</adkim><aspf>r</aspf><p>none</p><pct>100</pct></policy_published>
+%s%s</feedback>
+`, reporter, reporter, reportID, start.Unix(), start.Add(24*time.Hour-time.Second).Unix(), domain, rec("192.0.2.1"), rec("192.0.2.2"))
+}
+
+// dmarcReport stores a DMARC aggregate report, as the intake would.
+func (e *env) dmarcReport(t testing.TB, raw []byte) int64 {
+	t.Helper()
+	res, err := e.deps.Ingester.SubmitDMARC(t.Context(), intake.Submission{Source: intake.SourceImport, SourceDetail: "fixture", Data: raw})
+	if err != nil || res.Status != store.ReportOK {
+		t.Fatalf("DMARC fixture: %+v, %v", res, err)
+	}
+	return res.ID
+}
+
 // check runs and stores a check of domain for org.
 func (e *env) check(t testing.TB, org *store.Org, domain string) int64 {
 	t.Helper()
@@ -431,6 +460,11 @@ func (e *env) snapshot(t testing.TB) string {
 		t.Fatal(err)
 	}
 	fmt.Fprintf(&b, "reports %d\n", n)
+	n, err = e.op.CountDMARCReports(ctx, store.DMARCFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(&b, "dmarc reports %d\n", n)
 	users, err := e.st.Users(ctx)
 	if err != nil {
 		t.Fatal(err)

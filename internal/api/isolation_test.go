@@ -145,6 +145,27 @@ func walk() map[string]walkEntry {
 			foreign: func(w *world, f string) []probe {
 				return notFound(get("/api/v1/reports/tlsrpt/" + id(w.orgs[f].reportID) + "/raw"))
 			}},
+		"GET /api/v1/reports/dmarc": {target: func(*world, string) req { return get("/api/v1/reports/dmarc?limit=1000") }, ok: 200, selfRead: true,
+			foreign: func(w *world, f string) []probe {
+				return []probe{{req: get("/api/v1/reports/dmarc?since=&domain=" + w.orgs[f].domain), want: 200, check: emptyTotals("total")}}
+			}},
+		"POST /api/v1/reports/dmarc": {
+			target: func(w *world, k string) req {
+				return req{method: "POST", path: "/api/v1/reports/dmarc", ctype: "application/xml",
+					body: dmarcXML("uploader-"+k, "upload-"+k, w.orgs[k].domain, 5)}
+			}, ok: 201,
+			foreign: func(w *world, f string) []probe {
+				return []probe{{req: req{method: "POST", path: "/api/v1/reports/dmarc", ctype: "application/xml",
+					body: dmarcXML("uploader-x", "forged-"+f, w.orgs[f].domain, 1000)}, want: 400}}
+			}},
+		"GET /api/v1/reports/dmarc/{id}": {target: func(w *world, k string) req { return get("/api/v1/reports/dmarc/" + id(w.orgs[k].dmarcID)) }, ok: 200,
+			foreign: func(w *world, f string) []probe {
+				return notFound(get("/api/v1/reports/dmarc/" + id(w.orgs[f].dmarcID)))
+			}},
+		"GET /api/v1/reports/dmarc/{id}/raw": {target: func(w *world, k string) req { return get("/api/v1/reports/dmarc/" + id(w.orgs[k].dmarcID) + "/raw") }, ok: 200,
+			foreign: func(w *world, f string) []probe {
+				return notFound(get("/api/v1/reports/dmarc/" + id(w.orgs[f].dmarcID) + "/raw"))
+			}},
 		"POST /api/v1/checks": {target: func(w *world, k string) req {
 			return jsonReq("POST", "/api/v1/checks", map[string]string{"domain": w.orgs[k].domain})
 		}, ok: 201,

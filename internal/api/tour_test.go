@@ -297,6 +297,75 @@ func tour(t *testing.T, e *env) {
 	e.must(t, viewer, get("/api/v1/reports/tlsrpt/999999/raw"), 404)
 	e.must(t, viewer, get("/api/v1/reports/tlsrpt/0"), 400)
 
+	// DMARC reports: upload every shape, read them back.
+	dupload := func(c cred, body []byte, ctype string, want int) map[string]any {
+		return e.must(t, c, req{method: "POST", path: "/api/v1/reports/dmarc", body: body, ctype: ctype}, want).json(t)
+	}
+	outcome := func(u map[string]any, i int) map[string]any { return u["reports"].([]any)[i].(map[string]any) }
+	dx := dmarcXML("Receiver A", "d-1", "example.com", 4)
+	dupload(viewer, dx, "application/xml", 403)
+	dupload(admin, dx, "text/plain", 415)
+	dupload(admin, []byte(" "), "application/xml", 400)
+	dupload(admin, []byte(`<html><body>not a report</body></html>`), "application/xml", 400)
+	dupload(admin, dmarcXML("Receiver A", "d-x", "nothere.example", 1), "application/xml", 400)
+	dupload(admin, reportJSON("Sender A", "r-9", "example.com", 1, 0), "application/octet-stream", 400) // a TLS report
+	dupload(admin, bytes.Repeat([]byte(" "), 65<<10), "application/xml", 413)
+	d1 := dupload(admin, dx, "application/xml", 201)
+	if r := outcome(d1, 0); r["outcome"] != "stored" || r["kind"] != "dmarc" || r["records"] != float64(2) || r["messages"] != float64(8) ||
+		r["domain"] != "example.com" || r["organization"] != "Receiver A" {
+		t.Errorf("DMARC upload: %v", d1)
+	}
+	var dgz bytes.Buffer
+	zw = gzip.NewWriter(&dgz)
+	_, _ = zw.Write(dx)
+	_ = zw.Close()
+	if d := dupload(admin, dgz.Bytes(), "application/gzip", 200); outcome(d, 0)["outcome"] != "duplicate" || outcome(d, 0)["id"] != outcome(d1, 0)["id"] {
+		t.Errorf("the same report gzipped: %v", d)
+	}
+	other := dmarcXML("Receiver A", "d-1", "example.com", 9)
+	if d := dupload(admin, other, "text/xml", 201); outcome(d, 0)["outcome"] != "conflict" || outcome(d, 0)["conflict_of"] != outcome(d1, 0)["id"] {
+		t.Errorf("another report under the same identity: %v", d)
+	}
+	broken := dmarcXML("Receiver B", "d-2", "example.com", 1)
+	broken = broken[:bytes.Index(broken, []byte("<record>"))+40]
+	if d := dupload(admin, broken, "application/xml", 201); outcome(d, 0)["outcome"] != "invalid" || !strings.Contains(outcome(d, 0)["error"].(string), "truncated") {
+		t.Errorf("a truncated report: %v", d)
+	}
+	// A report mail and a mail without a report, in an mbox.
+	mail := "From: dmarc@receiver.test\nTo: dmarc@reports.moat.test\nSubject: Report Domain: example.com\nMIME-Version: 1.0\n" +
+		"Content-Type: application/xml\n\n" + string(dmarcXML("Receiver C", "d-3", "example.com", 1))
+	mbox := "From dmarc@receiver.test Mon Nov  2 10:00:00 2026\n" + mail + "\nFrom x@y.test Mon Nov  2 10:00:01 2026\n" +
+		"From: x@y.test\nSubject: hello\n\nhello\n"
+	if d := dupload(admin, []byte(mbox), "application/mbox", 201); len(d["reports"].([]any)) != 1 || outcome(d, 0)["message"] != float64(1) ||
+		len(d["not_reports"].([]any)) != 1 {
+		t.Errorf("mbox: %v", d)
+	}
+	dlist := e.must(t, viewer, get("/api/v1/reports/dmarc?domain=example.com&since=&limit=2"), 200).json(t)
+	if dlist["total"] != float64(4) || len(dlist["reports"].([]any)) != 2 || dlist["next"] == nil {
+		t.Errorf("DMARC list: %v", dlist)
+	}
+	dlist2 := e.must(t, viewer, get("/api/v1/reports/dmarc?domain=example.com&since=&limit=2&after="+dlist["next"].(string)), 200).json(t)
+	if len(dlist2["reports"].([]any)) != 2 || dlist2["next"] != nil {
+		t.Errorf("DMARC list, second page: %v", dlist2)
+	}
+	if l := e.must(t, viewer, get("/api/v1/reports/dmarc?status=conflict"), 200).json(t); l["total"] != float64(1) {
+		t.Errorf("DMARC conflicts: %v", l)
+	}
+	for _, q := range []string{"status=great", "since=never", "domain=bad..name", "after=xyz", "after=eyJsIjoicmVwb3J0cyJ9", "limit=5000"} {
+		e.must(t, viewer, get("/api/v1/reports/dmarc?"+q), 400)
+	}
+	did := strconv.FormatFloat(outcome(d1, 0)["id"].(float64), 'f', 0, 64)
+	if show := e.must(t, viewer, get("/api/v1/reports/dmarc/"+did), 200).json(t); show["report_id"] != "d-1" || show["messages"] != float64(8) ||
+		show["policy_published"].(map[string]any)["p"] != "none" {
+		t.Errorf("DMARC show: %v", show)
+	}
+	if raw := e.must(t, viewer, get("/api/v1/reports/dmarc/"+did+"/raw"), 200); !bytes.Equal(raw.body, dx) || raw.header.Get("Content-Type") != "application/xml" {
+		t.Errorf("DMARC raw: %s %q", raw.header.Get("Content-Type"), raw.body)
+	}
+	e.must(t, viewer, get("/api/v1/reports/dmarc/999999"), 404)
+	e.must(t, viewer, get("/api/v1/reports/dmarc/999999/raw"), 404)
+	e.must(t, viewer, get("/api/v1/reports/dmarc/0"), 400)
+
 	// The summary is api.Summarize's, byte for byte (the CLI's too).
 	sum := e.must(t, viewer, get("/api/v1/reports/tlsrpt/summary?domain=example.com&since=&by=source"), 200)
 	want, err := api.Summarize(t.Context(), e.st.Scoped(store.Scope{Orgs: []int64{acme.ID}}),

@@ -10,7 +10,7 @@ import (
 // customer C; MSP Q with customer D. Each has an owner, an admin and a
 // viewer (signed in), a read and a write token, and rows of every kind:
 // a hosted domain with a certificate event, a TLS report with a policy for
-// it, a check, an open invitation. Every name carries the organization's
+// it, a DMARC aggregate report about it, a check, an open invitation. Every name carries the organization's
 // key, so that an answer holding another organization's data is found by
 // its markers.
 
@@ -28,6 +28,7 @@ type fxOrg struct {
 	org      *store.Org
 	domain   string // "dom-k.example"
 	reportID int64
+	dmarcID  int64 // a DMARC aggregate report about domain
 	checkID  int64
 	invID    int64
 	// users by role, with their user ids; tokens by scope.
@@ -80,6 +81,7 @@ func newWorld(t *testing.T, e *env) *world {
 			t.Fatal(err)
 		}
 		o.reportID = e.report(t, "reporter-"+k, "rid-"+k, o.domain)
+		o.dmarcID = e.dmarcReport(t, dmarcXML("reporter-"+k, "rid-"+k+"-dmarc", o.domain, 3))
 		o.checkID = e.check(t, o.org, o.domain)
 		o.invID = e.invitation(t, o.org, "invitee@"+k+".test", store.RoleViewer)
 		for _, role := range []string{store.RoleOwner, store.RoleAdmin, store.RoleViewer} {

@@ -77,11 +77,30 @@ type ImportStats struct {
 	// Kinds counts the reports newly stored by kind (store.KindTLSRPT,
 	// KindDMARC, KindDMARCFailure).
 	Kinds map[string]int
+	// Stored says, per report found (in input order within a file), what
+	// became of it.
+	Stored []ImportedReport
 	// NotReports lists the inputs that hold no report (an ordinary mail,
 	// an abuse report, a stray file); they are not stored.
 	NotReports []ImportIssue
 	// Errors lists the inputs that could not be read or were too large.
 	Errors []ImportIssue
+}
+
+// ImportedReport is what became of one report of an import.
+type ImportedReport struct {
+	Path    string // file path, with "#N" for the Nth message of an mbox
+	Kind    string // store.KindTLSRPT, KindDMARC or KindDMARCFailure
+	ID      int64  // the stored report (the earlier one for a duplicate)
+	Outcome string // OutcomeStored, OutcomeInvalid, OutcomeConflict or OutcomeDuplicate
+	// ConflictOf is the report holding the identity of one kept aside.
+	ConflictOf int64
+	Error      string // why it is invalid
+	Org        string
+	ReportID   string
+	Domain     string // of DMARC reports: the policy (or reported) domain
+	Records    int64  // of DMARC aggregate reports
+	Messages   int64  // of DMARC reports: the sum of the records' counts (a failure report: incidents)
 }
 
 // Import stores the reports found under paths, TLS-RPT and DMARC
@@ -146,6 +165,7 @@ func Import(ctx context.Context, ing *Ingester, paths []string, opts ImportOpts)
 	}
 	sortIssues(im.stats.NotReports)
 	sortIssues(im.stats.Errors)
+	sort.SliceStable(im.stats.Stored, func(i, j int) bool { return im.stats.Stored[i].Path < im.stats.Stored[j].Path })
 	if err := context.Cause(ctx); err != nil {
 		return im.stats, err
 	}
@@ -391,13 +411,24 @@ func (im *importer) submit(ctx context.Context, j job) {
 	}
 	im.mu.Lock()
 	for _, r := range res {
+		ir := ImportedReport{Path: j.path, Kind: r.Kind, ID: r.ID, Outcome: OutcomeStored, ConflictOf: r.ConflictOf, Error: r.Error,
+			Org: r.OrganizationName, ReportID: r.ReportID, Domain: r.Domain, Records: r.Records, Messages: r.Messages}
 		switch {
 		case r.Duplicate:
+			ir.Outcome = OutcomeDuplicate
+		case r.ConflictOf != 0:
+			ir.Outcome = OutcomeConflict
+		case r.Status == store.ReportInvalid:
+			ir.Outcome = OutcomeInvalid
+		}
+		im.stats.Stored = append(im.stats.Stored, ir)
+		switch ir.Outcome {
+		case OutcomeDuplicate:
 			im.stats.Duplicates++
 			continue
-		case r.ConflictOf != 0:
+		case OutcomeConflict:
 			im.stats.Conflicts++
-		case r.Status == store.ReportInvalid:
+		case OutcomeInvalid:
 			im.stats.Invalid++
 		}
 		im.stats.Reports++

@@ -93,7 +93,7 @@ func TestImport(t *testing.T) {
 	want := ImportStats{Files: 13, Messages: 7, Reports: 11, Duplicates: 1, Invalid: 1,
 		Kinds: map[string]int{store.KindTLSRPT: 10, store.KindDMARC: 1}}
 	gotCounts := stats
-	gotCounts.NotReports, gotCounts.Errors = nil, nil
+	gotCounts.NotReports, gotCounts.Errors, gotCounts.Stored = nil, nil, nil
 	if !reflect.DeepEqual(gotCounts, want) {
 		t.Errorf("stats %+v, want %+v", gotCounts, want)
 	}

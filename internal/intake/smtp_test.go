@@ -191,18 +191,20 @@ func smtpCode(err error) (int, string) {
 	return 0, fmt.Sprint(err)
 }
 
-// storedID returns the report id a 250 text names.
+// storedID returns the report id a 250 text names: the first "report N".
 func storedID(t *testing.T, text string) int64 {
 	t.Helper()
-	var id int64
-	i := strings.LastIndex(text, "report ")
-	if i < 0 {
-		t.Fatalf("reply %q names no report", text)
+	for rest := text; ; {
+		i := strings.Index(rest, "report ")
+		if i < 0 {
+			t.Fatalf("reply %q names no report", text)
+		}
+		var id int64
+		if _, err := fmt.Sscanf(rest[i:], "report %d", &id); err == nil {
+			return id
+		}
+		rest = rest[i+len("report "):]
 	}
-	if _, err := fmt.Sscanf(text[i:], "report %d", &id); err != nil {
-		t.Fatalf("reply %q: %v", text, err)
-	}
-	return id
 }
 
 func TestSMTPReceivesReport(t *testing.T) {
