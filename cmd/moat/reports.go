@@ -27,7 +27,7 @@ func newReportsCmd(g *globals) *cobra.Command {
 		Short: "TLS-RPT reports (RFC 8460): summaries, lists, single reports",
 	}
 	tls.AddCommand(newTLSRPTSummaryCmd(g), newTLSRPTListCmd(g), newTLSRPTShowCmd(g))
-	cmd.AddCommand(tls)
+	cmd.AddCommand(tls, newDMARCReportsCmd(g))
 	return cmd
 }
 
