@@ -135,3 +135,80 @@ func FuzzSMTPSession(f *testing.F) {
 		}
 	})
 }
+
+// InsertDMARC reads every aggregate report's records, as the store does,
+// and keeps nothing.
+func (s *nullStore) InsertDMARC(_ context.Context, b store.DMARCBatch) (store.DMARCBatchResult, error) {
+	var res store.DMARCBatchResult
+	for _, r := range b.Reports {
+		d := store.DMARCResult{ID: s.n.Add(1), Status: r.Status, Error: r.Error}
+		if r.Rows != nil {
+			end, err := r.Rows(func(row *store.DMARCRow) error {
+				if row.Messages < 0 {
+					return errors.New("negative count")
+				}
+				return nil
+			})
+			if err != nil {
+				return store.DMARCBatchResult{}, err
+			}
+			d.Records, d.Messages = end.Records, end.Messages
+			if end.Error != "" {
+				d.Status, d.Error = store.ReportInvalid, end.Error
+			}
+		}
+		res.Reports = append(res.Reports, d)
+	}
+	for range b.Failures {
+		res.Failures = append(res.Failures, store.InsertResult{ID: s.n.Add(1)})
+	}
+	return res, nil
+}
+
+// FuzzSubmitFile: an uploaded file of any bytes (report files, mail,
+// mbox) is stored, or refused as no report or too large; nothing panics
+// and every stored report says its kind.
+func FuzzSubmitFile(f *testing.F) {
+	agg := dmarcXML("Receiver", "f-1", "a.example", 2, 3)
+	f.Add(agg)
+	f.Add(gzipped(f, agg))
+	f.Add(zipped(f, "r.xml", agg))
+	f.Add(agg[:len(agg)/2])
+	f.Add(dmarcMail("application/gzip", "r.xml.gz", gzipped(f, agg)))
+	f.Add(failureMail(1))
+	f.Add([]byte("From a@b Mon Nov  2 10:00:00 2026\n" + string(lf(failureMail(2))) + "\nFrom c@d Mon Nov  2 10:00:01 2026\nSubject: x\n\nhi\n"))
+	f.Add([]byte(rfcExample))
+	f.Add([]byte(`<?xml version="1.0"?><feedback><record><row><count>-1</count></row></record>`))
+	f.Add([]byte{0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0xff})
+	st := &nullStore{}
+	ing := startIngester(f, st, nil, IngestOpts{MaxDecompressed: 1 << 20, MaxDMARCXML: 1 << 20})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		items, err := ing.SubmitFile(context.Background(), Submission{Source: SourceAPI, SourceDetail: "fuzz", Data: data},
+			FileOpts{MaxMessageBytes: 1 << 20})
+		switch {
+		case errors.Is(err, ErrNotReport), errors.Is(err, ErrTooLarge):
+			if !strings.Contains(err.Error(), ": ") {
+				t.Errorf("refusal without a reason: %v", err)
+			}
+			return
+		case err != nil:
+			t.Fatalf("%d bytes: %v", len(data), err)
+		}
+		stored := 0
+		for _, it := range items {
+			if it.Result == nil {
+				if it.NotReport == "" {
+					t.Errorf("an item with neither a report nor a reason: %+v", it)
+				}
+				continue
+			}
+			stored++
+			if it.Result.Kind == "" || it.Result.ID == 0 || it.Result.Status == "" {
+				t.Errorf("stored report %+v", it.Result)
+			}
+		}
+		if stored == 0 {
+			t.Errorf("no report stored and no error: %+v", items)
+		}
+	})
+}
