@@ -2,14 +2,18 @@ package imapintake
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/moatmail/moat/internal/intake"
+	"github.com/moatmail/moat/internal/store"
 )
 
 // importOnce runs ImportOnce on d's INBOX with the test options.
@@ -367,4 +371,123 @@ func TestSinkFailures(t *testing.T) {
 	}
 	checkFolders(t, d, 0, 11, 1)
 	checkStored(t, env.st, expect(t, mails))
+}
+
+// dmarcMail is a DMARC aggregate report mail (RFC 7489 §7.2.1.1), the
+// report gzipped, with records records of 2 messages each.
+// A cut above 0 keeps that many bytes of the gzip: a damaged report.
+func dmarcMail(t *testing.T, id string, records, cut int) []byte {
+	t.Helper()
+	var x strings.Builder
+	fmt.Fprintf(&x, `<?xml version="1.0"?><feedback><report_metadata><org_name>Receiver</org_name><email>dmarc@receiver.example</email>`+
+		`<report_id>%s</report_id><date_range><begin>1793491200</begin><end>1793577599</end></date_range></report_metadata>`+
+		`<policy_published><domain>a.example</domain><p>none</p></policy_published>`, id)
+	for i := range records {
+		fmt.Fprintf(&x, `<record><row><source_ip>192.0.2.%d</source_ip><count>2</count><policy_evaluated><disposition>none</disposition>`+
+			`<dkim>pass</dkim><spf>pass</spf></policy_evaluated></row><identifiers><header_from>a.example</header_from></identifiers>`+
+			`<auth_results><spf><domain>a.example</domain><result>pass</result></spf></auth_results></record>`, i+1)
+	}
+	x.WriteString("</feedback>")
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write([]byte(x.String()))
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data := gz.Bytes()
+	if cut > 0 {
+		data = data[:cut]
+	}
+	return []byte("From: dmarc@receiver.example\r\nTo: dmarc@reports.example.net\r\n" +
+		"Subject: Report Domain: a.example Submitter: receiver.example Report-ID: <" + id + ">\r\n" +
+		"Message-ID: <" + id + "@receiver.example>\r\nMIME-Version: 1.0\r\nContent-Type: application/gzip\r\n" +
+		"Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"r.xml.gz\"\r\n\r\n" +
+		base64.StdEncoding.EncodeToString(data) + "\r\n")
+}
+
+// failureMail is a DMARC failure report (RFC 6591) about a.example.
+func failureMail(id string) []byte {
+	return []byte(strings.ReplaceAll(`From: dmarc-failure@receiver.example
+To: ruf@reports.example.net
+Subject: DMARC failure report
+Message-ID: <`+id+`@receiver.example>
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=feedback-report; boundary="ab"
+
+--ab
+Content-Type: text/plain
+
+A failure report.
+--ab
+Content-Type: message/feedback-report
+
+Feedback-Type: auth-failure
+Version: 1
+Source-IP: 192.0.2.25
+Reported-Domain: a.example
+Auth-Failure: dmarc
+Incidents: 1
+--ab
+Content-Type: text/rfc822-headers
+
+From: billing@a.example
+Subject: `+id+`
+--ab--
+`, "\n", "\r\n"))
+}
+
+// TestImportOnceDMARC: DMARC aggregate and failure reports from a
+// mailbox, moved to the processed folder once committed; a damaged
+// report is kept as invalid; read again, nothing is stored twice.
+func TestImportOnceDMARC(t *testing.T) {
+	t.Parallel()
+	d := startDovecot(t, dovecotOpts{})
+	env := newStoreEnv(t)
+	damaged := dmarcMail(t, "d-3", 20, 200)
+	d.appendMsgs(t, "INBOX", dmarcMail(t, "d-1", 3, 0), dmarcMail(t, "d-2", 1, 0), failureMail("f-1"), damaged,
+		[]byte("From: someone@example.com\r\nSubject: hello\r\n\r\nhello\r\n"))
+	for round := range 2 {
+		st, err := importOnce(t, d, env.sink, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := Stats{Messages: 5, Reports: 4, Invalid: 1, Processed: 4, Failed: 1}
+		if round == 1 {
+			want.Reports, want.Invalid, want.Duplicates = 0, 0, 4
+		}
+		if st.Messages != want.Messages || st.Reports != want.Reports || st.Invalid != want.Invalid || st.Duplicates != want.Duplicates ||
+			st.Processed != want.Processed || st.Failed != want.Failed || len(st.Errors) != 0 {
+			t.Errorf("round %d: stats %+v, want %+v", round, st, want)
+		}
+		checkFolders(t, d, 0, 4*(round+1), round+1)
+		ctx := context.Background()
+		reps, err := env.st.DMARCReports(ctx, store.DMARCFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var msgs, invalid int64
+		for _, r := range reps {
+			if r.Status == store.ReportInvalid {
+				invalid++
+			} else {
+				msgs += r.Messages
+			}
+			if r.Source != intake.SourceIMAP || !strings.Contains(r.SourceDetail, "message-id=") {
+				t.Errorf("report %d: source %q %q", r.ID, r.Source, r.SourceDetail)
+			}
+		}
+		fs, err := env.st.DMARCFailures(ctx, store.DMARCFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(reps) != 3 || msgs != 8 || invalid != 1 || len(fs) != 1 || fs[0].Domain != "a.example" {
+			t.Errorf("round %d: %d aggregate reports (%d messages, %d invalid), %d failure reports; want 3 (8 messages, 1 invalid) and 1",
+				round, len(reps), msgs, invalid, len(fs))
+		}
+		if round == 0 {
+			// Put them back: a second delivery of the same mail.
+			d.appendMsgs(t, "INBOX", dmarcMail(t, "d-1", 3, 0), dmarcMail(t, "d-2", 1, 0), failureMail("f-1"), damaged,
+				[]byte("From: someone@example.com\r\nSubject: hello\r\n\r\nhello\r\n"))
+		}
+	}
 }
