@@ -50,8 +50,8 @@ func TestDMARCReportsCLI(t *testing.T) {
 	out := mustMoat(t, "import", "--data", data, dir)
 	for _, want := range []string{
 		"reports stored 4 (invalid, kept: 1; conflicts, kept aside: 1), duplicates 0",
-		"a.xml: DMARC aggregate report stored as ", "(Receiver r-1 about a.example, 3 records, 9 messages)",
-		"b.xml.gz: DMARC aggregate report stored as ", "(Receiver r-2 about b.example, 2 records, 6 messages)",
+		"a.xml: DMARC aggregate report stored as ", "(Receiver report id r-1 about a.example, 3 records, 9 messages)",
+		"b.xml.gz: DMARC aggregate report stored as ", "(Receiver report id r-2 about b.example, 2 records, 6 messages)",
 		"c.xml: DMARC aggregate report kept aside as ", "has its organization, report id and period with another content",
 		"d.xml: invalid DMARC aggregate report kept as ", "the report is truncated",
 	} {

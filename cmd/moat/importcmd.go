@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -190,16 +191,21 @@ func importView(st intake.ImportStats) importJSON {
 func importedLine(r intake.ImportedReport) string {
 	what := map[string]string{store.KindTLSRPT: "TLS report", store.KindDMARC: "DMARC aggregate report",
 		store.KindDMARCFailure: "DMARC failure report"}[r.Kind]
-	who := r.Org
+	var parts []string
+	if r.Org != "" {
+		parts = append(parts, r.Org)
+	}
 	if r.ReportID != "" {
-		who += " " + r.ReportID
+		parts = append(parts, "report id "+r.ReportID)
 	}
 	if r.Domain != "" {
-		who += " about " + r.Domain
+		parts = append(parts, "about "+r.Domain)
 	}
+	who := strings.Join(parts, " ")
 	if r.Kind == store.KindDMARC && r.Outcome != intake.OutcomeInvalid {
 		who += fmt.Sprintf(", %d records, %d messages", r.Records, r.Messages)
 	}
+	who = strings.TrimPrefix(who, ", ")
 	switch r.Outcome {
 	case intake.OutcomeDuplicate:
 		return fmt.Sprintf("%s already stored as %d (%s)", what, r.ID, who)
