@@ -144,6 +144,7 @@ type req struct {
 	method, path string
 	body         []byte
 	ctype        string
+	hdr          map[string]string // more request headers
 }
 
 func get(path string) req    { return req{method: "GET", path: path} }
@@ -190,6 +191,9 @@ func (e *env) do(t testing.TB, c cred, r req) resp {
 	}
 	if r.ctype != "" {
 		hr.Header.Set("Content-Type", r.ctype)
+	}
+	for k, v := range r.hdr {
+		hr.Header.Set(k, v)
 	}
 	if c.bearer != "" {
 		hr.Header.Set("Authorization", "Bearer "+c.bearer)

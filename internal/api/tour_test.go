@@ -310,6 +310,10 @@ func tour(t *testing.T, e *env) {
 	dupload(admin, dmarcXML("Receiver A", "d-x", "nothere.example", 1), "application/xml", 400)
 	dupload(admin, reportJSON("Sender A", "r-9", "example.com", 1, 0), "application/octet-stream", 400) // a TLS report
 	dupload(admin, bytes.Repeat([]byte(" "), 65<<10), "application/xml", 413)
+	// A session's upload from another site is refused (cross-origin
+	// protection, as every state-changing request of a session).
+	e.must(t, admin, req{method: "POST", path: "/api/v1/reports/dmarc", body: dx, ctype: "application/xml",
+		hdr: map[string]string{"Sec-Fetch-Site": "cross-site"}}, 403)
 	d1 := dupload(admin, dx, "application/xml", 201)
 	if r := outcome(d1, 0); r["outcome"] != "stored" || r["kind"] != "dmarc" || r["records"] != float64(2) || r["messages"] != float64(8) ||
 		r["domain"] != "example.com" || r["organization"] != "Receiver A" {
@@ -400,7 +404,10 @@ func tour(t *testing.T, e *env) {
 	rt := e.must(t, admin, jsonReq("POST", "/api/v1/tokens", map[string]string{"name": "reader", "scope": "read"}), 201).json(t)
 	wt := e.must(t, admin, jsonReq("POST", "/api/v1/tokens", map[string]string{"name": "writer", "scope": "write"}), 201).json(t)
 	reader := cred{name: "reader", bearer: rt["token"].(string)}
+	dupload(reader, dmarcXML("Receiver D", "d-10", "example.com", 1), "application/xml", 403)
 	writer := cred{name: "writer", bearer: wt["token"].(string)}
+	// A write token uploads DMARC reports; a read token may not.
+	dupload(writer, dmarcXML("Receiver D", "d-9", "example.com", 1), "application/xml", 201)
 	if !strings.HasPrefix(rt["token"].(string), rt["prefix"].(string)) || rt["created_by"] != float64(adminU.ID) {
 		t.Errorf("token: %v", rt)
 	}
