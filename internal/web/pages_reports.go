@@ -35,16 +35,16 @@ type reportsData struct {
 	AllLink      string        // this page with every row
 	// The number of rows of each table before the cut to tableRows.
 	SourcesTotal, MXTotal, DomainsTotal int64
-	Totals       *tlsrptstats.Summary
-	ByResult     []resultRow
-	BySource     []statRow
-	ByMX         []statRow
-	ByDomain     []statRow
-	Days         []dailyPoint
-	Chart        template.URL
-	Events       []chartEvent
-	Reports      []*store.TLSRPTReport
-	Drill        *drillDown
+	Totals                              *tlsrptstats.Summary
+	ByResult                            []resultRow
+	BySource                            []statRow
+	ByMX                                []statRow
+	ByDomain                            []statRow
+	Days                                []dailyPoint
+	Chart                               template.URL
+	Events                              []chartEvent
+	Reports                             []*store.TLSRPTReport
+	Drill                               *drillDown
 }
 
 type resultRow struct {
