@@ -20,21 +20,31 @@ import (
 // reportsDays is the default period of the reports pages.
 const reportsDays = 30
 
+// tableRows is how many rows the tables of sources, MXs and domains show
+// unless all are asked for (?all=1): the ones with the most failures.
+// Over a year an MSP's organization has thousands of each, a page of
+// megabytes nobody reads whole; the API gives every row.
+const tableRows = 100
+
 type reportsData struct {
 	Domain       *store.Domain // nil for every domain of the scope
 	Base         string        // "/reports" or "/domains/x/reports"
 	Since, Until string        // the form's values (until inclusive)
 	Range        string        // the query of the period, for links
-	Totals       *tlsrptstats.Summary
-	ByResult     []resultRow
-	BySource     []statRow
-	ByMX         []statRow
-	ByDomain     []statRow
-	Days         []dailyPoint
-	Chart        template.URL
-	Events       []chartEvent
-	Reports      []*store.TLSRPTReport
-	Drill        *drillDown
+	All          bool          // every row of the tables, not tableRows
+	AllLink      string        // this page with every row
+	// The number of rows of each table before the cut to tableRows.
+	SourcesTotal, MXTotal, DomainsTotal int64
+	Totals                              *tlsrptstats.Summary
+	ByResult                            []resultRow
+	BySource                            []statRow
+	ByMX                                []statRow
+	ByDomain                            []statRow
+	Days                                []dailyPoint
+	Chart                               template.URL
+	Events                              []chartEvent
+	Reports                             []*store.TLSRPTReport
+	Drill                               *drillDown
 }
 
 type resultRow struct {
@@ -50,6 +60,7 @@ type statRow struct {
 	SuccessfulText, FailedText string // formatInt
 	RateText                   string // the failure rate, as the percent function writes it
 	FailuresText               string // the failures by type: "type n; " each
+	Link                       string // the row's own page, where it has one
 }
 
 // statRows writes out rows.
@@ -107,6 +118,8 @@ func (pg *pages) reports(w http.ResponseWriter, r *http.Request, p *auth.Princip
 	since, until, msg := dateRange(r, pg.now(), reportsDays)
 	data.Since, data.Until = since.Format(time.DateOnly), until.AddDate(0, 0, -1).Format(time.DateOnly)
 	data.Range = url.Values{"since": {data.Since}, "until": {data.Until}}.Encode()
+	data.All = r.URL.Query().Get("all") == "1"
+	data.AllLink = data.Base + "?" + data.Range + "&all=1"
 	bys := []string{tlsrptstats.ByResult, tlsrptstats.BySource, tlsrptstats.ByMX, tlsrptstats.ByDay}
 	if name == "" {
 		bys = append(bys, tlsrptstats.ByDomain)
@@ -129,9 +142,22 @@ func (pg *pages) reports(w http.ResponseWriter, r *http.Request, p *auth.Princip
 		}
 		data.ByResult = append(data.ByResult, rr)
 	}
-	data.BySource, data.ByMX = statRows(sums[tlsrptstats.BySource].Rows), statRows(sums[tlsrptstats.ByMX].Rows)
+	cut := func(rows []tlsrptstats.Row) ([]statRow, int64) {
+		n := len(rows)
+		if !data.All && n > tableRows {
+			rows = rows[:tableRows]
+		}
+		return statRows(rows), int64(n)
+	}
+	data.BySource, data.SourcesTotal = cut(sums[tlsrptstats.BySource].Rows)
+	data.ByMX, data.MXTotal = cut(sums[tlsrptstats.ByMX].Rows)
 	if s := sums[tlsrptstats.ByDomain]; s != nil {
-		data.ByDomain = statRows(s.Rows)
+		data.ByDomain, data.DomainsTotal = cut(s.Rows)
+		for i := range data.ByDomain {
+			// Built here: in a template, the query would be escaped as
+			// one value ("since%3d...").
+			data.ByDomain[i].Link = "/domains/" + url.PathEscape(data.ByDomain[i].Domain) + "/reports?" + data.Range
+		}
 	}
 	if name != "" {
 		events, err := pg.events(r, p, name, since, until)

@@ -15,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moatmail/moat/internal/intake"
 	"github.com/moatmail/moat/internal/store"
+	"github.com/moatmail/moat/internal/tlsrpt"
 )
 
 // pagesEnv is one organization "acme" with an owner, an admin and a
@@ -607,5 +609,61 @@ func BenchmarkOverview10k(b *testing.B) {
 		if r := e.do(owner, "GET", path, nil); r.Code != http.StatusOK {
 			b.Fatal(r.Code)
 		}
+	}
+}
+
+// The tables of sources, MXs and domains of the reports page show the
+// tableRows rows with the most failures and link to the page with all of
+// them; a domain's link keeps the period.
+func TestReportsPageCutsLongTables(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.org("acme", "")
+	e.user(viewer, "acme", store.RoleViewer)
+	var batch []*store.TLSRPTReport
+	day := time.Date(testNow.Year(), testNow.Month(), testNow.Day()-2, 0, 0, 0, 0, time.UTC)
+	for i := range tableRows + 5 {
+		domain := fmt.Sprintf("d%03d.example", i)
+		e.domain(domain, "acme")
+		r := &tlsrpt.Report{
+			OrganizationName: "Google LLC", ReportID: "r-" + domain,
+			DateRange: tlsrpt.DateRange{Start: day, End: day.Add(24*time.Hour - time.Second)},
+			Policies: []tlsrpt.PolicyResult{{
+				Policy:  tlsrpt.Policy{Type: tlsrpt.PolicySTS, Domain: domain, MXHost: []string{"mx." + domain}},
+				Summary: tlsrpt.Summary{Successful: 10, Failure: int64(1 + i)},
+				FailureDetails: []tlsrpt.FailureDetail{{ResultType: "certificate-expired", SendingMTAIP: fmt.Sprintf("192.0.2.%d", i),
+					ReceivingMXHostname: "mx." + domain, FailedSessionCount: int64(1 + i)}},
+			}},
+		}
+		batch = append(batch, intake.StoredReport([]byte(`{"report-id":"r-`+domain+`"}`), r, day.Add(25*time.Hour), "https", "198.51.100.7", func(string) bool { return true }))
+	}
+	if _, err := e.st.InsertTLSRPT(context.Background(), batch); err != nil {
+		t.Fatal(err)
+	}
+	period := "since=" + day.Format(time.DateOnly) + "&until=" + day.Format(time.DateOnly)
+	r := e.do(viewer, "GET", "/reports?"+period, nil)
+	if r.Code != http.StatusOK {
+		t.Fatalf("reports: %d", r.Code)
+	}
+	total := tableRows + 5
+	// The successes come without an IP or MX: one more row each.
+	r.has(t, fmt.Sprintf("The %d sources with the most failures of %d.", tableRows, total+1),
+		fmt.Sprintf("The %d MXs with the most failures of %d.", tableRows, total+1),
+		fmt.Sprintf("The %d domains with the most failures of %d.", tableRows, total),
+		`href="/reports?since=`+day.Format(time.DateOnly)+`&amp;until=`+day.Format(time.DateOnly)+`&amp;all=1#domains-h"`,
+		// The most failures first; the domain link keeps the period.
+		fmt.Sprintf(`href="/domains/d%03d.example/reports?since=%s&amp;until=%s"`, total-1, day.Format(time.DateOnly), day.Format(time.DateOnly)))
+	if n := strings.Count(r.Body, `<a href="/domains/d`); n != tableRows {
+		t.Errorf("%d domain rows, want %d", n, tableRows)
+	}
+	if strings.Contains(r.Body, "d000.example") {
+		t.Error("the domain with the fewest failures is shown in the cut table")
+	}
+	r = e.do(viewer, "GET", "/reports?"+period+"&all=1", nil)
+	if n := strings.Count(r.Body, `<a href="/domains/d`); n != total {
+		t.Errorf("all=1: %d domain rows, want %d", n, total)
+	}
+	if strings.Contains(r.Body, "with the most failures of") {
+		t.Error("all=1 still says the table is cut")
 	}
 }

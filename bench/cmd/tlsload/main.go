@@ -10,8 +10,13 @@
 // which OpenSSL 3.0 (nginx on Debian 12) also uses; Go would otherwise
 // prefer the costlier X25519MLKEM768 with Go servers only.
 //
-// It prints "requests", "errors", "seconds" and "req/s" lines and exits
-// non-zero when any fetch failed.
+// With -rate R the connections together start at most R fetches a second
+// (paced by the clock; a fetch that cannot start while a connection is
+// free is skipped and counted as "late", not queued), for soak runs at a
+// fixed share of the maximum.
+//
+// It prints "requests", "errors", "seconds" and "req/s" lines (and "late"
+// with -rate) and exits non-zero when any fetch failed.
 package main
 
 import (
@@ -44,7 +49,11 @@ func run() error {
 	spread := flag.Int("sni-spread", 0, "0: TLS server name mta-sts.d1.test; S: the Host's name, K in 1..S")
 	conns := flag.Int("c", 50, "concurrent connections")
 	dur := flag.Duration("d", 10*time.Second, "duration")
+	rate := flag.Float64("rate", 0, "fetches a second over all connections; 0: as fast as the server answers")
 	flag.Parse()
+	if *rate < 0 {
+		return fmt.Errorf("-rate %v: want 0 or more", *rate)
+	}
 	if *addr == "" {
 		return errors.New("-addr is required")
 	}
@@ -54,7 +63,34 @@ func run() error {
 	ctx, cancel := context.WithTimeout(context.Background(), *dur)
 	defer cancel()
 	end, _ := ctx.Deadline()
-	var ok, failed atomic.Int64
+	var ok, failed, late atomic.Int64
+	// tokens paces the fetches with -rate: by the clock, so that a late
+	// wake-up of this goroutine sends the tokens that fell due meanwhile;
+	// a token the bucket (one per connection) has no room for is counted
+	// late.
+	var tokens chan struct{}
+	if *rate > 0 {
+		tokens = make(chan struct{}, *conns)
+		go func() {
+			t := time.NewTicker(time.Millisecond)
+			defer t.Stop()
+			begin, sent := time.Now(), int64(0)
+			for {
+				for due := int64(time.Since(begin).Seconds() * *rate); sent < due; sent++ {
+					select {
+					case tokens <- struct{}{}:
+					default:
+						late.Add(1)
+					}
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+			}
+		}()
+	}
 	// The first error, whatever its type (atomic.Value would panic on a
 	// second error of another concrete type).
 	var firstErr atomic.Pointer[error]
@@ -69,6 +105,13 @@ func run() error {
 			// has already failed a dial, so the run's end is read from the
 			// clock.
 			for time.Now().Before(end) {
+				if tokens != nil {
+					select {
+					case <-tokens:
+					case <-ctx.Done():
+						return
+					}
+				}
 				k := 1 + r.IntN(*n)
 				sni := "mta-sts.d1.test"
 				if *spread > 0 {
@@ -92,6 +135,9 @@ func run() error {
 	wg.Wait()
 	secs := time.Since(start).Seconds()
 	fmt.Printf("requests %d\nerrors %d\nseconds %.2f\nreq/s %.2f\n", ok.Load(), failed.Load(), secs, float64(ok.Load())/secs)
+	if *rate > 0 {
+		fmt.Printf("late %d\n", late.Load())
+	}
 	if err := firstErr.Load(); err != nil {
 		return fmt.Errorf("%d fetches failed, the first: %w", failed.Load(), *err)
 	}
