@@ -336,12 +336,20 @@ func (s *Server) buildResponse(dst, msg []byte, proto Proto) []byte {
 	case q.weird:
 		neg(rcodeNXDomain)
 	default:
-		switch q.label(rel - 1) {
-		case "_mta-sts":
-			an, rcode = s.appendTXT(&dst, snap, &q, rel-1, false)
-		case "_tls":
+		k, auth := s.reportAuth(&q, rel)
+		switch {
+		case auth == authReport:
+			an, rcode = s.appendTXT(&dst, snap, &q, k, recDMARCAuth)
+		case auth == authDMARC: // _dmarc.<report domain>: an empty non-terminal
+			an, rcode = 0, rcodeNXDomain
+			if snap.Len() > 0 {
+				rcode = rcodeNoError
+			}
+		case q.label(rel-1) == "_mta-sts":
+			an, rcode = s.appendTXT(&dst, snap, &q, rel-1, recSTS)
+		case q.label(rel-1) == "_tls":
 			if rel >= 2 && q.label(rel-2) == "_smtp" {
-				an, rcode = s.appendTXT(&dst, snap, &q, rel-2, true)
+				an, rcode = s.appendTXT(&dst, snap, &q, rel-2, recTLSRPT)
 			} else if rel == 1 && snap.Len() > 0 {
 				an, rcode = 0, rcodeNoError // _tls.<zone>: empty non-terminal
 			} else {
@@ -414,13 +422,53 @@ func (s *Server) appendHost(dst *[]byte, h *host, qtype uint16) int {
 	return 0
 }
 
-// appendTXT answers a name under _mta-sts.<zone> (tlsrpt false) or
-// _smtp._tls.<zone> (tlsrpt true) whose labels in front of the service
-// label are 0 to k-1. It returns the answer count and RCODE; with no
-// answer the caller adds the SOA.
-func (s *Server) appendTXT(dst *[]byte, snap *snapshot.Snapshot, q *query, k int, tlsrpt bool) (int, int) {
+// The TXT records served per hosted domain.
+type recKind uint8
+
+const (
+	recSTS       recKind = iota // D._mta-sts.<zone>
+	recTLSRPT                   // D._smtp._tls.<zone>
+	recDMARCAuth                // D._report._dmarc.<report domain>
+)
+
+// dmarcAuth is the record authorizing reports about a hosted domain to
+// Moat's DMARC addresses (RFC 7489 §7.1: "v=DMARC1" suffices).
+const dmarcAuth = "v=DMARC1"
+
+// Where a name lies with respect to the DMARC report domains.
+const (
+	authNone   = iota
+	authDMARC  // _dmarc.<report domain>
+	authReport // _report._dmarc.<report domain> or a name below it
+)
+
+// reportAuth says whether the name of q (rel labels in front of the zone)
+// is _dmarc.<report domain> or lies under _report._dmarc.<report domain>,
+// and for the latter how many labels k are in front of _report.
+func (s *Server) reportAuth(q *query, rel int) (k, where int) {
+	for _, rd := range s.reportDomains {
+		base := rel - rd.rel // the first label of the report domain
+		if base < 1 || q.label(base-1) != "_dmarc" || q.dotted(base) != rd.name {
+			continue
+		}
+		if base == 1 {
+			return 0, authDMARC
+		}
+		if q.label(base-2) == "_report" {
+			return base - 2, authReport
+		}
+	}
+	return 0, authNone
+}
+
+// appendTXT answers a name under _mta-sts.<zone>, _smtp._tls.<zone> or
+// _report._dmarc.<report domain> (rec) whose labels in front of the
+// service labels are 0 to k-1. It returns the answer count and RCODE; with
+// no answer the caller adds the SOA.
+func (s *Server) appendTXT(dst *[]byte, snap *snapshot.Snapshot, q *query, k int, rec recKind) (int, int) {
 	if k == 0 {
-		// _mta-sts.<zone> or _smtp._tls.<zone> itself: an empty
+		// _mta-sts.<zone>, _smtp._tls.<zone> or _report._dmarc.<report
+		// domain> itself: an empty
 		// non-terminal while any domain is hosted. RFC 8020: NXDOMAIN
 		// would deny every name below.
 		if snap.Len() > 0 {
@@ -432,9 +480,13 @@ func (s *Server) appendTXT(dst *[]byte, snap *snapshot.Snapshot, q *query, k int
 	name := unsafe.String(&q.lw[1], int(q.starts[k])-1)
 	var txt string
 	if d := snap.Lookup(name); d != nil {
-		txt = d.STSRecord
-		if tlsrpt {
+		switch rec {
+		case recSTS:
+			txt = d.STSRecord
+		case recTLSRPT:
 			txt = d.TLSRPTRecord
+		case recDMARCAuth:
+			txt = dmarcAuth
 		}
 	}
 	if txt == "" || q.qtype != typeTXT && q.qtype != typeANY {

@@ -6,8 +6,9 @@
 //
 //	D._mta-sts.<zone>.    TXT "v=STSv1; id=..."        (RFC 8461 §3.1)
 //	D._smtp._tls.<zone>.  TXT "v=TLSRPTv1; rua=..."    (RFC 8460 §3)
+//	D._report._dmarc.R.   TXT "v=DMARC1"               (RFC 7489 §7.1)
 //
-// plus the SOA and NS records at the apex and the A/AAAA records of
+// (R each domain of Options.DMARCReportDomains inside the zone), plus the SOA and NS records at the apex and the A/AAAA records of
 // Options.Hosts. It follows RFC 1034/1035 (authoritative answers), RFC 2308
 // (negative answers carry the SOA), RFC 8020 (NODATA, not NXDOMAIN, for
 // empty non-terminals), RFC 6891 (EDNS(0)), RFC 7766 (DNS over TCP) and
@@ -33,6 +34,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -85,6 +87,14 @@ type Options struct {
 	// in-zone name servers. Names under _mta-sts.<Zone> and _tls.<Zone> are
 	// reserved for the hosted domains and rejected.
 	Hosts map[string][]netip.Addr
+	// DMARCReportDomains are the domains of the DMARC report addresses
+	// Moat receives at (intake.dmarc_addresses). For each one inside the
+	// zone and every hosted domain D, D._report._dmarc.<domain> answers
+	// TXT "v=DMARC1": RFC 7489 §7.1 has a receiver send reports about D to
+	// an address outside D's organizational domain only when that record
+	// authorizes it. Domains outside the zone are ignored (their own DNS
+	// must publish the record).
+	DMARCReportDomains []string
 	// TTL is the TTL of the TXT, NS, SOA, A and AAAA records. Default 5m.
 	TTL time.Duration
 	// NegativeTTL is the SOA MINIMUM, how long resolvers cache NXDOMAIN
@@ -133,6 +143,8 @@ type Server struct {
 
 	hosts   map[string]*host // full lower-case names
 	hostENT map[string]bool  // empty non-terminals above the hosts
+	// reportDomains are the DMARC report domains inside the zone.
+	reportDomains []reportDomain
 
 	tcpMax     int
 	tcpIdle    time.Duration
@@ -146,6 +158,13 @@ type Server struct {
 	serving sync.WaitGroup
 
 	stats stats // answers sent, for metrics
+}
+
+// reportDomain is a DMARC report domain inside the zone: its name and how
+// many labels it has in front of the zone's.
+type reportDomain struct {
+	name string
+	rel  int
 }
 
 // host is what is served at one name of Options.Hosts: the A and AAAA
@@ -253,6 +272,21 @@ func New(log *slog.Logger, snaps *snapshot.Holder, opts Options) (*Server, error
 
 	if err := s.addHosts(opts.Hosts); err != nil {
 		return nil, err
+	}
+	for _, d := range opts.DMARCReportDomains {
+		name, labels, err := parseName("DMARCReportDomains", d)
+		if err != nil {
+			return nil, err
+		}
+		if !isBelow(name, zone) || slices.ContainsFunc(s.reportDomains, func(r reportDomain) bool { return r.name == name }) {
+			continue
+		}
+		for _, reserved := range []string{"_mta-sts." + zone, "_tls." + zone} {
+			if isBelow(name, reserved) {
+				return nil, fmt.Errorf("%w: DMARCReportDomains %q: names under %q are reserved for the hosted domains", ErrOptions, d, reserved)
+			}
+		}
+		s.reportDomains = append(s.reportDomains, reportDomain{name: name, rel: len(labels) - len(zoneLabels)})
 	}
 
 	// Name servers.

@@ -52,8 +52,11 @@ func testOptions() Options {
 			"x.deep.sts.example.net":  {netip.MustParseAddr("2001:db8::2")},
 			"sts.example.net":         {netip.MustParseAddr("2001:db8::3")},
 		},
-		TTL:         300 * time.Second,
-		NegativeTTL: 60 * time.Second,
+		// Inside the zone (twice, once in another case), the apex, and
+		// outside the zone (ignored).
+		DMARCReportDomains: []string{"reports.sts.example.net", "Reports.STS.example.net.", "sts.example.net", "reports.example.org"},
+		TTL:                300 * time.Second,
+		NegativeTTL:        60 * time.Second,
 	}
 }
 

@@ -322,7 +322,8 @@ func TestSnapshotSwap(t *testing.T) {
 	}
 	// An empty snapshot: the empty non-terminals are gone too.
 	env.snaps.Store(snapshot.New(testSerial+2, time.Unix(2, 0), nil))
-	for _, n := range []string{"_mta-sts.sts.example.net.", "_smtp._tls.sts.example.net.", "_tls.sts.example.net.", name} {
+	for _, n := range []string{"_mta-sts.sts.example.net.", "_smtp._tls.sts.example.net.", "_tls.sts.example.net.", name,
+		"_report._dmarc.reports.sts.example.net.", "_dmarc.reports.sts.example.net."} {
 		if r := env.exchange(t, "udp", question(n, dns.TypeTXT, false)); r.Rcode != dns.RcodeNameError {
 			t.Errorf("%s with nothing hosted: %s, want NXDOMAIN", n, dns.RcodeToString[r.Rcode])
 		}
@@ -348,6 +349,8 @@ func TestNewOptions(t *testing.T) {
 		{Zone: testZone, Hosts: map[string][]netip.Addr{"a.sts.example.net": nil}},
 		{Zone: testZone, Hosts: map[string][]netip.Addr{"a.sts.example.net": {{}}}},
 		{Zone: testZone, Hosts: map[string][]netip.Addr{"a.sts.example.net": {netip.MustParseAddr("fe80::1%eth0")}}},
+		{Zone: testZone, DMARCReportDomains: []string{"reports._tls.sts.example.net"}},
+		{Zone: testZone, DMARCReportDomains: []string{"bad..name"}},
 		{Zone: testZone, MaxUDPSize: 100},
 		{Zone: testZone, MaxUDPSize: 70000},
 		{Zone: testZone, TTL: -time.Second},

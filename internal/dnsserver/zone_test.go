@@ -53,6 +53,22 @@ func TestZone(t *testing.T) {
 		{name: "nolts.org._smtp._tls.sts.example.net.", qtype: dns.TypeTXT, aa: true, ns: soaNeg},
 		{name: "sub.nolts.org._smtp._tls.sts.example.net.", qtype: dns.TypeTXT, aa: true,
 			answer: `sub.nolts.org._smtp._tls.sts.example.net. 300 IN TXT "v=TLSRPTv1; rua=mailto:sub@nolts.org"`},
+		// The authorization of DMARC reports to Moat's addresses (RFC 7489
+		// §7.1), under each report domain inside the zone.
+		{name: "customer.com._report._dmarc.reports.sts.example.net.", qtype: dns.TypeTXT, aa: true,
+			answer: `customer.com._report._dmarc.reports.sts.example.net. 300 IN TXT "v=DMARC1"`},
+		{name: "Shop.Example.co.uk._report._DMARC.reports.sts.example.net.", qtype: dns.TypeTXT, aa: true,
+			answer: `Shop.Example.co.uk._report._DMARC.reports.sts.example.net. 300 IN TXT "v=DMARC1"`},
+		{name: "customer.com._report._dmarc.sts.example.net.", qtype: dns.TypeANY, aa: true,
+			answer: `customer.com._report._dmarc.sts.example.net. 300 IN TXT "v=DMARC1"`},
+		{name: "customer.com._report._dmarc.reports.sts.example.net.", qtype: dns.TypeA, aa: true, ns: soaNeg},
+		{name: "not-hosted.com._report._dmarc.reports.sts.example.net.", qtype: dns.TypeTXT, rcode: dns.RcodeNameError, aa: true, ns: soaNeg},
+		{name: "customer.com._report._dmarc.other.sts.example.net.", qtype: dns.TypeTXT, rcode: dns.RcodeNameError, aa: true, ns: soaNeg},
+		{name: "customer.com._report.x._dmarc.reports.sts.example.net.", qtype: dns.TypeTXT, rcode: dns.RcodeNameError, aa: true, ns: soaNeg},
+		{name: "com._report._dmarc.reports.sts.example.net.", qtype: dns.TypeTXT, aa: true, ns: soaNeg},
+		{name: "_report._dmarc.reports.sts.example.net.", qtype: dns.TypeTXT, aa: true, ns: soaNeg},
+		{name: "_dmarc.reports.sts.example.net.", qtype: dns.TypeTXT, aa: true, ns: soaNeg},
+		{name: "_dmarc.sts.example.net.", qtype: dns.TypeTXT, aa: true, ns: soaNeg},
 		// A domain that is not hosted.
 		{name: "not-hosted.com._mta-sts.sts.example.net.", qtype: dns.TypeTXT, rcode: dns.RcodeNameError, aa: true, ns: soaNeg},
 		{name: "not-hosted.com._smtp._tls.sts.example.net.", qtype: dns.TypeTXT, rcode: dns.RcodeNameError, aa: true, ns: soaNeg},

@@ -108,8 +108,18 @@ func (p *dnsPart) Start(ctx context.Context, env *Env) error {
 			hosts[name] = append(hosts[name], ip)
 		}
 	}
+	// RFC 7489 §7.1: the domains of the DMARC addresses authorize reports
+	// about the hosted domains (those inside the zone; dnsserver ignores
+	// the others).
+	var reportDomains []string
+	for _, a := range c.Intake.DMARCAddresses {
+		if at := strings.LastIndexByte(a, '@'); at >= 0 {
+			reportDomains = append(reportDomains, a[at+1:])
+		}
+	}
 	srv, err := dnsserver.New(env.Log, env.Snapshots, dnsserver.Options{
 		Zone: c.Zone, Nameservers: c.DNS.Nameservers, Hostmaster: c.DNS.Hostmaster, Hosts: hosts, TTL: c.DNS.TTL,
+		DMARCReportDomains: reportDomains,
 	})
 	if err != nil {
 		return err

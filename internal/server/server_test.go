@@ -135,6 +135,13 @@ func TestStartEveryListenerOnPortZero(t *testing.T) {
 			t.Errorf("dns %s answer: %v", proto, in)
 		}
 	}
+	// The authorization of DMARC reports about a hosted domain to the
+	// default DMARC address, dmarc@reports.sts.test (RFC 7489 §7.1).
+	m := new(dns.Msg)
+	m.SetQuestion("example.test._report._dmarc.reports.sts.test.", dns.TypeTXT)
+	if in, err := dns.Exchange(m, addrs[server.ListenerDNS]); err != nil || len(in.Answer) != 1 || in.Answer[0].(*dns.TXT).Txt[0] != "v=DMARC1" {
+		t.Errorf("dns: DMARC report authorization: %v, %v", in, err)
+	}
 
 	// The policy over HTTPS, and the intake host on the same listener.
 	https := client(addrs[server.ListenerHTTPS], &tls.Config{RootCAs: roots})
