@@ -1,0 +1,170 @@
+package senders
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/moatmail/moat/internal/dnsname"
+	"github.com/moatmail/moat/internal/store"
+)
+
+// Kinds of fixes.
+const (
+	FixDKIM       = "dkim"        // sign with DKIM d=<domain> in the service
+	FixDKIMKey    = "dkim-key"    // an aligned signature fails: publish the right key for its selector
+	FixSPFInclude = "spf-include" // add the service's include to the SPF record
+	FixSPFRecord  = "spf-record"  // authorize the source in the SPF record
+	FixReturnPath = "return-path" // send with an envelope-from under the domain
+)
+
+// Fix is one change that makes misconfigured mail pass DMARC.
+type Fix struct {
+	Kind    string `json:"kind"`
+	Service string `json:"service,omitempty"` // the catalogue id, when known
+	// Text says exactly what to change, and where.
+	Text string `json:"text"`
+	// Messages are the failing messages it concerns; Sources their
+	// addresses.
+	Messages int64    `json:"messages"`
+	Sources  []string `json:"sources"`
+}
+
+// fixer writes the fixes of one domain's misconfigured rows.
+type fixer struct {
+	domain, org string
+}
+
+func newFixer(domain string) *fixer {
+	return &fixer{domain: domain, org: dnsname.OrgDomain(domain)}
+}
+
+// aligned reports relaxed alignment (RFC 7489 §3.1): the same
+// organizational domain.
+func (f *fixer) aligned(d string) bool {
+	return d != "" && (d == f.domain || dnsname.OrgDomain(d) == f.org)
+}
+
+// add appends to l the fixes of a misconfigured row r of source s, merging
+// those already there.
+func (f *fixer) add(l []Fix, r *store.DMARCRow, s *Source, n int64) []Fix {
+	svc, name, id := s.Service, "the sending service", ""
+	if svc != nil {
+		name, id = svc.Name, svc.ID
+	}
+	header := r.HeaderFrom
+	if header == "" {
+		header = f.domain
+	}
+	put := func(kind, text string) {
+		for i := range l {
+			if l[i].Kind == kind && l[i].Text == text {
+				l[i].Messages += n
+				return
+			}
+		}
+		l = append(l, Fix{Kind: kind, Service: id, Text: text, Messages: n, Sources: []string{s.IP}})
+	}
+	// DKIM: the fix that works through forwarding too.
+	if r.DKIM != "pass" {
+		switch {
+		case r.DKIMAligned && r.DKIMResult != "pass" && r.DKIMSelector != "":
+			put(FixDKIMKey, fmt.Sprintf("the DKIM signature d=%s s=%s fails (%s): publish the key %s gives for selector %s at %s._domainkey.%s",
+				r.DKIMDomain, r.DKIMSelector, dash(r.DKIMResult), name, r.DKIMSelector, r.DKIMSelector, r.DKIMDomain))
+		case r.DKIMAligned && r.DKIMResult != "pass":
+			put(FixDKIMKey, fmt.Sprintf("the DKIM signature d=%s fails (%s): check the key %s signs with against the one published under _domainkey.%s",
+				r.DKIMDomain, dash(r.DKIMResult), name, r.DKIMDomain))
+		case svc != nil && r.DKIMDomain != "" && r.DKIMResult == "pass":
+			put(FixDKIM, fmt.Sprintf("sign with DKIM d=%s in %s (%s): its mail is signed with d=%s, which does not align with %s",
+				header, name, svc.DKIMSetup, r.DKIMDomain, header))
+		case svc != nil:
+			put(FixDKIM, fmt.Sprintf("sign with DKIM d=%s in %s (%s)", header, name, svc.DKIMSetup))
+		default:
+			put(FixDKIM, fmt.Sprintf("sign the mail of %s with DKIM d=%s", describe(s), header))
+		}
+	}
+	// SPF: only an envelope-from under the domain can align.
+	env := r.EnvelopeFrom
+	if env == "" {
+		env = r.SPFDomain
+	}
+	if r.SPF != "pass" {
+		switch {
+		case f.aligned(env) && svc != nil && len(svc.SPF) > 0 && !s.SPFAuthorized:
+			put(FixSPFInclude, fmt.Sprintf("add include:%s to the SPF record of %s", svc.SPF[0], env))
+		case f.aligned(env) && svc != nil && !s.SPFAuthorized:
+			put(FixSPFRecord, fmt.Sprintf("authorize the sending addresses %s documents in the SPF record of %s", name, env))
+		case f.aligned(env) && !s.SPFAuthorized:
+			put(FixSPFRecord, fmt.Sprintf("authorize %s in the SPF record of %s", describe(s), env))
+		case f.aligned(env) && env != f.domain:
+			put(FixSPFRecord, fmt.Sprintf("the SPF record of %s authorizes %s, but receivers checked envelope-from %s (%s): give %s the same authorization",
+				f.domain, s.IP, env, dash(r.SPFResult), env))
+		case f.aligned(env):
+			put(FixSPFRecord, fmt.Sprintf("the SPF record of %s authorizes %s today, but receivers saw %s: the record changed since, or failed to resolve then",
+				f.domain, s.IP, dash(r.SPFResult)))
+		case s.SPFAuthorized && svc != nil && svc.ReturnPath != "":
+			put(FixReturnPath, fmt.Sprintf("%s is in the SPF record of %s but sends with envelope-from %s: set a custom return path under %s in %s (%s)",
+				name, f.domain, dash(env), header, name, svc.ReturnPath))
+		case s.SPFAuthorized:
+			put(FixReturnPath, fmt.Sprintf("%s is in the SPF record of %s but sends with envelope-from %s: make it use a return path under %s",
+				describe(s), f.domain, dash(env), header))
+		}
+	}
+	return l
+}
+
+func describe(s *Source) string {
+	switch {
+	case s.Service != nil:
+		return s.Service.Name + " (" + s.IP + ")"
+	case s.PTR != "" && s.PTRConfirmed:
+		return s.IP + " (" + s.PTR + ")"
+	}
+	return s.IP
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "no result"
+	}
+	return s
+}
+
+func sortFixes(l []Fix) {
+	slices.SortFunc(l, func(a, b Fix) int {
+		return cmp.Or(cmp.Compare(b.Messages, a.Messages), strings.Compare(a.Kind, b.Kind), strings.Compare(a.Text, b.Text))
+	})
+}
+
+// mergeFixes merges the fixes of several sources: the same change once,
+// with the messages and sources added up.
+func mergeFixes(sources []*Source, keep func(*Source) bool) []Fix {
+	var out []Fix
+	idx := map[[2]string]int{}
+	for _, s := range sources {
+		if !keep(s) {
+			continue
+		}
+		for _, f := range s.Fixes {
+			k := [2]string{f.Kind, f.Text}
+			i, ok := idx[k]
+			if !ok {
+				idx[k] = len(out)
+				out = append(out, Fix{Kind: f.Kind, Service: f.Service, Text: f.Text})
+				i = len(out) - 1
+			}
+			out[i].Messages += f.Messages
+			for _, ip := range f.Sources {
+				if !slices.Contains(out[i].Sources, ip) {
+					out[i].Sources = append(out[i].Sources, ip)
+				}
+			}
+		}
+	}
+	for i := range out {
+		slices.Sort(out[i].Sources)
+	}
+	sortFixes(out)
+	return out
+}
