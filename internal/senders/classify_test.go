@@ -113,9 +113,9 @@ func TestClassify(t *testing.T) {
 		{ip: "192.0.2.99", class: "misconfigured", ptr: "mail.partner.example", authorized: true, messages: 3,
 			byClass: Counts{Misconfigured: 3}, failing: Counts{Misconfigured: 3},
 			fixes: []Fix{
-				{Kind: FixDKIM, Messages: 3, Sources: []string{"192.0.2.99"}, Text: "sign the mail of 192.0.2.99 with DKIM d=example.com"},
+				{Kind: FixDKIM, Messages: 3, Sources: []string{"192.0.2.99"}, Text: "sign the mail of these sources with DKIM d=example.com"},
 				{Kind: FixReturnPath, Messages: 3, Sources: []string{"192.0.2.99"},
-					Text: "192.0.2.99 is in the SPF record of example.com but sends with envelope-from bounce.partner.example: make it use a return path under example.com"},
+					Text: "these sources are in the SPF record of example.com but send with envelope-from bounce.partner.example: make them use a return path under example.com"},
 			}},
 		{ip: "198.51.100.200", class: "unknown", ptr: "mail-x.google.com", messages: 2, byClass: Counts{Unknown: 2}, failing: Counts{Unknown: 2}},
 	}
@@ -196,12 +196,12 @@ func TestImpact(t *testing.T) {
 		{Policy{P: "reject"}, "reject", 70, 0, 40, 0, 7, 0},
 		{Policy{P: "reject", Pct: 100}, "reject", 70, 0, 40, 0, 7, 0},
 		{Policy{P: "quarantine"}, "quarantine", 0, 70, 0, 40, 0, 15},
-		// pct=50, rounded half up per source: 5→3+2, 40→20+20, 7→4+3,
-		// 13→7+6, 3→2+1, 2→1+1.
-		{Policy{P: "reject", Pct: 50}, "reject", 37, 33, 20, 20, 4, 7},
-		{Policy{P: "quarantine", Pct: 50}, "quarantine", 0, 37, 0, 20, 0, 8},
-		// pct=1: every source rounds down to 0.
-		{Policy{P: "reject", Pct: 1}, "reject", 0, 70, 0, 40, 0, 15},
+		// pct=50, rounded half up per count: 70→35+35; Amazon 40→20+20;
+		// forwarded 7→4+3; unknown 15→8+7.
+		{Policy{P: "reject", Pct: 50}, "reject", 35, 35, 20, 20, 4, 7},
+		{Policy{P: "quarantine", Pct: 50}, "quarantine", 0, 35, 0, 20, 0, 8},
+		// pct=1: 70→1+69, each group rounds to 0.
+		{Policy{P: "reject", Pct: 1}, "reject", 1, 69, 0, 40, 0, 15},
 		// RFC 9989 t=y: one level below, pct ignored.
 		{Policy{P: "reject", Testing: true, Pct: 10}, "quarantine", 0, 70, 0, 40, 0, 15},
 		{Policy{P: "quarantine", Testing: true}, "none", 0, 0, 0, 0, 0, 0},

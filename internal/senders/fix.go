@@ -81,7 +81,7 @@ func (f *fixer) add(l []Fix, r *store.DMARCRow, s *Source, n int64) []Fix {
 		case svc != nil:
 			put(FixDKIM, fmt.Sprintf("sign with DKIM d=%s in %s (%s)", header, name, svc.DKIMSetup))
 		default:
-			put(FixDKIM, fmt.Sprintf("sign the mail of %s with DKIM d=%s", describe(s), header))
+			put(FixDKIM, fmt.Sprintf("sign the mail of these sources with DKIM d=%s", header))
 		}
 	}
 	// SPF: only an envelope-from under the domain can align.
@@ -96,32 +96,30 @@ func (f *fixer) add(l []Fix, r *store.DMARCRow, s *Source, n int64) []Fix {
 		case f.aligned(env) && svc != nil && !s.SPFAuthorized:
 			put(FixSPFRecord, fmt.Sprintf("authorize the sending addresses %s documents in the SPF record of %s", name, env))
 		case f.aligned(env) && !s.SPFAuthorized:
-			put(FixSPFRecord, fmt.Sprintf("authorize %s in the SPF record of %s", describe(s), env))
+			put(FixSPFRecord, fmt.Sprintf("authorize these sources in the SPF record of %s", env))
 		case f.aligned(env) && env != f.domain:
-			put(FixSPFRecord, fmt.Sprintf("the SPF record of %s authorizes %s, but receivers checked envelope-from %s (%s): give %s the same authorization",
-				f.domain, s.IP, env, dash(r.SPFResult), env))
+			put(FixSPFRecord, fmt.Sprintf("the SPF record of %s authorizes these sources, but receivers checked envelope-from %s (%s): give %s the same authorization",
+				f.domain, env, dash(r.SPFResult), env))
 		case f.aligned(env):
-			put(FixSPFRecord, fmt.Sprintf("the SPF record of %s authorizes %s today, but receivers saw %s: the record changed since, or failed to resolve then",
-				f.domain, s.IP, dash(r.SPFResult)))
+			put(FixSPFRecord, fmt.Sprintf("the SPF record of %s authorizes these sources today, but receivers saw %s: the record changed since, or failed to resolve then",
+				f.domain, dash(r.SPFResult)))
 		case s.SPFAuthorized && svc != nil && svc.ReturnPath != "":
 			put(FixReturnPath, fmt.Sprintf("%s is in the SPF record of %s but sends with envelope-from %s: set a custom return path under %s in %s (%s)",
-				name, f.domain, dash(env), header, name, svc.ReturnPath))
+				name, f.domain, envName(env), header, name, svc.ReturnPath))
 		case s.SPFAuthorized:
-			put(FixReturnPath, fmt.Sprintf("%s is in the SPF record of %s but sends with envelope-from %s: make it use a return path under %s",
-				describe(s), f.domain, dash(env), header))
+			put(FixReturnPath, fmt.Sprintf("these sources are in the SPF record of %s but send with envelope-from %s: make them use a return path under %s",
+				f.domain, envName(env), header))
 		}
 	}
 	return l
 }
 
-func describe(s *Source) string {
-	switch {
-	case s.Service != nil:
-		return s.Service.Name + " (" + s.IP + ")"
-	case s.PTR != "" && s.PTRConfirmed:
-		return s.IP + " (" + s.PTR + ")"
+// envName names an envelope-from domain in a fix.
+func envName(env string) string {
+	if env == "" {
+		return "a domain the reports leave out"
 	}
-	return s.IP
+	return env
 }
 
 func dash(s string) string {

@@ -14,8 +14,8 @@ type Policy struct {
 	// P is "quarantine" or "reject".
 	P string `json:"p"`
 	// Pct is RFC 7489's pct (§6.3): the policy applies to that share of
-	// failing messages, the next lower one to the rest. 0 means 100;
-	// RFC 9989 removed the tag.
+	// failing messages, the next lower one to the rest: 1 to 100, and 0
+	// means 100. RFC 9989 removed the tag (its pct=0 became t=y).
 	Pct int `json:"pct"`
 	// Testing is RFC 9989's t=y: receivers apply the policy one level
 	// below (reject as quarantine, quarantine as none).
@@ -25,8 +25,9 @@ type Policy struct {
 // Impact is what a policy would do to a domain's mail over a period,
 // computed from the rollups: the DMARC-failing messages it would reject
 // or quarantine, by class and service, by source, and the fixes that
-// would make the misconfigured ones pass. Counts under a pct below 100
-// are expected values (rounded per source).
+// would make the misconfigured ones pass. Under a pct below 100 the counts
+// are expected values, each rounded half up from its own failing messages
+// (so those of the sources need not add up to the total).
 type Impact struct {
 	Domain string    `json:"domain"`
 	Since  time.Time `json:"since,omitzero"`
@@ -116,13 +117,23 @@ func ComputeImpact(domain string, sources []*Source, pol Policy) (*Impact, error
 		// below; pct no longer exists there.
 		im.Applied, pct = lower(pol.P), 100
 	}
-	count := func(level string, n int64, rej, quar *int64) {
-		switch level {
-		case "reject":
-			*rej += n
-		case "quarantine":
-			*quar += n
+	// act splits n failing messages between the level applied (pct per
+	// cent, rounded half up) and the level below, and returns how many
+	// each would reject and quarantine.
+	act := func(n int64) (rej, quar int64) {
+		a, b := split(n, pct)
+		for _, x := range []struct {
+			level string
+			n     int64
+		}{{im.Applied, a}, {lower(im.Applied), b}} {
+			switch x.level {
+			case "reject":
+				rej += x.n
+			case "quarantine":
+				quar += x.n
+			}
 		}
+		return rej, quar
 	}
 	groups := map[[2]string]*ImpactGroup{}
 	for _, s := range sources {
@@ -136,17 +147,12 @@ func ComputeImpact(domain string, sources []*Source, pol Policy) (*Impact, error
 			svc, svcName = s.Service.ID, s.Service.Name
 		}
 		is := ImpactSource{IP: s.IP, PTR: s.PTR, Service: svc, Class: s.Class, Failing: s.Failing}
+		is.Rejected, is.Quarantined = act(fail)
 		for _, cl := range Classes {
 			n := s.Failing.Of(cl)
 			if n == 0 {
 				continue
 			}
-			var rej, quar int64
-			a, b := split(n, pct)
-			count(im.Applied, a, &rej, &quar)
-			count(lower(im.Applied), b, &rej, &quar)
-			is.Rejected += rej
-			is.Quarantined += quar
 			k := [2]string{string(cl), svc}
 			g := groups[k]
 			if g == nil {
@@ -155,18 +161,17 @@ func ComputeImpact(domain string, sources []*Source, pol Policy) (*Impact, error
 			}
 			g.Sources++
 			g.Failing += n
-			g.Rejected += rej
-			g.Quarantined += quar
 			if cl == Forwarded {
 				im.Forwarded += n
 			}
 		}
 		im.Failing += fail
-		im.Rejected += is.Rejected
-		im.Quarantined += is.Quarantined
 		im.Sources = append(im.Sources, is)
 	}
+	// Each count is rounded on its own, from its own failing messages.
+	im.Rejected, im.Quarantined = act(im.Failing)
 	for _, g := range groups {
+		g.Rejected, g.Quarantined = act(g.Failing)
 		im.Groups = append(im.Groups, *g)
 	}
 	slices.SortFunc(im.Groups, func(a, b ImpactGroup) int {
