@@ -181,10 +181,11 @@ func Classify(domain string, rows []store.DMARCRollupRow, facts Facts, cat *Cata
 		b.rows = append(b.rows, r)
 	}
 	fx := newFixer(domain)
+	m := newMemo(cat)
 	out := make([]*Source, 0, len(order))
 	for _, b := range order {
 		s := b.src
-		identify(s, b.rows, facts, cat)
+		identify(s, b.rows, facts, m)
 		known := s.Service != nil
 		for _, r := range b.rows {
 			cl, pass := rowClass(&r.DMARCRow, known, s.SPFAuthorized)
@@ -232,7 +233,7 @@ func addName(l []string, name string) []string {
 
 // identify sets what DNS and the catalogue say about s: its reverse DNS,
 // the SPF result of the domain's record, and its service.
-func identify(s *Source, rows []*store.DMARCRollupRow, facts Facts, cat *Catalog) {
+func identify(s *Source, rows []*store.DMARCRollupRow, facts Facts, m *memo) {
 	if p, ok := facts.PTR[s.IP]; ok {
 		s.PTRError = p.Error
 		switch {
@@ -249,11 +250,11 @@ func identify(s *Source, rows []*store.DMARCRollupRow, facts Facts, cat *Catalog
 		s.SPF = a.Result
 		s.SPFAuthorized = a.Result == "pass"
 	}
-	if cat == nil {
+	if m.cat == nil {
 		return
 	}
 	if s.PTRConfirmed {
-		if svc := cat.ByPTR(s.PTR); svc != nil {
+		if svc := m.cat.ByPTR(s.PTR); svc != nil {
 			s.Service, s.ServiceBy = svc, "ptr"
 			return
 		}
@@ -267,15 +268,34 @@ func identify(s *Source, rows []*store.DMARCRollupRow, facts Facts, cat *Catalog
 			continue
 		}
 		if r.DKIMResult == "pass" {
-			if svc := cat.ByDKIM(r.DKIMDomain); svc != nil {
+			if svc := m.by(m.dkim, m.cat.ByDKIM, r.DKIMDomain); svc != nil {
 				s.Service, s.ServiceBy, best = svc, "dkim", r.Messages
 				continue
 			}
 		}
 		if r.SPFResult == "pass" {
-			if svc := cat.ByEnvelope(r.SPFDomain); svc != nil {
+			if svc := m.by(m.envelope, m.cat.ByEnvelope, r.SPFDomain); svc != nil {
 				s.Service, s.ServiceBy, best = svc, "spf", r.Messages
 			}
 		}
 	}
+}
+
+// memo remembers the catalogue's answers for the names rows repeat.
+type memo struct {
+	cat            *Catalog
+	dkim, envelope map[string]*Service
+}
+
+func newMemo(cat *Catalog) *memo {
+	return &memo{cat: cat, dkim: map[string]*Service{}, envelope: map[string]*Service{}}
+}
+
+func (m *memo) by(cache map[string]*Service, find func(string) *Service, name string) *Service {
+	svc, ok := cache[name]
+	if !ok {
+		svc = find(name)
+		cache[name] = svc
+	}
+	return svc
 }
