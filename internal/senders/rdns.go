@@ -37,9 +37,12 @@ type RDNSOptions struct {
 	Timeout time.Duration
 	// TTL is how long names found are used. Zero means 7 days.
 	TTL time.Duration
-	// NegativeTTL is how long a failure (no PTR record, a time-out) is
+	// NegativeTTL is how long "no PTR record" (NXDOMAIN or NODATA) is
 	// used before the address is looked up again. Zero means 6 hours.
 	NegativeTTL time.Duration
+	// FailureTTL is how long a failure to learn anything (a time-out, a
+	// server failure) is used. Zero means 30 minutes.
+	FailureTTL time.Duration
 	// MaxNames bounds the PTR names kept and forward-checked per
 	// address. Zero means 3.
 	MaxNames int
@@ -59,6 +62,9 @@ func (o RDNSOptions) withDefaults() RDNSOptions {
 	}
 	if o.NegativeTTL <= 0 {
 		o.NegativeTTL = 6 * time.Hour
+	}
+	if o.FailureTTL <= 0 {
+		o.FailureTTL = 30 * time.Minute
 	}
 	if o.MaxNames <= 0 {
 		o.MaxNames = 3
@@ -192,6 +198,9 @@ func (d *ReverseDNS) lookup(ctx context.Context, ip string) (store.PTRRecord, bo
 	if len(p.Names) == 0 {
 		p.Error = lookupFailure(lctx, err)
 		p.ExpiresAt = now.Add(d.o.NegativeTTL)
+		if p.Error != "nxdomain" {
+			p.ExpiresAt = now.Add(d.o.FailureTTL)
+		}
 		return p, true
 	}
 	// Forward confirmation (FCrDNS): a name counts only if it leads back

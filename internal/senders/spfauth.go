@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -71,7 +72,8 @@ func NewSPFChecker(r Resolver, cache store.SenderCache, o SPFOptions) *SPFChecke
 // Check returns the result of domain's SPF record for each of ips (by
 // address; invalid addresses are left out) for today, UTC: the cached
 // result, else, with evaluate, one evaluated now in the worker pool and
-// stored. Without evaluate (a request path) only the cache answers.
+// stored. Without evaluate (a request path) only the cache answers: today's
+// result, else the latest of the seven days before.
 func (c *SPFChecker) Check(ctx context.Context, domain string, ips []string, evaluate bool) (map[string]store.SPFAuth, error) {
 	domain = strings.TrimSuffix(strings.ToLower(domain), ".")
 	now := c.o.Now().UTC()
@@ -86,7 +88,7 @@ func (c *SPFChecker) Check(ctx context.Context, domain string, ips []string, eva
 		return nil, err
 	}
 	if !evaluate {
-		return got, nil
+		return c.cachedBefore(ctx, domain, now, valid, got)
 	}
 	var todo []string
 	for _, ip := range valid {
@@ -139,6 +141,29 @@ feed:
 		return nil, err
 	}
 	return got, ctx.Err()
+}
+
+// cacheOnlyDays is how many days before today a cache-only Check looks
+// back for the results it lacks.
+const cacheOnlyDays = 7
+
+// cachedBefore completes got with the latest result of the days before
+// now, back to cacheOnlyDays.
+func (c *SPFChecker) cachedBefore(ctx context.Context, domain string, now time.Time, ips []string, got map[string]store.SPFAuth) (map[string]store.SPFAuth, error) {
+	for back := 1; back <= cacheOnlyDays && len(got) < len(ips); back++ {
+		var missing []string
+		for _, ip := range ips {
+			if _, ok := got[ip]; !ok {
+				missing = append(missing, ip)
+			}
+		}
+		older, err := c.cache.SPFAuths(ctx, domain, now.AddDate(0, 0, -back), missing)
+		if err != nil {
+			return nil, err
+		}
+		maps.Copy(got, older)
+	}
+	return got, nil
 }
 
 // evaluate runs check_host() for one address; ok is false when ctx ended.
