@@ -28,6 +28,7 @@ func newReportsCmd(g *globals) *cobra.Command {
 	}
 	tls.AddCommand(newTLSRPTSummaryCmd(g), newTLSRPTListCmd(g), newTLSRPTShowCmd(g))
 	cmd.AddCommand(tls, newDMARCReportsCmd(g))
+	attachDMARCSenders(g, cmd)
 	return cmd
 }
 

@@ -140,6 +140,10 @@ type Store interface {
 	DMARCStore
 	DMARCReader
 
+	// SenderCache keeps the reverse DNS and SPF facts about the sources of
+	// DMARC reports (senders.go).
+	SenderCache
+
 	// AccountStore keeps organizations, users and what signs them in
 	// (accounts.go).
 	AccountStore

@@ -83,6 +83,7 @@ func Run(t *testing.T, fresh func(t *testing.T) store.Options) {
 		{"DMARCStore", testDMARCStore},
 		{"DMARCInvalid", testDMARCInvalid},
 		{"DMARCFailures", testDMARCFailures},
+		{"SenderCache", testSenderCache},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
