@@ -20,14 +20,14 @@ import (
 func newReportsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "reports",
-		Short: "Read received reports",
+		Short: "Read received reports; delete old ones",
 	}
 	tls := &cobra.Command{
 		Use:   "tlsrpt",
 		Short: "TLS-RPT reports (RFC 8460): summaries, lists, single reports",
 	}
 	tls.AddCommand(newTLSRPTSummaryCmd(g), newTLSRPTListCmd(g), newTLSRPTShowCmd(g))
-	cmd.AddCommand(tls)
+	cmd.AddCommand(tls, newPruneCmd(g))
 	return cmd
 }
 

@@ -193,7 +193,7 @@ func (r Retention) cutoff(setting string, at time.Time) time.Time {
 
 // Prune implements Store.
 func (s *sqlStore) Prune(ctx context.Context, r Retention, opts PruneOptions) (PruneResult, error) {
-	var res PruneResult
+	res := PruneResult{Counts: []PruneCount{}}
 	if err := r.Validate(); err != nil {
 		return res, err
 	}
