@@ -113,4 +113,16 @@ func TestReportsPrune(t *testing.T) {
 			t.Errorf("after the prune, %s: %v rows left", k, n)
 		}
 	}
+	// A report whose bytes went: show says so, --raw refuses.
+	var list struct{ Reports []struct{ ID int64 } }
+	if err := json.Unmarshal([]byte(mustMoat(t, "reports", "tlsrpt", "list", "--json", "--data", data, "--since", "9d")), &list); err != nil || len(list.Reports) == 0 {
+		t.Fatalf("list: %v %v", list, err)
+	}
+	last := fmt.Sprint(list.Reports[len(list.Reports)-1].ID)
+	if out := mustMoat(t, "reports", "tlsrpt", "show", last, "--data", data); !strings.Contains(out, "deleted by retention") {
+		t.Errorf("show of a report older than retention.raw: %s", out)
+	}
+	if code, _, errs := moat(t, "reports", "tlsrpt", "show", last, "--raw", "--data", data); code != exitError || !strings.Contains(errs, "deleted by retention") {
+		t.Errorf("show --raw: exit %d, %s", code, errs)
+	}
 }

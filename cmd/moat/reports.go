@@ -301,6 +301,10 @@ func newTLSRPTShowCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if raw {
+				if !r.RawPruned.IsZero() {
+					return fmt.Errorf("the bytes of TLS report %d were deleted by retention (retention.raw) on %s; without --raw, what was parsed from them",
+						id, r.RawPruned.Format(time.RFC3339))
+				}
 				_, err := g.stdout.Write(r.Raw)
 				return err
 			}
@@ -326,6 +330,9 @@ func newTLSRPTShowCmd(g *globals) *cobra.Command {
 			}
 			if v.Error != "" {
 				rows = append(rows, []string{"error:", v.Error})
+			}
+			if !r.RawPruned.IsZero() {
+				rows = append(rows, []string{"raw bytes:", "deleted by retention on " + r.RawPruned.Format(time.RFC3339)})
 			}
 			if err := table(g.stdout, rows); err != nil {
 				return err

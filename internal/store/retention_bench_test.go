@@ -41,7 +41,9 @@ func BenchmarkPrune(b *testing.B) {
 				s := st.(*sqlStore)
 				now := time.Now()
 				start := time.Now()
-				fillOld(b, s, now.AddDate(0, 0, -1000), n, n, 100)
+				// Every row older than the periods: the daily rows take
+				// n/1000 days from day0.
+				fillOld(b, s, now.AddDate(0, 0, -900-n/1000), n, n, 100)
 				b.Logf("filled %d reports and %d daily rows in %v", n, n, time.Since(start).Round(time.Millisecond))
 				b.StartTimer()
 				res, err := s.Prune(b.Context(), Retention{Raw: 90 * day, Reports: 400 * day, Rollups: 800 * day}, PruneOptions{})

@@ -353,7 +353,7 @@ func TestPruneVacuum(t *testing.T) {
 		t.Fatalf("auto_vacuum of a new database: %q, %v; want incremental", mode, err)
 	}
 	now := time.Now()
-	fillOld(t, s, now.AddDate(0, 0, -1000), 20000, 50000, 100)
+	fillOld(t, s, now.AddDate(0, 0, -1000), 5000, 20000, 100)
 	if err := st.Close(); err != nil { // checkpoints the WAL into the file
 		t.Fatal(err)
 	}
