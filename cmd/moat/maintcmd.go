@@ -4,9 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/moatmail/moat/internal/config"
+	"github.com/moatmail/moat/internal/server"
 	"github.com/moatmail/moat/internal/store"
 )
 
@@ -91,7 +94,10 @@ func newMigrateCmd(g *globals) *cobra.Command {
 		Short: "Apply the pending schema migrations (--dry-run: list them)",
 		Long: `Apply the schema migrations the database lacks, or with --dry-run only list
 them. moat serve and the other commands also migrate when they open the
-database; this runs it on its own, before a rolling upgrade for example.`,
+database; this runs it on its own, before a rolling upgrade for example.
+An SQLite database made by a Moat older than retention is converted once to
+auto_vacuum=INCREMENTAL with a VACUUM, which rewrites the file (it needs as
+much free disk space, and writers wait until it is done).`,
 		Args: nArgs(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.loadConfig(cmd)
@@ -110,17 +116,25 @@ database; this runs it on its own, before a rolling upgrade for example.`,
 					pending = append(pending, m.Name)
 				}
 			}
-			if !dryRun && len(pending) > 0 {
+			var converted bool
+			if !dryRun {
+				// Opening migrates; an SQLite database of an older Moat is
+				// then converted to incremental vacuum, once.
 				st, err := openStore(ctx, g.logger(c), c)
 				if err != nil {
 					return err
 				}
-				if err := st.Close(); err != nil {
+				converted, err = st.EnableIncrementalVacuum(ctx)
+				if cerr := st.Close(); err == nil {
+					err = cerr
+				}
+				if err != nil {
 					return err
 				}
 			}
 			if asJSON {
-				return printJSON(g.stdout, map[string]any{"pending": nonNil(pending), "applied": !dryRun && len(pending) > 0})
+				return printJSON(g.stdout, map[string]any{"pending": nonNil(pending), "applied": !dryRun && len(pending) > 0,
+					"vacuum_converted": converted})
 			}
 			switch {
 			case len(pending) == 0:
@@ -130,10 +144,85 @@ database; this runs it on its own, before a rolling upgrade for example.`,
 			default:
 				fmt.Fprintf(g.stdout, "applied %d migrations: %s\n", len(pending), strings.Join(pending, ", "))
 			}
+			if converted {
+				fmt.Fprintln(g.stdout, "converted the SQLite database to auto_vacuum=INCREMENTAL (VACUUM): retention now gives freed space back")
+			}
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "list the pending migrations without applying them")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+func newPruneCmd(g *globals) *cobra.Command {
+	var dryRun, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "prune [--dry-run]",
+		Short: "Delete reports older than the retention periods (--dry-run: count them)",
+		Long: `Delete what is older than the retention periods (retention.raw,
+retention.reports, retention.rollups), or with --dry-run count it, and print
+per table how many rows go. moat serve does the same daily on its leader; this
+runs it now. Rows go in transactions of 1000, so intake goes on meanwhile. On
+SQLite the space freed is given back to the file system; a database made by a
+Moat older than retention is first converted with a VACUUM (once; it needs as
+much free disk space as the database, and writers wait until it is done).`,
+		Args: nArgs(0, 0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := g.open(cmd)
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			ctx := cmd.Context()
+			r := server.Retention(s.cfg)
+			var converted bool
+			if !dryRun {
+				if converted, err = s.st.EnableIncrementalVacuum(ctx); err != nil {
+					return err
+				}
+			}
+			res, err := s.st.Prune(ctx, r, store.PruneOptions{DryRun: dryRun})
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(g.stdout, map[string]any{"dry_run": dryRun, "counts": res.Counts,
+					"reclaimed_bytes": res.Reclaimed, "vacuum_converted": converted})
+			}
+			if converted {
+				fmt.Fprintln(g.stdout, "converted the SQLite database to auto_vacuum=INCREMENTAL (VACUUM)")
+			}
+			if len(res.Counts) == 0 {
+				fmt.Fprintln(g.stdout, "nothing to prune: every retention period is 0 (keep forever)")
+				return nil
+			}
+			for _, c := range res.Counts {
+				verb := map[string]string{store.ActionDelete: "deleted", store.ActionClearRaw: "raw bytes cleared"}[c.Action]
+				if dryRun {
+					verb = map[string]string{store.ActionDelete: "would be deleted", store.ActionClearRaw: "raw bytes would be cleared"}[c.Action]
+				}
+				fmt.Fprintf(g.stdout, "%-16s %9d rows %s (older than %s, %s %s)\n", c.Table, c.Rows, verb,
+					c.Before.Format("2006-01-02 15:04 UTC"), c.Setting, config.Period(periodOf(r, c.Setting)))
+			}
+			if res.Reclaimed > 0 {
+				fmt.Fprintf(g.stdout, "%d bytes given back to the file system\n", res.Reclaimed)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "count what would be deleted without deleting it")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// periodOf is the period of a retention setting.
+func periodOf(r store.Retention, setting string) time.Duration {
+	switch setting {
+	case store.SettingRaw:
+		return r.Raw
+	case store.SettingReports:
+		return r.Reports
+	}
+	return r.Rollups
 }

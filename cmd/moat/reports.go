@@ -20,14 +20,14 @@ import (
 func newReportsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "reports",
-		Short: "Read received reports",
+		Short: "Read received reports; delete old ones",
 	}
 	tls := &cobra.Command{
 		Use:   "tlsrpt",
 		Short: "TLS-RPT reports (RFC 8460): summaries, lists, single reports",
 	}
 	tls.AddCommand(newTLSRPTSummaryCmd(g), newTLSRPTListCmd(g), newTLSRPTShowCmd(g))
-	cmd.AddCommand(tls, newDMARCReportsCmd(g))
+	cmd.AddCommand(tls, newDMARCReportsCmd(g), newPruneCmd(g))
 	attachDMARCSenders(g, cmd)
 	return cmd
 }
@@ -302,6 +302,10 @@ func newTLSRPTShowCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if raw {
+				if !r.RawPruned.IsZero() {
+					return fmt.Errorf("the bytes of TLS report %d were deleted by retention (retention.raw) on %s; without --raw, what was parsed from them",
+						id, r.RawPruned.Format(time.RFC3339))
+				}
 				_, err := g.stdout.Write(r.Raw)
 				return err
 			}
@@ -327,6 +331,9 @@ func newTLSRPTShowCmd(g *globals) *cobra.Command {
 			}
 			if v.Error != "" {
 				rows = append(rows, []string{"error:", v.Error})
+			}
+			if !r.RawPruned.IsZero() {
+				rows = append(rows, []string{"raw bytes:", "deleted by retention on " + r.RawPruned.Format(time.RFC3339)})
 			}
 			if err := table(g.stdout, rows); err != nil {
 				return err

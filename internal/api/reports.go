@@ -366,6 +366,10 @@ func (s *server) rawReport(w http.ResponseWriter, r *http.Request, p *auth.Princ
 			return forbidden("this report also covers domains of other organizations: its bytes are not shown; GET the report for your part")
 		}
 	}
+	if !rep.RawPruned.IsZero() {
+		return errStatus(http.StatusGone, "raw_pruned", "the bytes of this report were deleted by retention (retention.raw) on "+
+			rep.RawPruned.Format(time.RFC3339)+"; GET the report for what was parsed from them")
+	}
 	mt := rep.MediaType
 	if !rawTypes[mt] {
 		mt = "application/octet-stream"

@@ -295,6 +295,14 @@ func tour(t *testing.T, e *env) {
 	}
 	e.must(t, viewer, get("/api/v1/reports/tlsrpt/999999"), 404)
 	e.must(t, viewer, get("/api/v1/reports/tlsrpt/999999/raw"), 404)
+	// Once retention cleared the bytes: 410, and the report stays.
+	if _, err := e.st.Prune(t.Context(), store.Retention{Raw: 24 * time.Hour}, store.PruneOptions{Now: time.Now().AddDate(10, 0, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	if gone := e.must(t, viewer, get("/api/v1/reports/tlsrpt/"+id+"/raw"), 410).json(t); gone["error"].(map[string]any)["code"] != "raw_pruned" {
+		t.Errorf("raw after retention: %v", gone)
+	}
+	e.must(t, viewer, get("/api/v1/reports/tlsrpt/"+id), 200)
 	e.must(t, viewer, get("/api/v1/reports/tlsrpt/0"), 400)
 
 	// DMARC reports: upload every shape, read them back.

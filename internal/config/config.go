@@ -55,6 +55,8 @@ type Config struct {
 	Web     Web     `yaml:"web" json:"web" envPrefix:"WEB_"`
 	Metrics Metrics `yaml:"metrics" json:"metrics" envPrefix:"METRICS_"`
 	Store   Store   `yaml:"store" json:"store" envPrefix:"STORE_"`
+
+	Retention Retention `yaml:"retention" json:"retention" envPrefix:"RETENTION_"`
 }
 
 // Log configures logging.
@@ -133,6 +135,75 @@ type Web struct {
 // Store configures the database.
 type Store struct {
 	PollInterval time.Duration `yaml:"poll_interval" json:"poll_interval" env:"POLL_INTERVAL" doc:"How often each instance checks the database for changes made elsewhere (CLI, other instances) and rebuilds what it serves."`
+	LeaseTTL     time.Duration `yaml:"lease_ttl" json:"lease_ttl" env:"LEASE_TTL" doc:"Time to live of the leader lease: of the instances of moat serve sharing the database, the one holding it runs the background jobs (retention), renewing it every third of this; when the leader dies another takes over within about this time."`
+}
+
+// Retention configures how long reports are kept: periods written in days
+// (90d) or as durations (2160h); 0 keeps forever.
+type Retention struct {
+	Raw     Period `yaml:"raw" json:"raw" env:"RAW" doc:"How long the raw bytes of a report (as received) are kept, from the end of the report's period; then they are deleted and the parsed report stays. At most retention.reports."`
+	Reports Period `yaml:"reports" json:"reports" env:"REPORTS" doc:"How long parsed reports (their policies, failure details and intake log lines) are kept, from the end of their period. At most retention.rollups."`
+	Rollups Period `yaml:"rollups" json:"rollups" env:"ROLLUPS" doc:"How long the daily session counts that summaries and charts read are kept, in whole UTC days."`
+}
+
+// Period is a length of time written in days ("90d") or with the units of
+// Go durations ("2160h", "90m"); "0" is zero.
+type Period time.Duration
+
+// ParsePeriod parses a Period.
+func ParsePeriod(s string) (Period, error) {
+	s = strings.TrimSpace(s)
+	if s == "0" {
+		return 0, nil
+	}
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.ParseInt(n, 10, 64)
+		if err != nil || days < 0 || days > 100*366 {
+			return 0, fmt.Errorf("%q is not a number of days from 0 to 36600 followed by d", s)
+		}
+		return Period(time.Duration(days) * 24 * time.Hour), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a period such as 90d or 2160h", s)
+	}
+	return Period(d), nil
+}
+
+// String writes p in days when it is a whole number of them.
+func (p Period) String() string {
+	d := time.Duration(p)
+	if d != 0 && d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	if d == 0 {
+		return "0"
+	}
+	return d.String()
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler (the environment).
+func (p *Period) UnmarshalText(b []byte) error {
+	v, err := ParsePeriod(string(b))
+	if err != nil {
+		return err
+	}
+	*p = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler (moat config --json).
+func (p Period) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (p *Period) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: want a period such as 90d or 2160h", n.Line)
+	}
+	if err := p.UnmarshalText([]byte(n.Value)); err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	return nil
 }
 
 // Roles of an instance (roles).
@@ -174,8 +245,11 @@ func Default() Config {
 		HTTPS:   HTTPS{Listen: ":443", ReadHeaderTimeout: 10 * time.Second},
 		HTTP:    HTTP{Listen: ":80"},
 		ACME:    ACME{CA: DefaultACMECA},
-		Store:   Store{PollInterval: DefaultPollInterval},
-		Web:     Web{SessionIdle: 12 * time.Hour, SessionLifetime: 30 * 24 * time.Hour},
+		Store:   Store{PollInterval: DefaultPollInterval, LeaseTTL: 30 * time.Second},
+		Retention: Retention{
+			Raw: 90 * Period(24*time.Hour), Reports: 400 * Period(24*time.Hour), Rollups: 800 * Period(24*time.Hour),
+		},
+		Web: Web{SessionIdle: 12 * time.Hour, SessionLifetime: 30 * 24 * time.Hour},
 		Intake: Intake{
 			ReportTLS: true, SMTPListen: ":25",
 			MaxReportSize: 10 << 20, MaxReportJSON: 64 << 20, MaxDMARCXML: 1 << 30, RatePerIP: 10, SMTPConnsPerIP: 20,
@@ -595,6 +669,37 @@ func (c *Config) Validate() error {
 	}
 	if c.Store.PollInterval < 100*time.Millisecond || c.Store.PollInterval > time.Minute {
 		return invalid("store.poll_interval", c.Store.PollInterval, "want between 100ms and 1m")
+	}
+	if c.Store.LeaseTTL < 3*time.Second || c.Store.LeaseTTL > 10*time.Minute {
+		return invalid("store.lease_ttl", c.Store.LeaseTTL, "want between 3s and 10m")
+	}
+	return c.Retention.validate()
+}
+
+// validate checks that the periods nest (store.Retention.Validate holds
+// the same rules): a report outlives its raw bytes (deleting a report
+// deletes them), and the rollups the reports (the dashboard would list
+// reports of days without sessions).
+func (r Retention) validate() error {
+	forever := func(p Period) Period {
+		if p == 0 {
+			return 1<<63 - 1
+		}
+		return p
+	}
+	for _, f := range []struct {
+		key string
+		p   Period
+	}{{"retention.raw", r.Raw}, {"retention.reports", r.Reports}, {"retention.rollups", r.Rollups}} {
+		if f.p < 0 || f.p > 0 && time.Duration(f.p) < 24*time.Hour {
+			return invalid(f.key, f.p, "want 0 (keep forever) or at least 1d")
+		}
+	}
+	if forever(r.Raw) > forever(r.Reports) {
+		return invalid("retention.raw", r.Raw, "longer than retention.reports (%s): deleting a report deletes its raw bytes; want at most retention.reports (0 is forever)", r.Reports)
+	}
+	if forever(r.Reports) > forever(r.Rollups) {
+		return invalid("retention.reports", r.Reports, "longer than retention.rollups (%s): the dashboard would list reports of days whose sessions are gone; want at most retention.rollups (0 is forever)", r.Rollups)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -198,5 +199,41 @@ func TestPublishedRUADerivedFromIntake(t *testing.T) {
 	}
 	if _, err := Load(Source{Flags: map[string]string{"smtp-listen": "25"}}); err == nil || !strings.Contains(err.Error(), "intake.smtp_listen") {
 		t.Errorf("bad smtp listen: %v", err)
+	}
+}
+
+// TestRetention: periods in days or as durations, from the file and the
+// environment, and their nesting checked with a message naming the key.
+func TestRetention(t *testing.T) {
+	t.Parallel()
+	c, err := Load(Source{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(c.Retention.Raw, c.Retention.Reports, c.Retention.Rollups); got != "90d 400d 800d" {
+		t.Errorf("default retention %s, want 90d 400d 800d", got)
+	}
+	file := writeFile(t, "retention:\n  raw: 30d\n  reports: 2160h\n  rollups: 0\n")
+	c, err = Load(Source{File: file, Environ: []string{"MOAT_RETENTION_RAW=7d"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Retention.Raw != Period(7*24*time.Hour) || c.Retention.Reports != Period(90*24*time.Hour) || c.Retention.Rollups != 0 {
+		t.Errorf("retention %+v, want 7d (environment), 90d, 0", c.Retention)
+	}
+	for _, tc := range []struct {
+		src  Source
+		want string
+	}{
+		{Source{Environ: []string{"MOAT_RETENTION_RAW=90 days"}}, `MOAT_RETENTION_RAW`},
+		{Source{File: writeFile(t, "retention:\n  raw: 9x\n")}, `"9x" is not a period such as 90d or 2160h`},
+		{Source{File: writeFile(t, "retention:\n  raw: 500d\n")}, `retention.raw "500d": longer than retention.reports (400d)`},
+		{Source{File: writeFile(t, "retention:\n  reports: 0\n")}, `retention.reports "0": longer than retention.rollups (800d)`},
+		{Source{File: writeFile(t, "retention:\n  raw: 12h\n")}, `retention.raw "12h0m0s": want 0 (keep forever) or at least 1d`},
+		{Source{File: writeFile(t, "store:\n  lease_ttl: 1s\n")}, "store.lease_ttl"},
+	} {
+		if _, err := Load(tc.src); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want an error saying %q", tc.src, err, tc.want)
+		}
 	}
 }

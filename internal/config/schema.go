@@ -44,6 +44,8 @@ func Fields() []Field {
 			switch {
 			case sf.Type == reflect.TypeOf(time.Duration(0)):
 				f.Type = "duration"
+			case sf.Type == reflect.TypeOf(Period(0)):
+				f.Type = "period"
 			case sf.Type.Kind() == reflect.Bool:
 				f.Type, f.Bool = "bool", true
 			case sf.Type.Kind() == reflect.Slice:
@@ -187,6 +189,10 @@ func checkEnv(m map[string]string) error {
 		case "duration":
 			if _, err := time.ParseDuration(v); err != nil {
 				return invalid("environment "+f.Env, v, "want a duration such as 30s or 5m")
+			}
+		case "period":
+			if _, err := ParsePeriod(v); err != nil {
+				return invalid("environment "+f.Env, v, "want a period such as 90d or 2160h, or 0")
 			}
 		case "int":
 			if _, err := strconv.ParseInt(v, 10, 64); err != nil {

@@ -134,12 +134,17 @@ var (
 	descSnapAge = prometheus.NewDesc("moat_snapshot_age_seconds", "Time since the serving snapshot was built.", nil, nil)
 	descRebuild = prometheus.NewDesc("moat_snapshot_rebuild_seconds", "Time the last snapshot rebuild took.", nil, nil)
 	descBuilds  = prometheus.NewDesc("moat_snapshot_rebuilds_total", "Serving snapshots built.", nil, nil)
+	descLeader  = prometheus.NewDesc("moat_leader", "1 while this instance holds the leader lease and runs the background jobs (retention), else 0.", nil, nil)
+	descPruned  = prometheus.NewDesc("moat_retention_pruned_rows_total", "Rows retention deleted (action delete) or whose raw bytes it cleared (action clear raw), by table, since this instance started.",
+		[]string{"table", "action"}, nil)
+	descPruneAt = prometheus.NewDesc("moat_retention_last_success_timestamp_seconds", "When retention last completed on this instance (Unix time).", nil, nil)
 	descStore   = prometheus.NewDesc("moat_store_errors_total", "Store errors seen by background work: snapshot refreshes and ingester commits that failed, and metrics reads.", nil, nil)
 )
 
 func (c *moatCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descDNS, descHTTPS, descRefused, descOrders, descCerts, descExpSoon, descExpMin,
-		descIntake, descOutcomes, descCommits, descQueue, descSnapN, descSnapAge, descRebuild, descBuilds, descStore} {
+		descIntake, descOutcomes, descCommits, descQueue, descSnapN, descSnapAge, descRebuild, descBuilds, descStore, descLeader,
+		descPruned, descPruneAt} {
 		ch <- d
 	}
 }
@@ -147,8 +152,21 @@ func (c *moatCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *moatCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.p.srv
 	var storeErrs uint64
+	leading := 0.0
 	for _, part := range s.parts {
 		switch p := part.(type) {
+		case *leaderPart:
+			if p.leading() {
+				leading = 1
+			}
+			p.mu.Lock()
+			for k, n := range p.pruned {
+				ch <- prometheus.MustNewConstMetric(descPruned, prometheus.CounterValue, float64(n), k[0], k[1])
+			}
+			if !p.lastPrune.IsZero() {
+				ch <- prometheus.MustNewConstMetric(descPruneAt, prometheus.GaugeValue, float64(p.lastPrune.Unix()))
+			}
+			p.mu.Unlock()
 		case *dnsPart:
 			if p.srv != nil {
 				p.srv.Counts(func(qtype, rcode string, n uint64) {
@@ -219,5 +237,6 @@ func (c *moatCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descExpMin, prometheus.GaugeValue, float64(soonest.Unix()))
 		}
 	}
+	ch <- prometheus.MustNewConstMetric(descLeader, prometheus.GaugeValue, leading)
 	ch <- prometheus.MustNewConstMetric(descStore, prometheus.CounterValue, float64(storeErrs+c.p.errs.Load()))
 }

@@ -48,6 +48,9 @@ func builtinParts(c *config.Config) []Part {
 	if intake && c.Intake.SMTPListen != "" {
 		parts = append(parts, &smtpPart{})
 	}
+	if intake || web { // background jobs on the report data
+		parts = append(parts, &leaderPart{})
+	}
 	return parts
 }
 

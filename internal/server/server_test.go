@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -616,5 +617,101 @@ func TestMetrics(t *testing.T) {
 	cmd.Stdin = strings.NewReader(body)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+// TestLeaderRetention: of two instances on one database, one leads
+// (moat_leader 1, the other 0) and runs retention at once: an old report
+// is deleted, a recent one kept, and the rows pruned are counted in the
+// leader's metrics. When the leader stops, the other takes over.
+func TestLeaderRetention(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	c1 := devConfig(t, map[string]string{"metrics-listen": "127.0.0.1:0"})
+	st := openStore(t, c1)
+	old, fresh := time.Now().AddDate(-3, 0, 0), time.Now().Add(-time.Hour)
+	var ids []int64
+	for i, end := range []time.Time{old, fresh} {
+		res, err := st.InsertTLSRPT(ctx, []*store.TLSRPTReport{{Source: "import", Raw: fmt.Appendf(nil, "report %d", i),
+			Status: store.ReportOK, OrganizationName: "Example", ReportID: fmt.Sprint(i), StartTime: end.Add(-24 * time.Hour),
+			EndTime: end, Domains: []string{"example.test"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, res[0].ID)
+	}
+	c2 := devConfig(t, map[string]string{"metrics-listen": "127.0.0.1:0", "data": c1.DataDir})
+	c1.Store.LeaseTTL, c2.Store.LeaseTTL = 3*time.Second, 3*time.Second // attempts every second
+	srvs := []*server.Server{start(t, c1, st, server.Options{}), nil}
+	srv2, err := server.New(slog.New(slog.DiscardHandler), c2, openStore(t, c2), server.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv2.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srvs[1] = srv2
+	defer func() { _ = srv2.Shutdown(context.Background()) }()
+
+	plain := &http.Client{Timeout: 10 * time.Second}
+	leading := func(s *server.Server) bool {
+		return strings.Contains(get(t, plain, "http://"+s.Addr(server.ListenerMetrics)+"/metrics", 200), "\nmoat_leader 1\n")
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	var leader int
+	for {
+		a, b := leading(srvs[0]), leading(srvs[1])
+		if a && b {
+			t.Fatal("both instances lead")
+		}
+		if a || b {
+			if b {
+				leader = 1
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no instance leads")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for {
+		_, err := st.TLSRPTReportByID(ctx, ids[0])
+		if errors.Is(err, store.ErrNotFound) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the old report was not pruned")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := st.TLSRPTReportByID(ctx, ids[1]); err != nil {
+		t.Errorf("the recent report: %v", err)
+	}
+	for {
+		body := get(t, plain, "http://"+srvs[leader].Addr(server.ListenerMetrics)+"/metrics", 200)
+		if strings.Contains(body, `moat_retention_pruned_rows_total{action="delete",table="tlsrpt_reports"} 1`) &&
+			strings.Contains(body, "moat_retention_last_success_timestamp_seconds ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the leader's metrics lack the pruned report:\n%s", body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The leader stops and releases the lease: the other leads soon.
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := srvs[leader].Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+	other := srvs[1-leader]
+	for !leading(other) {
+		if time.Now().After(deadline.Add(20 * time.Second)) {
+			t.Fatal("the other instance did not take over")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

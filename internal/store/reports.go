@@ -24,6 +24,9 @@ type TLSRPTReport struct {
 	// Raw is the report as received (JSON, or gzip of JSON), before any
 	// decompression. The store keeps it compressed.
 	Raw []byte
+	// RawPruned is when retention (retention.raw) cleared Raw, which is
+	// then empty; zero while Raw is kept. Set by TLSRPTReportByID.
+	RawPruned time.Time
 	// Digest is the hex SHA-256 of Raw; reports that cannot be parsed are
 	// deduplicated by it.
 	Digest string

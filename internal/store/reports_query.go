@@ -15,7 +15,7 @@ const (
 	reportListCols = `r.id, r.received_at, r.source, r.source_detail, r.digest, r.media_type, r.dkim,
 		r.status, r.error, r.warnings, r.organization, r.report_id, r.contact, r.dated, r.start_time,
 		r.end_time, r.domains, r.hosted, r.successful, r.failed`
-	reportCols = reportListCols + `, r.raw, r.raw_gzip, r.raw_size, r.normalized`
+	reportCols = reportListCols + `, r.raw, r.raw_gzip, r.raw_size, r.normalized, r.raw_pruned_at`
 )
 
 // scanReportList scans reportListCols into a new report.
@@ -190,18 +190,25 @@ func (t *tenant) TLSRPTReportByID(ctx context.Context, id int64) (*TLSRPTReport,
 		raw, normalized []byte
 		rawGzip         bool
 		rawSize         int64
+		pruned          sql.Null[any]
 		q               sqlq
 	)
 	s := t.s
 	r, err := scanReportList(s.r.QueryRowContext(ctx, `SELECT `+reportCols+` FROM tlsrpt_reports r
 		WHERE r.id = `+q.arg(id)+and(t.reportIn(&q, "r.id")), q.args...),
-		&raw, &rawGzip, &rawSize, &normalized)
+		&raw, &rawGzip, &rawSize, &normalized, &pruned)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: tlsrpt report %d", ErrNotFound, id)
 	} else if err != nil {
 		return nil, fmt.Errorf("store: read tlsrpt report %d: %w", id, err)
 	}
 	fail := func(err error) error { return fmt.Errorf("store: read tlsrpt report %d: %w", id, err) }
+	if pruned.Valid {
+		if err := (timeCol{&r.RawPruned}).Scan(pruned.V); err != nil {
+			return nil, fail(err)
+		}
+		raw, rawGzip, rawSize = nil, false, 0 // cleared by retention
+	}
 	if rawGzip {
 		if raw, err = gunzip("tlsrpt_reports.raw", raw, rawSize); err != nil {
 			return nil, fail(err)

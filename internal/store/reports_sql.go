@@ -481,7 +481,7 @@ func (s *sqlStore) insertReports(ctx context.Context, tx *sql.Tx, order []*repor
 	for _, k := range keys {
 		der.add(k, orgs[k.domain], sums[k])
 	}
-	if err := der.write(ctx, s, tx); err != nil {
+	if err := der.write(ctx, s, tx, false); err != nil {
 		return nil, fail("add to the derived rollups", err)
 	}
 	if err := s.logIntake(ctx, tx, order, results); err != nil {

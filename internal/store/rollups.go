@@ -200,8 +200,11 @@ func (d *derived) add(k rollupKey, org, n int64) {
 }
 
 // write applies the changes in tx, in key order. Rows whose sessions a
-// change took away are deleted once they hold none.
-func (d *derived) write(ctx context.Context, s *sqlStore, tx *sql.Tx) error {
+// change took away are deleted once they hold none: looked up by key, or
+// with byBlock by block (organization, span and first day), which is
+// cheaper for changes of many keys in few blocks (retention's, of whole
+// days of every domain).
+func (d *derived) write(ctx context.Context, s *sqlStore, tx *sql.Tx, byBlock bool) error {
 	keys := make([]derivedKey, 0, len(d.sums))
 	for k, n := range d.sums {
 		if n != 0 {
@@ -216,6 +219,12 @@ func (d *derived) write(ctx context.Context, s *sqlStore, tx *sql.Tx) error {
 		// Row values: both databases look each one up by the primary key.
 		del := s.bulk(3+len(t.cols), `DELETE FROM `+t.name+` WHERE sessions = 0 AND (`+cols+`) IN (`, `)`)
 		del.types = []string{"bigint", "smallint", "timestamptz", "text", "text", "text", "text"}[:3+len(t.cols)]
+		type block struct {
+			org  int64
+			span int
+			day  int64
+		}
+		var blocks []block // in key order, each once
 		for _, k := range keys {
 			if k.table != ti {
 				continue
@@ -225,8 +234,13 @@ func (d *derived) write(ctx context.Context, s *sqlStore, tx *sql.Tx) error {
 				vals = append(vals, k.vals[i])
 			}
 			up.add(append(vals, d.sums[k])...)
-			if d.sums[k] < 0 {
+			if d.sums[k] >= 0 {
+				continue
+			}
+			if b := (block{k.org, k.span, k.day}); !byBlock {
 				del.add(vals...)
+			} else if len(blocks) == 0 || blocks[len(blocks)-1] != b {
+				blocks = append(blocks, b)
 			}
 		}
 		if err := up.exec(ctx, tx); err != nil {
@@ -234,6 +248,12 @@ func (d *derived) write(ctx context.Context, s *sqlStore, tx *sql.Tx) error {
 		}
 		if err := del.exec(ctx, tx); err != nil {
 			return fmt.Errorf("delete emptied rows of %s: %w", t.name, err)
+		}
+		delBlock := `DELETE FROM ` + t.name + ` WHERE org_id = $1 AND span = $2 AND day = $3 AND sessions = 0` //nolint:gosec // G202: a table name of rollupTables, no input
+		for _, b := range blocks {
+			if _, err := tx.ExecContext(ctx, delBlock, b.org, b.span, s.d.timeArg(dayTime(b.day))); err != nil {
+				return fmt.Errorf("delete emptied rows of %s: %w", t.name, err)
+			}
 		}
 	}
 	return nil
@@ -325,7 +345,7 @@ func (s *sqlStore) moveRollups(ctx context.Context, tx *sql.Tx, domain string, f
 	if err := rows.Close(); err != nil {
 		return fmt.Errorf("move the rollups of %s: %w", domain, err)
 	}
-	if err := d.write(ctx, s, tx); err != nil {
+	if err := d.write(ctx, s, tx, false); err != nil {
 		return fmt.Errorf("move the rollups of %s: %w", domain, err)
 	}
 	return nil

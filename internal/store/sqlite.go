@@ -76,7 +76,11 @@ func openSQLite(ctx context.Context, log *slog.Logger, dir string) (_ Store, err
 	if err != nil {
 		return nil, fail(err)
 	}
-	w, err := setupWriter(ctx, log, path)
+	var w *sql.DB
+	err = initSQLite(ctx, path)
+	if err == nil {
+		w, err = setupWriter(ctx, log, path)
+	}
 	if uerr := unlock(); err == nil && uerr != nil {
 		_ = w.Close()
 		err = uerr
@@ -101,6 +105,32 @@ func openSQLite(ctx context.Context, log *slog.Logger, dir string) (_ Store, err
 		return nil, fail(err)
 	}
 	return &sqlStore{d: sqliteDialect(), r: r, w: w, log: log, path: path}, nil
+}
+
+// initSQLite sets up a new, empty database file with
+// auto_vacuum=INCREMENTAL, which SQLite takes only before the first page
+// is written, so that retention can give the pages it frees back to the
+// file system (PRAGMA incremental_vacuum); an older database is converted
+// by EnableIncrementalVacuum. Setting it on a database that has pages
+// would take the write lock at every open.
+func initSQLite(ctx context.Context, path string) error {
+	if st, err := os.Stat(path); err != nil || st.Size() > 0 {
+		return err
+	}
+	db, err := sql.Open("sqlite", path+"?_auto_vacuum=INCREMENTAL&_pragma=journal_mode(WAL)")
+	if err != nil {
+		return err
+	}
+	// The connection sets both pragmas; WAL writes the first page.
+	var mode int
+	err = db.QueryRowContext(ctx, `PRAGMA auto_vacuum`).Scan(&mode)
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && mode != 2 {
+		err = fmt.Errorf("auto_vacuum is %d on a new database, want 2 (incremental)", mode)
+	}
+	return err
 }
 
 // setupWriter opens the write connection, which puts the database in WAL

@@ -169,6 +169,20 @@ type Store interface {
 	// certificate expires (for metrics).
 	CertificateExpiries(ctx context.Context) ([]time.Time, error)
 
+	// Prune deletes what is older than the retention periods r (or with
+	// opts.DryRun counts it), in transactions of opts.Batch rows so that
+	// writers beside it wait little, and on SQLite gives the freed pages
+	// back to the file system (incremental vacuum). It returns the rows
+	// per table and action; ErrRetention if r does not validate.
+	// Concurrent prunes (two instances) are safe: each row goes once.
+	Prune(ctx context.Context, r Retention, opts PruneOptions) (PruneResult, error)
+
+	// EnableIncrementalVacuum converts an SQLite database created without
+	// auto_vacuum=INCREMENTAL (by an older Moat) with a VACUUM, which
+	// blocks writers while it copies the database; it reports whether it
+	// converted. A no-op on PostgreSQL.
+	EnableIncrementalVacuum(ctx context.Context) (bool, error)
+
 	// Backup writes a consistent copy of the database to file while it is
 	// in use (SQLite); ErrUnsupported on PostgreSQL (pg_dump).
 	Backup(ctx context.Context, file string) error

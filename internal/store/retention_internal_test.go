@@ -1,0 +1,404 @@
+package store
+
+import (
+	"bytes"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moatmail/moat/internal/store/pgtest"
+)
+
+const day = 24 * time.Hour
+
+func TestRetentionValidate(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		r    Retention
+		want string // "" valid, else a part of the message
+	}{
+		{Retention{}, ""},
+		{Retention{Raw: 90 * day, Reports: 400 * day, Rollups: 800 * day}, ""},
+		{Retention{Raw: 90 * day, Reports: 90 * day, Rollups: 90 * day}, ""},
+		{Retention{Raw: 90 * day}, ""},
+		{Retention{Raw: 90 * day, Reports: 400 * day}, ""},
+		{Retention{Raw: 0, Reports: 400 * day}, "retention.raw (0, forever) is longer than retention.reports (400d)"},
+		{Retention{Raw: 500 * day, Reports: 400 * day, Rollups: 800 * day}, "want raw <= reports"},
+		{Retention{Raw: 90 * day, Reports: 400 * day, Rollups: 300 * day}, "want reports <= rollups"},
+		{Retention{Reports: 400 * day, Rollups: 300 * day}, "want raw <= reports"},
+		{Retention{Raw: time.Hour}, "retention.raw is 1h0m0s: want 0 (keep forever) or at least a day"},
+		{Retention{Rollups: -day}, "retention.rollups is -24h0m0s"},
+	} {
+		err := tc.r.Validate()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%+v: %v, want valid", tc.r, err)
+		case tc.want != "" && (err == nil || !errors.Is(err, ErrRetention) || !bytes.Contains([]byte(err.Error()), []byte(tc.want))):
+			t.Errorf("%+v: %v, want ErrRetention saying %q", tc.r, err, tc.want)
+		}
+	}
+}
+
+func testDatabases() []struct {
+	name string
+	opts func(t *testing.T) Options
+} {
+	return []struct {
+		name string
+		opts func(t *testing.T) Options
+	}{
+		{"sqlite", func(t *testing.T) Options { return Options{DataDir: t.TempDir()} }},
+		{"postgres", func(t *testing.T) Options { return Options{URL: pgtest.NewDatabase(t)} }},
+	}
+}
+
+func openTest(t *testing.T, opts Options) *sqlStore {
+	t.Helper()
+	st, err := Open(t.Context(), nil, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return st.(*sqlStore)
+}
+
+func count(t *testing.T, s *sqlStore, query string, args ...any) int64 {
+	t.Helper()
+	var n int64
+	if err := s.r.QueryRowContext(t.Context(), query, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+// TestPrune: on both databases, reports over two years with hosting changes
+// among them, pruned in small batches: a dry run counts what the prune then
+// does; reports older than retention.reports are gone with everything
+// hanging on them, the raw bytes of those older than retention.raw are
+// cleared and the rest kept as received, rollup days older than
+// retention.rollups are gone, and the derived rollups answer as
+// tlsrpt_daily does (checkDerived). A second prune finds nothing.
+func TestPrune(t *testing.T) {
+	t.Parallel()
+	for _, db := range testDatabases() {
+		t.Run(db.name, func(t *testing.T) {
+			t.Parallel()
+			s := openTest(t, db.opts(t))
+			ctx := t.Context()
+			rnd := rand.New(rand.NewPCG(5, 6))
+			var orgs []int64
+			for _, name := range []string{"a", "b", "c"} {
+				o := &Org{Name: name}
+				if err := s.CreateOrg(ctx, o); err != nil {
+					t.Fatal(err)
+				}
+				orgs = append(orgs, o.ID)
+			}
+			domains := []string{"d0.example", "d1.example", "d2.example", "d3.example"}
+			hosted := map[string]bool{}
+			pick := func(l ...string) string { return l[rnd.IntN(len(l))] }
+			base := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+			raws := map[int64][]byte{}
+			n := 0
+			for range 8 {
+				var batch []*TLSRPTReport
+				for range 40 {
+					n++
+					d := base.AddDate(0, 0, -rnd.IntN(700)).Add(time.Duration(rnd.IntN(24)) * time.Hour)
+					domain := pick(domains...)
+					r := &TLSRPTReport{Source: "https", Raw: fmt.Appendf(nil, "report %d %s", n, bytes.Repeat([]byte("x"), rnd.IntN(300))),
+						Status: ReportOK, OrganizationName: pick("Google", "Microsoft"), ReportID: fmt.Sprint(n),
+						StartTime: d, EndTime: d.Add(day - time.Second), Domains: []string{domain},
+						Policies: []TLSRPTPolicy{{Type: "sts", Domain: domain, Successful: 5, Failed: 1,
+							Failures: []TLSRPTFailure{{ResultType: "certificate-expired", SendingMTAIP: "192.0.2.1", Sessions: 1}}}}}
+					for range 1 + rnd.IntN(3) {
+						ru := TLSRPTRollup{Day: d, Domain: domain, PolicyType: "sts",
+							ResultType: pick("success", "certificate-expired"), Organization: r.OrganizationName,
+							Sessions: int64(1 + rnd.IntN(50))}
+						if ru.ResultType != "success" {
+							ru.SendingIP, ru.ReceivingMX = pick("192.0.2.1", "192.0.2.2"), "mx."+domain
+						}
+						r.Rollups = append(r.Rollups, ru)
+					}
+					batch = append(batch, r)
+				}
+				res, err := s.InsertTLSRPT(ctx, batch)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i, r := range res {
+					raws[r.ID] = batch[i].Raw
+				}
+				d := pick(domains...)
+				if hosted[d] {
+					if err := s.DeleteDomain(ctx, d); err != nil {
+						t.Fatal(err)
+					}
+				} else if err := s.CreateDomain(ctx, &Domain{Name: d, Mode: "testing", OrgID: orgs[rnd.IntN(len(orgs))], MaxAge: 86400},
+					&PolicyVersion{PolicyID: "1", Mode: "testing", Policy: "version: STSv1"}); err != nil {
+					t.Fatal(err)
+				}
+				hosted[d] = !hosted[d]
+			}
+
+			r := Retention{Raw: 60 * day, Reports: 200 * day, Rollups: 400 * day}
+			now := base.Add(13 * time.Hour)
+			rawCut, repCut, rollCut := now.Add(-r.Raw), now.Add(-r.Reports), dayOf(now.Add(-r.Rollups))
+			ta := s.d.timeArg
+			wantReports := count(t, s, `SELECT count(*) FROM tlsrpt_reports WHERE end_time < $1`, ta(repCut))
+			wantRaw := count(t, s, `SELECT count(*) FROM tlsrpt_reports WHERE end_time < $1 AND end_time >= $2`, ta(rawCut), ta(repCut))
+			wantDaily := count(t, s, `SELECT count(*) FROM tlsrpt_daily WHERE day < $1`, ta(rollCut))
+			if wantReports == 0 || wantRaw == 0 || wantDaily == 0 {
+				t.Fatalf("the data has nothing to prune: %d reports, %d raw, %d daily rows", wantReports, wantRaw, wantDaily)
+			}
+			want := []PruneCount{
+				{"intake_log", SettingReports, ActionDelete, normTime(repCut), 0, 0},
+				{"tlsrpt_reports", SettingReports, ActionDelete, normTime(repCut), wantReports, 0},
+				{"tlsrpt_reports", SettingRaw, ActionClearRaw, normTime(rawCut), wantRaw, 0},
+				{"tlsrpt_daily", SettingRollups, ActionDelete, rollCut, wantDaily, 0},
+			}
+			dry, err := s.Prune(ctx, r, PruneOptions{Now: now, DryRun: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(dry.Counts, want) {
+				t.Errorf("dry run: %+v\nwant %+v", dry.Counts, want)
+			}
+			if count(t, s, `SELECT count(*) FROM tlsrpt_reports WHERE end_time < $1`, ta(repCut)) != wantReports {
+				t.Fatal("the dry run deleted reports")
+			}
+			got, err := s.Prune(ctx, r, PruneOptions{Now: now, Batch: 7, Pause: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range got.Counts {
+				got.Counts[i].Took = 0
+			}
+			if !slices.Equal(got.Counts, want) {
+				t.Errorf("prune: %+v\nwant %+v", got.Counts, want)
+			}
+			t.Logf("pruned: %+v", got)
+
+			for _, c := range []struct {
+				q    string
+				args []any
+			}{
+				{`SELECT count(*) FROM tlsrpt_reports WHERE end_time < $1`, []any{ta(repCut)}},
+				{`SELECT count(*) FROM tlsrpt_daily WHERE day < $1`, []any{ta(rollCut)}},
+				{`SELECT count(*) FROM tlsrpt_reports WHERE end_time < $1 AND raw_pruned_at IS NULL`, []any{ta(rawCut)}},
+				{`SELECT count(*) FROM tlsrpt_reports WHERE end_time >= $1 AND raw_pruned_at IS NOT NULL`, []any{ta(rawCut)}},
+				{`SELECT count(*) FROM tlsrpt_policies WHERE report NOT IN (SELECT id FROM tlsrpt_reports)`, nil},
+				{`SELECT count(*) FROM tlsrpt_failures WHERE report NOT IN (SELECT id FROM tlsrpt_reports)`, nil},
+				{`SELECT count(*) FROM tlsrpt_report_domains WHERE report NOT IN (SELECT id FROM tlsrpt_reports)`, nil},
+				{`SELECT count(*) FROM tlsrpt_reports WHERE raw_pruned_at IS NOT NULL AND length(raw) > 0`, nil},
+			} {
+				if n := count(t, s, c.q, c.args...); n != 0 {
+					t.Errorf("%s: %d, want 0", c.q, n)
+				}
+			}
+			// Every report left reads back: as received, or cleared.
+			var cleared, kept int
+			for id, raw := range raws {
+				rep, err := s.op().TLSRPTReportByID(ctx, id)
+				if errors.Is(err, ErrNotFound) {
+					continue
+				} else if err != nil {
+					t.Fatal(err)
+				}
+				if rep.EndTime.Before(rawCut) {
+					cleared++
+					if len(rep.Raw) != 0 || !rep.RawPruned.Equal(normTime(now)) {
+						t.Errorf("report %d (end %v): %d raw bytes, pruned at %v; want none, pruned at %v", id, rep.EndTime, len(rep.Raw), rep.RawPruned, now)
+					}
+				} else {
+					kept++
+					if !bytes.Equal(rep.Raw, raw) || !rep.RawPruned.IsZero() {
+						t.Errorf("report %d (end %v): raw %.30q pruned at %v; want it as received", id, rep.EndTime, rep.Raw, rep.RawPruned)
+					}
+				}
+			}
+			if cleared == 0 || kept == 0 {
+				t.Errorf("%d reports cleared, %d kept: want some of each", cleared, kept)
+			}
+			checkDerived(t, s, rnd, orgs, base.AddDate(0, 0, -200), 40)
+
+			again, err := s.Prune(ctx, r, PruneOptions{Now: now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range again.Counts {
+				if c.Rows != 0 {
+					t.Errorf("second prune: %+v, want nothing", c)
+				}
+			}
+		})
+	}
+}
+
+// TestPruneIntake: intake goes on while a prune deletes a large table: the
+// longest wait of a report being stored stays short (the prune's
+// transactions are short). The figures are logged; the bound asserted is
+// generous, for a loaded machine.
+func TestPruneIntake(t *testing.T) {
+	t.Parallel()
+	reports, daily := 10000, 50000
+	if testing.Short() {
+		reports, daily = 2000, 10000
+	}
+	for _, db := range testDatabases() {
+		t.Run(db.name, func(t *testing.T) {
+			t.Parallel()
+			s := openTest(t, db.opts(t))
+			ctx := t.Context()
+			now := time.Now().UTC()
+			fillOld(t, s, now.AddDate(0, 0, -1000), reports, daily, 100)
+			o := &Org{Name: "a"}
+			if err := s.CreateOrg(ctx, o); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.CreateDomain(ctx, &Domain{Name: "f1.example", Mode: "testing", OrgID: o.ID, MaxAge: 86400},
+				&PolicyVersion{PolicyID: "1", Mode: "testing", Policy: "version: STSv1"}); err != nil {
+				t.Fatal(err)
+			}
+
+			var (
+				wg        sync.WaitGroup
+				done      = make(chan struct{})
+				latencies []time.Duration
+				ierr      error
+			)
+			wg.Go(func() {
+				for i := 0; ; i++ {
+					select {
+					case <-done:
+						return
+					default:
+					}
+					r := &TLSRPTReport{Source: "https", Raw: fmt.Appendf(nil, "fresh %d", i), Status: ReportOK,
+						OrganizationName: "Google", ReportID: fmt.Sprint("fresh-", i), StartTime: now.Add(-day), EndTime: now,
+						Domains: []string{"f1.example"}, Rollups: []TLSRPTRollup{{Day: now, Domain: "f1.example",
+							PolicyType: "sts", ResultType: "success", Organization: "Google", Sessions: 3}}}
+					start := time.Now()
+					if _, err := s.InsertTLSRPT(ctx, []*TLSRPTReport{r}); err != nil {
+						ierr = err
+						return
+					}
+					latencies = append(latencies, time.Since(start))
+					time.Sleep(2 * time.Millisecond) // reports arrive; they do not queue
+				}
+			})
+			start := time.Now()
+			res, err := s.Prune(ctx, Retention{Raw: 90 * day, Reports: 400 * day, Rollups: 800 * day}, PruneOptions{})
+			took := time.Since(start)
+			close(done)
+			wg.Wait()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ierr != nil {
+				t.Fatal(ierr)
+			}
+			var rows int64
+			for _, c := range res.Counts {
+				rows += c.Rows
+				t.Logf("%s %s: %d rows in %v", c.Action, c.Table, c.Rows, c.Took.Round(time.Millisecond))
+			}
+			if rows != int64(reports+reports+daily) { // intake_log, reports, daily
+				t.Errorf("pruned %+v, want %d reports, their log lines and %d daily rows", res.Counts, reports, daily)
+			}
+			slices.Sort(latencies)
+			pct := func(p float64) time.Duration { return latencies[int(float64(len(latencies)-1)*p)] }
+			worst := latencies[len(latencies)-1]
+			t.Logf("prune of %d rows (%d reports with their details, %d daily rollups) in %v (%.0f rows/s); %d reports stored meanwhile, latency p50 %v, p99 %v, max %v",
+				rows, reports, daily, took.Round(time.Millisecond), float64(rows)/took.Seconds(), len(latencies),
+				pct(0.5).Round(time.Microsecond), pct(0.99).Round(time.Microsecond), worst.Round(time.Microsecond))
+			if len(latencies) < 10 {
+				t.Errorf("only %d reports stored during the prune", len(latencies))
+			}
+			if worst > 2*time.Second {
+				t.Errorf("a report waited %v to be stored during the prune, want under 2s", worst)
+			}
+			checkDerived(t, s, rand.New(rand.NewPCG(1, 1)), []int64{o.ID}, now, 10)
+		})
+	}
+}
+
+// TestPruneVacuum: a new SQLite database frees the space of what a prune
+// deleted (auto_vacuum=INCREMENTAL): the file shrinks. A database made
+// without it is converted by EnableIncrementalVacuum.
+func TestPruneVacuum(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, SQLiteFile)
+	size := func() int64 {
+		st, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Size()
+	}
+	st, err := Open(t.Context(), nil, Options{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := st.(*sqlStore)
+	if mode, err := s.autoVacuum(t.Context()); err != nil || mode != "incremental" {
+		t.Fatalf("auto_vacuum of a new database: %q, %v; want incremental", mode, err)
+	}
+	now := time.Now()
+	fillOld(t, s, now.AddDate(0, 0, -1000), 5000, 20000, 100)
+	if err := st.Close(); err != nil { // checkpoints the WAL into the file
+		t.Fatal(err)
+	}
+	before := size()
+	st, err = Open(t.Context(), nil, Options{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := st.Prune(t.Context(), Retention{Raw: 90 * day, Reports: 400 * day, Rollups: 800 * day}, PruneOptions{Pause: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	after := size()
+	t.Logf("database file %d bytes before the prune, %d after; the prune reclaimed %d", before, after, res.Reclaimed)
+	if res.AutoVacuum != "incremental" || res.Reclaimed <= 0 || after > before/4 {
+		t.Errorf("after the prune: %+v, file %d bytes of %d; want it much smaller", res, after, before)
+	}
+
+	// A database of an older Moat: auto_vacuum none, fixed by its first
+	// table.
+	dir = t.TempDir()
+	db, err := sql.Open("sqlite", filepath.Join(dir, SQLiteFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(t.Context(), `CREATE TABLE old (x INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	old := openTest(t, Options{DataDir: dir})
+	if mode, err := old.autoVacuum(t.Context()); err != nil || mode != "none" {
+		t.Fatalf("auto_vacuum of the old database: %q, %v; want none", mode, err)
+	}
+	for i, want := range []bool{true, false} {
+		converted, err := old.EnableIncrementalVacuum(t.Context())
+		if err != nil || converted != want {
+			t.Errorf("EnableIncrementalVacuum #%d: %v, %v; want %v", i+1, converted, err, want)
+		}
+	}
+	if mode, err := old.autoVacuum(t.Context()); err != nil || mode != "incremental" {
+		t.Errorf("auto_vacuum after the conversion: %q, %v; want incremental", mode, err)
+	}
+}
