@@ -219,7 +219,12 @@ func (c *cluster) run(name string, cmd *exec.Cmd, addrsFile string) *instance {
 		_ = cmd.Wait() // its end is what exited says; killed ones fail
 		close(inst.exited)
 	}()
-	t.Cleanup(func() { inst.stop(t) })
+	t.Cleanup(func() {
+		inst.stop(t)
+		if strings.Contains(inst.out.String(), "WARNING: DATA RACE") {
+			t.Errorf("moat %s reported a data race", inst.name)
+		}
+	})
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		b, err := os.ReadFile(addrsFile)

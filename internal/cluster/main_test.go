@@ -44,7 +44,11 @@ func run(m *testing.M) int {
 		defer func() { _ = os.RemoveAll(dir) }()
 		moatBin = filepath.Join(dir, "moat")
 		// go test puts its own go first on PATH.
-		cmd := exec.Command("go", "build", "-o", moatBin, "github.com/moatmail/moat/cmd/moat")
+		args := []string{"build", "-o", moatBin}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args, "github.com/moatmail/moat/cmd/moat")...)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "cluster: go build ./cmd/moat: %v\n%s", err, out)
 			return 1
