@@ -102,6 +102,36 @@ func TestClusterPropagation(t *testing.T) {
 	}
 	t.Logf("mode changes by the CLI, served by moat b (poll interval 1m, so by notification), measured from the CLI's exit (each CLI run took at most %v, its commit is inside it): worst DNS %v, worst HTTPS %v (%s)",
 		worstCLI.Round(time.Millisecond), worstDNS.Round(100*time.Microsecond), worstHTTPS.Round(100*time.Microsecond), strings.Join(all, "; "))
+
+	// Through moat a's API: from the moment its answer arrives.
+	token := writeToken(t, c)
+	worstDNS, worstHTTPS, all = 0, 0, nil
+	for i, mode := range []string{"testing", "enforce", "testing"} {
+		sent := time.Now()
+		r := patch(t, a, token, domain, mode, nil)
+		if r.err != nil {
+			t.Fatalf("PATCH through moat a: %v", r.err)
+		}
+		answered := time.Now()
+		d, h := propagation(t, c, b, domain, r.id, mode, answered)
+		worstDNS, worstHTTPS = max(worstDNS, d), max(worstHTTPS, h)
+		all = append(all, fmt.Sprintf("%d: API %v, dns %v https %v", i+1, answered.Sub(sent).Round(100*time.Microsecond), d.Round(100*time.Microsecond), h.Round(100*time.Microsecond)))
+	}
+	t.Logf("mode changes through moat a's API, served by moat b, measured from the API's answer: worst DNS %v, worst HTTPS %v (%s)",
+		worstDNS.Round(100*time.Microsecond), worstHTTPS.Round(100*time.Microsecond), strings.Join(all, "; "))
+}
+
+// writeToken creates an API token of the organization "default" (where
+// `moat domains add` puts domains) with the write scope.
+func writeToken(t *testing.T, c *cluster) string {
+	t.Helper()
+	var tok struct {
+		Token string `json:"token"`
+	}
+	if err := json.Unmarshal([]byte(c.cli("tokens", "create", "--org", "default", "--scope", "write", "--json")), &tok); err != nil || tok.Token == "" {
+		t.Fatalf("tokens create: %q %v", tok.Token, err)
+	}
+	return tok.Token
 }
 
 // TestClusterOneOrder: two instances asked at the same moment for the
@@ -237,12 +267,13 @@ func TestClusterIntakeDedup(t *testing.T) {
 		n, n/3, failures.Load(), len(stored))
 }
 
-// TestClusterSIGKILL: three instances take reports; one of them is killed
-// with SIGKILL while reports stream in and while a policy change is made
+// TestClusterSIGKILL: three instances take reports; while they stream
+// in, instance A is killed with SIGKILL four times (started again in
+// between), each time a few milliseconds after it received a policy change
 // through its API. The other two keep answering DNS and HTTPS without a
-// single failure, every report acknowledged by any instance is stored, and
-// the policy id in the store is served by every instance, the killed one
-// once it is started again.
+// single failure, every report acknowledged by any instance is stored, a
+// change is in the store if A acknowledged it, and what the store holds is
+// served by every instance, A included once it is started again.
 func TestClusterSIGKILL(t *testing.T) {
 	long(t)
 	t.Parallel()
@@ -257,12 +288,7 @@ func TestClusterSIGKILL(t *testing.T) {
 			return inst.served(ctx, c.acme.roots, domain, id0, "testing")
 		})
 	}
-	var tok struct {
-		Token string `json:"token"`
-	}
-	if err := json.Unmarshal([]byte(c.cli("tokens", "create", "--org", "default", "--scope", "write", "--json")), &tok); err != nil || tok.Token == "" {
-		t.Fatalf("tokens create: %q %v", tok.Token, err)
-	}
+	token := writeToken(t, c)
 
 	// The survivors are probed all along.
 	var probes, probeFails atomic.Int64
@@ -292,15 +318,16 @@ func TestClusterSIGKILL(t *testing.T) {
 		})
 	}
 
+	// Reports stream to A (whichever runs), B and C.
 	var (
 		mu    sync.Mutex
 		acked []string
+		curA  atomic.Pointer[instance]
+		sent  atomic.Int64
 	)
-	var sent atomic.Int64
-	streamStart := time.Now()
+	curA.Store(a)
 	stopSend := make(chan struct{})
 	var sending sync.WaitGroup
-	targets := []*instance{a, b, cc}
 	for range 6 {
 		sending.Go(func() {
 			for {
@@ -310,11 +337,11 @@ func TestClusterSIGKILL(t *testing.T) {
 				default:
 				}
 				k := sent.Add(1)
-				if k > 5000 {
+				if k > 20000 {
 					return
 				}
 				id := fmt.Sprintf("kill-%d", k)
-				code, _, err := targets[k%3].post(t.Context(), report(org, id, domain, 0))
+				code, _, err := []*instance{curA.Load(), b, cc}[k%3].post(t.Context(), report(org, id, domain, 0))
 				if err == nil && code == http.StatusOK {
 					mu.Lock()
 					acked = append(acked, id)
@@ -331,26 +358,7 @@ func TestClusterSIGKILL(t *testing.T) {
 		return nil
 	})
 
-	// The change through A's API and A's death race each other.
-	// A dies 2 ms after it has the whole request: while it commits.
-	patched := make(chan patchResult, 1)
-	wrote := make(chan struct{})
-	go func() { patched <- patch(t, a, tok.Token, domain, "enforce", wrote) }()
-	select {
-	case <-wrote:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the PATCH to moat a was not sent within 10s")
-	}
-	time.Sleep(2 * time.Millisecond)
-	a.kill(t)
-	killedAt := time.Now()
-	pr := <-patched
-	ackedAtKill := ackedCount()
-	time.Sleep(time.Second) // the stream goes on to B and C
-	close(stopSend)
-	sending.Wait()
-
-	// What the store says is served, whatever A answered.
+	// What the store says is served.
 	show := func() (string, string) {
 		var v struct {
 			Mode     string `json:"mode"`
@@ -361,33 +369,65 @@ func TestClusterSIGKILL(t *testing.T) {
 		}
 		return v.Mode, v.PolicyID
 	}
-	mode, id := show()
-	how := "the change through moat a was acknowledged before it died"
-	switch {
-	case pr.err == nil && pr.code == http.StatusOK:
-		if id != pr.id || mode != "enforce" {
-			t.Fatalf("moat a acknowledged the change with id %s, the store has mode %s id %s", pr.id, mode, id)
+	mode, id := "testing", id0
+	var outcomes []string
+	var worst time.Duration
+	for round, delay := range []time.Duration{2 * time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond, 30 * time.Millisecond} {
+		if round > 0 {
+			a = c.start(fmt.Sprintf("a%d", round+1))
+			waitFor(t, "moat "+a.name+" serves the current id", 10*time.Second, 10*time.Millisecond, func(ctx context.Context) error {
+				return a.served(ctx, c.acme.roots, domain, id, mode)
+			})
+			curA.Store(a)
 		}
-	case mode == "enforce":
-		how = "the change through moat a was committed, but moat a died before it answered"
-	default:
-		// It never reached the store: make it through a survivor.
-		how = "the change through moat a was lost with it (not acknowledged), and was made through moat b"
-		pr = patch(t, b, tok.Token, domain, "enforce", nil)
+		want := map[string]string{"testing": "enforce", "enforce": "testing"}[mode]
+		// A dies delay after it has the whole request.
+		patched := make(chan patchResult, 1)
+		wrote := make(chan struct{})
+		go func() { patched <- patch(t, a, token, domain, want, wrote) }()
+		select {
+		case <-wrote:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the PATCH to moat a was not sent within 10s")
+		}
+		time.Sleep(delay)
+		a.kill(t)
+		pr := <-patched
+		mode, id = show()
+		switch {
+		case pr.err == nil && pr.code == http.StatusOK:
+			if id != pr.id || mode != want {
+				t.Fatalf("moat %s acknowledged the change with id %s, the store has mode %s id %s", a.name, pr.id, mode, id)
+			}
+			outcomes = append(outcomes, fmt.Sprintf("%v: acknowledged", delay))
+		case mode == want:
+			outcomes = append(outcomes, fmt.Sprintf("%v: committed, not answered", delay))
+		default:
+			outcomes = append(outcomes, fmt.Sprintf("%v: lost, not acknowledged", delay))
+		}
+		for _, inst := range []*instance{b, cc} {
+			worst = max(worst, waitFor(t, "moat "+inst.name+" serves what the store holds", 5*time.Second, 5*time.Millisecond, func(ctx context.Context) error {
+				return inst.served(ctx, c.acme.roots, domain, id, mode)
+			}))
+		}
+	}
+	if id == id0 {
+		// Every change died with A: make one through a survivor.
+		pr := patch(t, b, token, domain, "enforce", nil)
 		if pr.err != nil || pr.code != http.StatusOK {
 			t.Fatalf("PATCH through moat b: %d %v", pr.code, pr.err)
 		}
 		mode, id = show()
+		outcomes = append(outcomes, "then through moat b: acknowledged")
+		for _, inst := range []*instance{b, cc} {
+			worst = max(worst, waitFor(t, "moat "+inst.name+" serves the new id", 5*time.Second, 5*time.Millisecond, func(ctx context.Context) error {
+				return inst.served(ctx, c.acme.roots, domain, id, mode)
+			}))
+		}
 	}
-	if id == id0 {
-		t.Fatalf("the policy id did not change: %s", id)
-	}
-	var took time.Duration
-	for _, inst := range []*instance{b, cc} {
-		took = max(took, waitFor(t, "moat "+inst.name+" serves the new id", 5*time.Second, 5*time.Millisecond, func(ctx context.Context) error {
-			return inst.served(ctx, c.acme.roots, domain, id, mode)
-		}))
-	}
+	time.Sleep(500 * time.Millisecond) // the stream goes on to B and C
+	close(stopSend)
+	sending.Wait()
 	close(stopProbe)
 	probing.Wait()
 	if n := probeFails.Load(); n > 0 {
@@ -412,12 +452,12 @@ func TestClusterSIGKILL(t *testing.T) {
 	}
 
 	// A started again serves what the others serve.
-	a2 := c.start("a (restarted)")
+	last := c.start("a (restarted)")
 	waitFor(t, "moat a, restarted, serves the new id", 10*time.Second, 10*time.Millisecond, func(ctx context.Context) error {
-		return a2.served(ctx, c.acme.roots, domain, id, mode)
+		return last.served(ctx, c.acme.roots, domain, id, mode)
 	})
-	t.Logf("moat a SIGKILLed %v into the stream (%d reports acknowledged by then); %s; moat b and c served the new id within %v of the store saying so; %d probes of b and c during it, %d failed; %d reports acknowledged in all (%d attempted), %d stored, 0 lost",
-		killedAt.Sub(streamStart).Round(time.Millisecond), ackedAtKill, how, took.Round(time.Millisecond), probes.Load(), probeFails.Load(), len(acked), min(sent.Load(), 5000), len(stored))
+	t.Logf("moat a SIGKILLed 4 times, each that long after a policy change through its API reached it: %s; moat b and c served what the store held within %v of each kill, and %d probes of their DNS and HTTPS during it all failed %d times; %d reports acknowledged by the three (%d attempted), %d stored, %d lost; moat a started again served the last id",
+		strings.Join(outcomes, "; "), worst.Round(time.Millisecond), probes.Load(), probeFails.Load(), len(acked), min(sent.Load(), 20000), len(stored), lost)
 }
 
 // patchResult is the answer to a PATCH of a domain.

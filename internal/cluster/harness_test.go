@@ -546,8 +546,12 @@ func storedReports(t *testing.T, url, org string) map[string]int {
 	return got
 }
 
+// logsEnv, set to "1", logs every process's output even when its test
+// passes.
+const logsEnv = "MOAT_CLUSTER_LOGS"
+
 // logBuf collects a process's output, bounded, and logs it when the test
-// fails (or with -v).
+// fails (or with MOAT_CLUSTER_LOGS=1).
 type logBuf struct {
 	mu   sync.Mutex
 	buf  bytes.Buffer
@@ -562,7 +566,7 @@ func newLogBuf(t *testing.T, who string) *logBuf {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		l.done = true
-		if t.Failed() {
+		if t.Failed() || os.Getenv(logsEnv) == "1" {
 			t.Logf("%s output:\n%s", who, l.buf.String())
 		}
 	})
