@@ -131,6 +131,13 @@ func TestFaultPostgresDown(t *testing.T) {
 		t.Errorf("while PostgreSQL was down, of %d probes: /readyz said 503 %d times, /healthz 200 %d times; want all", rounds, notReady, alive)
 	}
 
+	// The outage shows in the metrics, which answer without the store.
+	for _, sample := range []string{`moat_intake_reports_total{outcome="failed"}`, "moat_store_errors_total"} {
+		if v, err := a.metric(t.Context(), sample); err != nil || v == 0 {
+			t.Errorf("moat a while PostgreSQL was down: %s = %v, %v; want more than 0", sample, v, err)
+		}
+	}
+
 	if err := pg.Restart(); err != nil {
 		t.Fatal(err)
 	}
@@ -319,6 +326,10 @@ exec "$2" serve --config "$3" --data "$1" --addrs-file "$4"`
 	}
 	if len(o.acked) > 5 || !slices.Contains(mailCodes, 451) {
 		t.Errorf("while the disk was full, %d of 10 reports by HTTP were acknowledged, SMTP answered %v; want most refused and 451 at least once", len(o.acked), mailCodes)
+	}
+
+	if v, err := inst.metric(t.Context(), `moat_intake_reports_total{outcome="failed"}`); err != nil || v == 0 {
+		t.Errorf("while the disk was full: failed reports %v in the metrics, %v; want more than 0", v, err)
 	}
 
 	if err := os.Remove(filler); err != nil {
