@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -79,6 +81,47 @@ func TestFaultPostgresDown(t *testing.T) {
 			t.Fatalf("moat %s /readyz before the outage: %d %q %v", inst.name, code, body, err)
 		}
 	}
+
+	// A stream of reports to both goes on across the stop and the start:
+	// reports in flight when the database goes away are acknowledged
+	// only if they were committed.
+	var (
+		streamMu    sync.Mutex
+		streamAcked []string
+		streamCodes = map[int]int{}
+		streamSent  atomic.Int64
+	)
+	stopStream := make(chan struct{})
+	var streaming sync.WaitGroup
+	for w := range 4 {
+		streaming.Go(func() {
+			for {
+				select {
+				case <-stopStream:
+					return
+				case <-time.After(5 * time.Millisecond):
+				}
+				k := streamSent.Add(1)
+				rid := fmt.Sprintf("stream-%d", k)
+				code, retry, err := insts[w%2].post(t.Context(), report(org, rid, domain, 0))
+				streamMu.Lock()
+				switch {
+				case err != nil:
+					streamCodes[0]++
+				case code == http.StatusOK:
+					streamAcked = append(streamAcked, rid)
+					streamCodes[code]++
+				case code == http.StatusServiceUnavailable && retry != "":
+					streamCodes[code]++
+				default:
+					streamCodes[code]++
+					t.Errorf("report %s: %d Retry-After %q", rid, code, retry)
+				}
+				streamMu.Unlock()
+			}
+		})
+	}
+	time.Sleep(200 * time.Millisecond)
 
 	if err := pg.Stop(); err != nil {
 		t.Fatal(err)
@@ -160,6 +203,11 @@ func TestFaultPostgresDown(t *testing.T) {
 			return nil
 		}))
 	}
+	time.Sleep(200 * time.Millisecond)
+	close(stopStream)
+	streaming.Wait()
+	acked = append(acked, streamAcked...)
+
 	// The senders retry what was refused.
 	for i, rid := range refusedIDs {
 		code, _, err := insts[i%2].post(t.Context(), report(org, rid, domain, 0))
@@ -189,8 +237,8 @@ func TestFaultPostgresDown(t *testing.T) {
 	if stored["outage-mail-a"] != 1 {
 		t.Errorf("the report by SMTP sent again after the outage is stored %d times", stored["outage-mail-a"])
 	}
-	t.Logf("PostgreSQL down for %v: %d rounds of probes of 2 instances, DNS and HTTPS policy failed %d times; %d reports refused with 503 and Retry-After, %d acknowledged, SMTP codes %v; after the restart: /readyz ready within %v, reports accepted within %v, a change served by both within %v; %d reports acknowledged in all, all stored",
-		down.Round(time.Millisecond), rounds/2, o.serveFails, o.refused, len(o.acked), uniq(o.smtpRefusals), ready.Round(time.Millisecond), intake.Round(time.Millisecond), propagated.Round(time.Millisecond), len(acked))
+	t.Logf("PostgreSQL down for %v: %d rounds of probes of 2 instances, DNS and HTTPS policy failed %d times; %d reports refused with 503 and Retry-After, %d acknowledged, SMTP codes %v; a stream of %d reports across the stop and start got %v (status: count; 0: connection error); after the restart: /readyz ready within %v, reports accepted within %v, a change served by both within %v; %d reports acknowledged in all, all stored",
+		down.Round(time.Millisecond), rounds/2, o.serveFails, o.refused, len(o.acked), uniq(o.smtpRefusals), streamSent.Load(), streamCodes, ready.Round(time.Millisecond), intake.Round(time.Millisecond), propagated.Round(time.Millisecond), len(acked))
 }
 
 func uniq(codes []int) []int {
