@@ -9,7 +9,8 @@
 // instance, PostgreSQL stopped, a full disk, ACME down) lose no
 // acknowledged report and do not stop DNS and the policy HTTPS server.
 //
-// It has no code of its own. `go test -short` skips it; a missing tool
+// It has no code of its own, and its tests run on Linux only (they use
+// Pdeathsig, mount namespaces and statfs). `go test -short` skips it; a missing tool
 // (PostgreSQL, unshare, root) skips the test that needs it with the
 // reason, or fails it when MOAT_REQUIRE_FAULTS=1 (CI).
 package cluster

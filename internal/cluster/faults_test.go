@@ -1,3 +1,5 @@
+//go:build linux
+
 package cluster
 
 import (
@@ -330,7 +332,7 @@ exec "$2" serve --config "$3" --data "$1" --addrs-file "$4"`
 	if err := syscall.Statfs(root, &st); err != nil {
 		t.Fatal(err)
 	}
-	free := int64(st.Bavail) * st.Bsize //nolint:gosec // a tmpfs of 16 MiB
+	free := int64(st.Bavail) * int64(st.Bsize) //nolint:gosec,unconvert // a tmpfs of 16 MiB; Bsize is int32 on some architectures
 	filler := filepath.Join(root, "filler")
 	if err := os.WriteFile(filler, make([]byte, max(0, free-256<<10)), 0o600); err != nil {
 		t.Fatalf("fill the tmpfs (%d bytes free): %v", free, err)
