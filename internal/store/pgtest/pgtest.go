@@ -20,6 +20,9 @@
 // root, the server runs as the "postgres" user (initdb and postgres refuse
 // root).
 //
+// A test that stops the database under its code (an outage) takes a server
+// of its own with Own, and stops and starts it with Stop and Restart.
+//
 // The server is shared by the tests of one binary through package state (a
 // sync.Once): that is the point of the package. Main stops it and removes its
 // directory after the tests; without Main the server still dies with the
