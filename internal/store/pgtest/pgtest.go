@@ -20,6 +20,9 @@
 // root, the server runs as the "postgres" user (initdb and postgres refuse
 // root).
 //
+// A test that stops the database under its code (an outage) takes a server
+// of its own with Own, and stops and starts it with Stop and Restart.
+//
 // The server is shared by the tests of one binary through package state (a
 // sync.Once): that is the point of the package. Main stops it and removes its
 // directory after the tests; without Main the server still dies with the
@@ -54,12 +57,17 @@ type Server struct {
 	port  int
 	admin *sql.DB // connected to testDB, creates and drops schemas
 
-	cmd     *exec.Cmd
-	exited  chan struct{} // closed when the postgres process has exited
-	waitErr error         // set before exited is closed
+	// What launch needs to start postgres again (Own, Restart).
+	bins          binaries
+	cred          *credential
+	data, logPath string
 
-	mu sync.Mutex
-	n  int // databases created so far
+	cmd    *exec.Cmd     // the running postgres; replaced by Restart
+	exited chan struct{} // closed when cmd has exited
+
+	mu      sync.Mutex
+	n       int   // databases created so far
+	waitErr error // cmd's exit, set before exited is closed
 }
 
 // shared is the server of this test binary.
@@ -73,7 +81,11 @@ var shared struct {
 // Main runs the tests of the package and then stops the server, if a test
 // started one. Call it from TestMain; the test binary exits with the tests'
 // result when TestMain returns.
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run is Main without the exit: it runs the tests, stops the shared server
+// and returns the exit code, for a TestMain with cleanup of its own.
+func Run(m *testing.M) int {
 	code := m.Run()
 	if shared.srv != nil {
 		if err := shared.srv.stop(); err != nil {
@@ -81,7 +93,7 @@ func Main(m *testing.M) {
 			code = max(code, 1)
 		}
 	}
-	os.Exit(code)
+	return code
 }
 
 // Start returns the shared server, starting it on first use. It skips t
@@ -106,6 +118,61 @@ func Start(t testing.TB) *Server {
 		t.Fatalf("pgtest: %v", shared.err)
 	}
 	return shared.srv
+}
+
+// Own starts a PostgreSQL server of t's own, not shared with other tests,
+// for a test that stops and starts it (Stop, Restart: an outage). It skips
+// or fails t as Start does, and is stopped and removed when t's cleanups
+// run. It costs an initdb, about a second.
+func Own(t testing.TB) *Server {
+	t.Helper()
+	Start(t) // the same skip or failure when PostgreSQL is not installed
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, reason, err := start(ctx)
+	if reason != "" || err != nil {
+		t.Fatalf("pgtest: a server of its own: %s%v", reason, err)
+	}
+	t.Cleanup(func() {
+		if err := s.stop(); err != nil {
+			t.Errorf("pgtest: %v", err)
+		}
+	})
+	return s
+}
+
+// Stop stops the server as `pg_ctl stop -m fast` does (SIGINT: clients
+// are disconnected, the server exits cleanly) and waits for it to exit;
+// its data stays. Only for a server of Own.
+func (s *Server) Stop() error {
+	if err := terminate(s.cmd.Process); err != nil {
+		return fmt.Errorf("pgtest: stop postgres: %w", err)
+	}
+	select {
+	case <-s.exited:
+		return nil
+	case <-time.After(15 * time.Second):
+		return errors.New("pgtest: postgres did not stop within 15s")
+	}
+}
+
+// Restart starts the server again after Stop, on the same port with the
+// same data, and waits until it accepts connections.
+func (s *Server) Restart() error {
+	select {
+	case <-s.exited:
+	default:
+		return errors.New("pgtest: Restart: the server is running")
+	}
+	if err := s.launch(); err != nil {
+		return fmt.Errorf("pgtest: restart: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := waitReady(ctx, s, s.admin); err != nil {
+		return fmt.Errorf("pgtest: restart: %w", err)
+	}
+	return nil
 }
 
 // NewDatabase creates an empty database on the shared server and returns
@@ -180,8 +247,12 @@ func (s *Server) stop() error {
 	if err := s.admin.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close admin connection: %w", err))
 	}
-	if err := terminate(s.cmd.Process); err != nil {
-		errs = append(errs, fmt.Errorf("stop postgres: %w", err))
+	select {
+	case <-s.exited: // stopped already (Stop)
+	default:
+		if err := terminate(s.cmd.Process); err != nil {
+			errs = append(errs, fmt.Errorf("stop postgres: %w", err))
+		}
 	}
 	select {
 	case <-s.exited:

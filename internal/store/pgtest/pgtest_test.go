@@ -126,3 +126,35 @@ func TestIdentPart(t *testing.T) {
 		}
 	}
 }
+
+// TestOwnStopRestart: a server of the test's own stops (clients get
+// errors) and starts again on the same port with its data.
+func TestOwnStopRestart(t *testing.T) {
+	t.Parallel()
+	srv := Own(t)
+	u := srv.NewDatabase(t)
+	db, err := sql.Open("pgx", u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(t.Context(), `CREATE TABLE kept (v int); INSERT INTO kept VALUES (42)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PingContext(t.Context()); err == nil {
+		t.Fatal("the stopped server answered")
+	}
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	var v int
+	if err := db.QueryRowContext(t.Context(), `SELECT v FROM kept`).Scan(&v); err != nil || v != 42 {
+		t.Fatalf("after the restart: %d, %v", v, err)
+	}
+	if err := srv.Restart(); err == nil {
+		t.Error("Restart of a running server did not fail")
+	}
+}

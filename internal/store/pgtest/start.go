@@ -151,32 +151,10 @@ func run(ctx context.Context, bins binaries, cred *credential, dir, data, logPat
 	if err != nil {
 		return nil, err
 	}
-	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("create %s: %w", logPath, err)
+	s := &Server{dir: dir, port: port, bins: bins, cred: cred, data: data, logPath: logPath}
+	if err := s.launch(); err != nil {
+		return nil, err
 	}
-	defer func() { _ = logf.Close() }() // the child has its own copy
-	cmd := exec.Command(bins.postgres,
-		"-D", data,
-		"-p", strconv.Itoa(port),
-		"-k", dir, // Unix socket in our directory, not /var/run/postgresql
-		"-c", "listen_addresses=127.0.0.1",
-		"-c", "fsync=off",
-		"-c", "synchronous_commit=off",
-		"-c", "full_page_writes=off",
-	)
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = sysProcAttr(cred, true)
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", bins.postgres, err)
-	}
-	s := &Server{dir: dir, port: port, cmd: cmd, exited: make(chan struct{})}
-	go func() { // owner: s; ends when postgres exits (s.stop)
-		s.waitErr = cmd.Wait()
-		close(s.exited)
-	}()
-
 	admin, err := sql.Open("pgx", s.url("postgres", ""))
 	if err == nil {
 		err = waitReady(ctx, s, admin)
@@ -188,13 +166,48 @@ func run(ctx context.Context, bins binaries, cred *credential, dir, data, logPat
 		if admin != nil {
 			_ = admin.Close()
 		}
-		_ = terminate(cmd.Process)
+		_ = terminate(s.cmd.Process)
 		<-s.exited
 		log, _ := os.ReadFile(logPath)
 		return nil, fmt.Errorf("postgres on 127.0.0.1:%d: %w\n%s", port, err, tail(log, 2000))
 	}
 	s.admin = admin
 	return s, nil
+}
+
+// launch starts the postgres process on s.port; it does not wait for it
+// to accept connections.
+func (s *Server) launch() error {
+	logf, err := os.OpenFile(s.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", s.logPath, err)
+	}
+	defer func() { _ = logf.Close() }() // the child has its own copy
+	cmd := exec.Command(s.bins.postgres,
+		"-D", s.data,
+		"-p", strconv.Itoa(s.port),
+		"-k", s.dir, // Unix socket in our directory, not /var/run/postgresql
+		"-c", "listen_addresses=127.0.0.1",
+		"-c", "fsync=off",
+		"-c", "synchronous_commit=off",
+		"-c", "full_page_writes=off",
+	)
+	cmd.Dir = s.dir
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = sysProcAttr(s.cred, true)
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", s.bins.postgres, err)
+	}
+	exited := make(chan struct{})
+	s.cmd, s.exited = cmd, exited
+	go func() { // owner: s; ends when postgres exits (s.stop, s.Stop)
+		err := cmd.Wait()
+		s.mu.Lock()
+		s.waitErr = err
+		s.mu.Unlock()
+		close(exited)
+	}()
+	return nil
 }
 
 func waitReady(ctx context.Context, s *Server, admin *sql.DB) error {
@@ -209,7 +222,10 @@ func waitReady(ctx context.Context, s *Server, admin *sql.DB) error {
 		}
 		select {
 		case <-s.exited:
-			return fmt.Errorf("exited before accepting connections: %w", s.waitErr)
+			s.mu.Lock()
+			werr := s.waitErr
+			s.mu.Unlock()
+			return fmt.Errorf("exited before accepting connections: %w", werr)
 		case <-ctx.Done():
 			return fmt.Errorf("not accepting connections: %w (last: %w)", ctx.Err(), err)
 		case <-t.C:
