@@ -153,6 +153,10 @@ func tryDovecot(t *testing.T, bin string, o dovecotOpts) (*dovecot, error) {
 		d.sep = "."
 		mailLocation = "maildir:~/Maildir"
 	}
+	// lock_method flock: with fcntl locks, the kernel's deadlock
+	// detection can refuse a lock that two imap processes (the poller's
+	// session and a test's APPEND) take on the mailbox list index in
+	// turn, and Dovecot panics on EDEADLK ("Resource deadlock avoided").
 	var conf strings.Builder
 	fmt.Fprintf(&conf, `base_dir = %[1]s/run
 state_dir = %[1]s/state
@@ -166,6 +170,7 @@ first_valid_uid = 1
 first_valid_gid = 1
 mail_location = %[5]s
 mail_max_userip_connections = 100
+lock_method = flock
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 passdb {
