@@ -19,7 +19,7 @@ func newDMARCReportsCmd(g *globals) *cobra.Command {
 		Use:   "dmarc",
 		Short: "DMARC aggregate reports (RFC 7489, RFC 9990): lists, single reports",
 	}
-	cmd.AddCommand(newDMARCListCmd(g), newDMARCShowCmd(g))
+	cmd.AddCommand(newDMARCSummaryCmd(g), newDMARCListCmd(g), newDMARCShowCmd(g))
 	return cmd
 }
 

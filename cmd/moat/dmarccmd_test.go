@@ -127,3 +127,44 @@ func TestDMARCReportsCLI(t *testing.T) {
 		}
 	}
 }
+
+// TestDMARCSummaryCLI: total_messages is the sum of the stored reports'
+// record counts (the report kept aside and the invalid one count for
+// nothing), and --by splits it.
+func TestDMARCSummaryCLI(t *testing.T) {
+	t.Parallel()
+	data, dir := t.TempDir(), t.TempDir()
+	for name, b := range map[string][]byte{
+		"a.xml": dmarcReportXML("Receiver", "r-1", "a.example", 3),
+		"b.xml": dmarcReportXML("Receiver", "r-2", "b.example", 2),
+		"c.xml": dmarcReportXML("Receiver", "r-1", "a.example", 1), // r-1's identity, another content: aside
+		"d.xml": dmarcReportXML("Receiver", "r-4", "a.example", 2)[:200],
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustMoat(t, "import", "--data", data, dir)
+	var sum dmarcSummary
+	if err := json.Unmarshal([]byte(mustMoat(t, "reports", "dmarc", "summary", "--since", "2026-10-01", "--by", "domain", "--json", "--data", data)), &sum); err != nil {
+		t.Fatal(err)
+	}
+	if sum.TotalMessages != 15 || sum.DMARCPass != 15 || sum.DMARCFail != 0 || sum.SPFPass != 15 {
+		t.Errorf("summary: %+v, want 15 messages all passing", sum)
+	}
+	if len(sum.Rows) != 2 || sum.Rows[0] != (dmarcSummaryRow{Key: "a.example", Messages: 9, dmarcCounts: dmarcCounts{DMARCPass: 9, DKIMPass: 9, SPFPass: 9}}) ||
+		sum.Rows[1].Key != "b.example" || sum.Rows[1].Messages != 6 {
+		t.Errorf("rows: %+v", sum.Rows)
+	}
+	out := mustMoat(t, "reports", "dmarc", "summary", "b.example", "--since", "2026-10-01", "--data", data)
+	if !strings.Contains(out, "b.example, since 2026-10-01: 6 messages, 6 passing DMARC (100.0%), 0 failing") {
+		t.Errorf("summary b.example:\n%s", out)
+	}
+	// A period after the reports: nothing.
+	if err := json.Unmarshal([]byte(mustMoat(t, "reports", "dmarc", "summary", "--since", "2026-12-01", "--json", "--data", data)), &sum); err != nil || sum.TotalMessages != 0 {
+		t.Errorf("summary since 2026-12-01: %+v, %v", sum, err)
+	}
+	if code, _, errs := moat(t, "reports", "dmarc", "summary", "--by", "colour", "--data", data); code == exitOK || !strings.Contains(errs, `--by "colour": want day, domain, source`) {
+		t.Errorf("--by colour: exit %d, %s", code, errs)
+	}
+}
