@@ -248,9 +248,13 @@ func TestPrune(t *testing.T) {
 // generous, for a loaded machine.
 func TestPruneIntake(t *testing.T) {
 	t.Parallel()
-	reports, daily := 10000, 50000
+	// Several batches of each table (1,000 rows a transaction): enough
+	// for intake to interleave with every kind of batch. Rollup rows are
+	// the slowest to prune (the block tables are reduced with them), and
+	// the suite runs with -race: BenchmarkPrune measures the large sizes.
+	reports, daily := 5000, 6000
 	if testing.Short() {
-		reports, daily = 2000, 10000
+		reports, daily = 2000, 3000
 	}
 	for _, db := range testDatabases() {
 		t.Run(db.name, func(t *testing.T) {
