@@ -1,9 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -127,10 +129,7 @@ func newDMARCSummaryCmd(g *globals) *cobra.Command {
 			if col != "day" {
 				// The most failing first, then the most messages.
 				slices.SortStableFunc(sum.Rows, func(a, b dmarcSummaryRow) int {
-					if a.DMARCFail != b.DMARCFail {
-						return int(min(max(b.DMARCFail-a.DMARCFail, -1), 1))
-					}
-					return int(min(max(b.Messages-a.Messages, -1), 1))
+					return cmp.Or(cmp.Compare(b.DMARCFail, a.DMARCFail), cmp.Compare(b.Messages, a.Messages))
 				})
 			}
 			if asJSON {
@@ -141,12 +140,12 @@ func newDMARCSummaryCmd(g *globals) *cobra.Command {
 				period = "all time"
 			}
 			fmt.Fprintf(g.stdout, "%s, %s: %d messages, %d passing DMARC (%s), %d failing; DKIM pass %d, SPF pass %d\n",
-				dash(domain), period, sum.TotalMessages, sum.DMARCPass, pct(sum.DMARCPass, sum.TotalMessages),
+				dash(domain), period, sum.TotalMessages, sum.DMARCPass, percent(sum.DMARCPass, sum.TotalMessages),
 				sum.DMARCFail, sum.DKIMPass, sum.SPFPass)
 			if col == "" || len(sum.Rows) == 0 {
 				return nil
 			}
-			t := [][]string{{upper(by), "MESSAGES", "DMARC PASS", "DMARC FAIL", "DKIM PASS", "SPF PASS"}}
+			t := [][]string{{strings.ToUpper(by), "MESSAGES", "DMARC PASS", "DMARC FAIL", "DKIM PASS", "SPF PASS"}}
 			for _, r := range sum.Rows {
 				t = append(t, []string{dash(r.Key), strconv.FormatInt(r.Messages, 10), strconv.FormatInt(r.DMARCPass, 10),
 					strconv.FormatInt(r.DMARCFail, 10), strconv.FormatInt(r.DKIMPass, 10), strconv.FormatInt(r.SPFPass, 10)})
@@ -177,21 +176,4 @@ func dmarcKey(col string, r *store.DMARCRollupRow) string {
 	default:
 		return r.HeaderFrom
 	}
-}
-
-func pct(n, of int64) string {
-	if of == 0 {
-		return "-"
-	}
-	return strconv.FormatFloat(float64(n)*100/float64(of), 'f', 1, 64) + "%"
-}
-
-func upper(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if c >= 'a' && c <= 'z' {
-			b[i] = c - 'a' + 'A'
-		}
-	}
-	return string(b)
 }
