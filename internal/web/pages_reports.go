@@ -31,7 +31,6 @@ type reportsData struct {
 	Base         string        // "/reports" or "/domains/x/reports"
 	Since, Until string        // the form's values (until inclusive)
 	Range        string        // the query of the period, for links
-	All          bool          // every row of the tables, not tableRows
 	AllLink      string        // this page with every row
 	// The number of rows of each table before the cut to tableRows.
 	SourcesTotal, MXTotal, DomainsTotal int64
@@ -118,7 +117,7 @@ func (pg *pages) reports(w http.ResponseWriter, r *http.Request, p *auth.Princip
 	since, until, msg := dateRange(r, pg.now(), reportsDays)
 	data.Since, data.Until = since.Format(time.DateOnly), until.AddDate(0, 0, -1).Format(time.DateOnly)
 	data.Range = url.Values{"since": {data.Since}, "until": {data.Until}}.Encode()
-	data.All = r.URL.Query().Get("all") == "1"
+	all := r.URL.Query().Get("all") == "1" // every row of the tables, not tableRows
 	data.AllLink = data.Base + "?" + data.Range + "&all=1"
 	bys := []string{tlsrptstats.ByResult, tlsrptstats.BySource, tlsrptstats.ByMX, tlsrptstats.ByDay}
 	if name == "" {
@@ -144,7 +143,7 @@ func (pg *pages) reports(w http.ResponseWriter, r *http.Request, p *auth.Princip
 	}
 	cut := func(rows []tlsrptstats.Row) ([]statRow, int64) {
 		n := len(rows)
-		if !data.All && n > tableRows {
+		if !all && n > tableRows {
 			rows = rows[:tableRows]
 		}
 		return statRows(rows), int64(n)
