@@ -259,19 +259,22 @@ func TestConformanceImport(t *testing.T) {
 	x.checkStore(t, st)
 	t.Logf("%d files, %d distinct reports, %d successful and %d failed sessions", len(files), x.reports, x.success, x.failure)
 
-	// DMARC aggregate reports by mail are not TLS reports: listed, not
-	// stored.
+	// DMARC aggregate reports by mail are stored as DMARC reports, and
+	// the TLS reports are left as they were.
 	dmarc, _ := filepath.Glob(filepath.Join(corpora, "parsedmarc/samples/aggregate/*.eml"))
 	if len(dmarc) == 0 {
-		t.Logf("no DMARC aggregate mails in the corpora; refusal of them not checked here")
+		t.Logf("no DMARC aggregate mails in the corpora; their sorting not checked here")
 		return
 	}
 	stats, err = Import(context.Background(), ing, dmarc, ImportOpts{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(stats.NotReports) != len(dmarc) || stats.Reports+stats.Duplicates != 0 {
-		t.Errorf("DMARC mails: %+v, want all %d listed as not reports", stats, len(dmarc))
+	if len(stats.NotReports) != 0 || stats.Reports != len(dmarc) || stats.Kinds["dmarc"] != len(dmarc) {
+		t.Errorf("DMARC mails: %+v, want all %d stored as DMARC reports", stats, len(dmarc))
+	}
+	if n, err := st.CountDMARCReports(t.Context(), store.DMARCFilter{}); err != nil || n != int64(len(dmarc)) {
+		t.Errorf("%d DMARC reports stored (%v), want %d", n, err, len(dmarc))
 	}
 	x.checkStore(t, st) // unchanged
 }
@@ -312,9 +315,13 @@ func TestConformanceLive(t *testing.T) {
 	}
 	x.checkStore(t, st)
 
-	// Mails without a TLS report are refused with the reason.
-	refuse := []string{"a plain mail"}
-	raws := [][]byte{plainMail("Just saying hello.")}
+	// A mail without a report is refused with the reason.
+	_, err := e.send(t, true, testRcpt, plainMail("Just saying hello."))
+	if code, msg := smtpCode(err); code != 550 || !strings.Contains(msg, "no TLS report") {
+		t.Errorf("a plain mail: %d %q, want 550 with the reason", code, msg)
+	}
+	// A DMARC aggregate report sent to the TLS-RPT address is still a
+	// report: stored as DMARC, the TLS reports left as they were.
 	dmarc, _ := filepath.Glob(filepath.Join(corpora, "parsedmarc/samples/aggregate/*.eml"))
 	sort.Strings(dmarc)
 	for _, p := range dmarc {
@@ -322,17 +329,12 @@ func TestConformanceLive(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		refuse = append(refuse, p)
-		raws = append(raws, raw)
-	}
-	for i, raw := range raws {
-		_, err := e.send(t, true, testRcpt, raw)
-		code, msg := smtpCode(err)
-		if code != 550 || !strings.Contains(msg, "no TLS report") {
-			t.Errorf("%s: %d %q, want 550 with the reason", refuse[i], code, msg)
-		} else {
-			t.Logf("%s: %d %s", filepath.Base(refuse[i]), code, msg)
+		if text, err := e.send(t, true, testRcpt, raw); err != nil || !strings.Contains(text, "stored") {
+			t.Errorf("%s by SMTP: %q %v, want it stored", filepath.Base(p), text, err)
 		}
+	}
+	if n, err := st.CountDMARCReports(t.Context(), store.DMARCFilter{}); err != nil || n != int64(len(dmarc)) {
+		t.Errorf("%d DMARC reports stored (%v), want %d", n, err, len(dmarc))
 	}
 	x.checkStore(t, st) // unchanged
 }

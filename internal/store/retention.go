@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -51,8 +52,16 @@ type PruneOptions struct {
 	Now time.Time
 	// DryRun counts what would go and changes nothing.
 	DryRun bool
-	// Batch is the number of rows per transaction. Zero: 1000.
+	// Batch is the number of rows per transaction. Zero: adaptive, from
+	// 100 rows, halved after a transaction that took longer than
+	// BatchTime and doubled (up to 10,000) after one that took less than
+	// a quarter of it, so that a slow machine or a heavy table (rollups,
+	// whose derived sums are reduced with them) holds the write lock for
+	// about BatchTime, not for as long as a fixed number of rows happens to take.
 	Batch int
+	// BatchTime is the time a transaction aims at when Batch is zero.
+	// Zero: 100 ms.
+	BatchTime time.Duration
 	// Pause is the time between two transactions, for other writers to
 	// get in. Zero: on SQLite as long as the previous transaction took
 	// (a writer of another process, such as moat serve beside the CLI,
@@ -68,6 +77,8 @@ type PruneCount struct {
 	Action  string    `json:"action"`  // ActionDelete or ActionClearRaw
 	Before  time.Time `json:"before"`  // rows older than this go
 	Rows    int64     `json:"rows"`
+	// Batches is the number of transactions it took (0 for a dry run).
+	Batches int `json:"batches"`
 	// Took is how long it took (0 for a dry run).
 	Took time.Duration `json:"took_ns"`
 }
@@ -201,10 +212,6 @@ func (s *sqlStore) Prune(ctx context.Context, r Retention, opts PruneOptions) (P
 	if at.IsZero() {
 		at = time.Now()
 	}
-	batch := opts.Batch
-	if batch <= 0 {
-		batch = 1000
-	}
 	for _, t := range pruneTables() {
 		if r.period(t.setting) == 0 {
 			continue
@@ -218,7 +225,9 @@ func (s *sqlStore) Prune(ctx context.Context, r Retention, opts PruneOptions) (P
 			c.Rows, err = s.pruneCount(ctx, r, t, at)
 		} else {
 			start := time.Now()
-			c.Rows, err = s.pruneTable(ctx, t, c.Before, at, batch, opts.Pause)
+			// A size per table: a row of one costs what it costs.
+			sz := newBatchSizer(opts.Batch, opts.BatchTime)
+			c.Rows, c.Batches, err = s.pruneTable(ctx, t, c.Before, at, sz, opts.Pause)
 			c.Took = time.Since(start)
 		}
 		res.Counts = append(res.Counts, c)
@@ -261,9 +270,44 @@ func (s *sqlStore) pruneCount(ctx context.Context, r Retention, t pruneTable, at
 	return n, err
 }
 
-// pruneTable prunes the rows of t older than before, batch rows per
-// transaction, and returns how many went.
-func (s *sqlStore) pruneTable(ctx context.Context, t pruneTable, before, at time.Time, batch int, pause time.Duration) (int64, error) {
+// batchSizer chooses the number of rows of the next prune transaction.
+type batchSizer struct {
+	fixed  bool
+	rows   int
+	target time.Duration
+}
+
+// Bounds of an adaptive batch.
+const (
+	minPruneBatch   = 10
+	startPruneBatch = 100
+	maxPruneBatch   = 10000
+)
+
+func newBatchSizer(rows int, target time.Duration) *batchSizer {
+	if rows > 0 {
+		return &batchSizer{fixed: true, rows: rows}
+	}
+	if target <= 0 {
+		target = 100 * time.Millisecond
+	}
+	return &batchSizer{rows: startPruneBatch, target: target}
+}
+
+// took adapts the size to a transaction of the current size that took d.
+func (b *batchSizer) took(d time.Duration) {
+	switch {
+	case b.fixed:
+	case d > b.target:
+		b.rows = max(b.rows/2, minPruneBatch)
+	case d < b.target/4:
+		b.rows = min(b.rows*2, maxPruneBatch)
+	}
+}
+
+// pruneTable prunes the rows of t older than before, sz.rows rows per
+// transaction, and returns how many went in how many transactions.
+func (s *sqlStore) pruneTable(ctx context.Context, t pruneTable, before, at time.Time, sz *batchSizer, pause time.Duration) (total int64, batches int, err error) {
 	// The rows of a batch: the oldest, by the index on the age. SQLite
 	// looks them up by key; PostgreSQL would join a subquery of keys
 	// with a scan of the whole table (a hash semi-join), so it takes
@@ -277,27 +321,35 @@ func (s *sqlStore) pruneTable(ctx context.Context, t pruneTable, before, at time
 	if t.pending != "" {
 		sel += ` AND ` + t.pending
 	}
-	sel += fmt.Sprintf(` ORDER BY %s LIMIT %d`, t.age, batch)
-	rowsOf := `(` + t.key + `) IN (` + sel + `)`
-	if s.d.name == "postgres" {
-		rowsOf = `ctid = ANY (ARRAY(` + sel + `))`
+	sel += ` ORDER BY ` + t.age + ` LIMIT `
+	statement := func(limit int) string {
+		sel := sel + strconv.Itoa(limit)
+		rowsOf := `(` + t.key + `) IN (` + sel + `)`
+		if s.d.name == "postgres" {
+			rowsOf = `ctid = ANY (ARRAY(` + sel + `))`
+		}
+		switch {
+		case t.set != "":
+			return `UPDATE ` + t.table + ` SET ` + t.set + ` WHERE ` + rowsOf
+		case t.rollups:
+			return `DELETE FROM ` + t.table + ` WHERE ` + rowsOf + ` RETURNING ` + t.key + `, sessions`
+		}
+		return `DELETE FROM ` + t.table + ` WHERE ` + rowsOf
 	}
-	var stmt string
 	args := []any{s.d.timeArg(before)}
-	switch {
-	case t.set != "":
-		stmt = `UPDATE ` + t.table + ` SET ` + t.set + ` WHERE ` + rowsOf
+	if t.set != "" {
 		args = append(args, []byte{}, s.d.timeArg(normTime(at)))
-	case t.rollups:
-		stmt = `DELETE FROM ` + t.table + ` WHERE ` + rowsOf + ` RETURNING ` + t.key + `, sessions`
-	default:
-		stmt = `DELETE FROM ` + t.table + ` WHERE ` + rowsOf
 	}
-	var total int64
 	for {
 		start := time.Now()
-		var n int64
+		batch := sz.rows
+		stmt := statement(batch)
+		var (
+			n     int64
+			begun time.Time // the connection is ours: the wait for it is not the batch's
+		)
 		err := s.writeTx(ctx, "prune "+t.table, func(tx *sql.Tx) error {
+			begun = time.Now()
 			if t.rollups {
 				var err error
 				n, err = s.pruneRollups(ctx, tx, stmt, args)
@@ -311,12 +363,14 @@ func (s *sqlStore) pruneTable(ctx context.Context, t pruneTable, before, at time
 			return err
 		})
 		if err != nil {
-			return total, err
+			return total, batches, err
 		}
 		total += n
+		batches++
 		if n < int64(batch) {
-			return total, nil
+			return total, batches, nil
 		}
+		sz.took(time.Since(begun))
 		wait := pause
 		if wait == 0 && s.path != "" {
 			wait = time.Since(start)
@@ -326,7 +380,7 @@ func (s *sqlStore) pruneTable(ctx context.Context, t pruneTable, before, at time
 			select {
 			case <-ctx.Done():
 				tm.Stop()
-				return total, ctx.Err()
+				return total, batches, ctx.Err()
 			case <-tm.C:
 			}
 		}

@@ -13,7 +13,9 @@ import (
 // MOAT_PRUNE_ROWS (default 20,000) old reports (each with a policy domain,
 // a policy, a failure detail and an intake log line) and as many daily
 // rollup rows, all older than the retention periods, pruned with the
-// default batches and pauses. It reports rows per second of each table.
+// default batches and pauses while a report is stored every 2 ms. It
+// reports rows per second of each table, and the p99 and longest time a
+// report took to be stored meanwhile (intake-p99-ms, intake-max-ms).
 // For the figures of the README: MOAT_PRUNE_ROWS=1000000 go test -run '^$'
 // -bench BenchmarkPrune -benchtime 1x ./internal/store
 func BenchmarkPrune(b *testing.B) {
@@ -45,12 +47,21 @@ func BenchmarkPrune(b *testing.B) {
 				// n/1000 days from day0.
 				fillOld(b, s, now.AddDate(0, 0, -900-n/1000), n, n, 100)
 				b.Logf("filled %d reports and %d daily rows in %v", n, n, time.Since(start).Round(time.Millisecond))
+				stop := intakeDuring(b, s, now)
 				b.StartTimer()
 				res, err := s.Prune(b.Context(), Retention{Raw: 90 * day, Reports: 400 * day, Rollups: 800 * day}, PruneOptions{})
+				b.StopTimer()
+				lat := stop()
 				if err != nil {
 					b.Fatal(err)
 				}
-				b.StopTimer()
+				if len(lat) > 0 {
+					ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+					b.ReportMetric(ms(lat[(len(lat)-1)*99/100]), "intake-p99-ms")
+					b.ReportMetric(ms(lat[len(lat)-1]), "intake-max-ms")
+					b.Logf("%d reports stored during the prune: p50 %v, p99 %v, max %v", len(lat),
+						lat[len(lat)/2], lat[(len(lat)-1)*99/100], lat[len(lat)-1])
+				}
 				for _, c := range res.Counts {
 					if c.Rows > 0 {
 						b.Logf("%s %s: %d rows in %v, %.0f rows/s", c.Action, c.Table, c.Rows, c.Took.Round(time.Millisecond), float64(c.Rows)/c.Took.Seconds())

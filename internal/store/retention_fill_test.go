@@ -3,10 +3,54 @@ package store
 import (
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
+
+// intakeDuring stores a fresh TLS report for f1.example every 2 ms (when
+// the last one is stored) until stop is called, and stop returns how long
+// each took to store, sorted.
+func intakeDuring(tb testing.TB, s *sqlStore, now time.Time) (stop func() []time.Duration) {
+	tb.Helper()
+	var (
+		wg        sync.WaitGroup
+		done      = make(chan struct{})
+		latencies []time.Duration
+		ierr      error
+	)
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			r := &TLSRPTReport{Source: "https", Raw: fmt.Appendf(nil, "fresh %d", i), Status: ReportOK,
+				OrganizationName: "Google", ReportID: fmt.Sprint("fresh-", i), StartTime: now.Add(-day), EndTime: now,
+				Domains: []string{"f1.example"}, Rollups: []TLSRPTRollup{{Day: now, Domain: "f1.example",
+					PolicyType: "sts", ResultType: "success", Organization: "Google", Sessions: 3}}}
+			start := time.Now()
+			if _, err := s.InsertTLSRPT(tb.Context(), []*TLSRPTReport{r}); err != nil {
+				ierr = err
+				return
+			}
+			latencies = append(latencies, time.Since(start))
+			time.Sleep(2 * time.Millisecond) // reports arrive; they do not queue
+		}
+	})
+	return func() []time.Duration {
+		close(done)
+		wg.Wait()
+		if ierr != nil {
+			tb.Fatalf("store a report during the prune: %v", ierr)
+		}
+		slices.Sort(latencies)
+		return latencies
+	}
+}
 
 // fillOld fills s by bulk SQL, fast, with old data for retention to prune:
 // reports reports (each with a policy domain, a policy, a failure detail,

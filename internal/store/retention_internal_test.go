@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -159,10 +158,10 @@ func TestPrune(t *testing.T) {
 				t.Fatalf("the data has nothing to prune: %d reports, %d raw, %d daily rows", wantReports, wantRaw, wantDaily)
 			}
 			want := []PruneCount{
-				{"intake_log", SettingReports, ActionDelete, normTime(repCut), 0, 0},
-				{"tlsrpt_reports", SettingReports, ActionDelete, normTime(repCut), wantReports, 0},
-				{"tlsrpt_reports", SettingRaw, ActionClearRaw, normTime(rawCut), wantRaw, 0},
-				{"tlsrpt_daily", SettingRollups, ActionDelete, rollCut, wantDaily, 0},
+				{Table: "intake_log", Setting: SettingReports, Action: ActionDelete, Before: normTime(repCut)},
+				{Table: "tlsrpt_reports", Setting: SettingReports, Action: ActionDelete, Before: normTime(repCut), Rows: wantReports},
+				{Table: "tlsrpt_reports", Setting: SettingRaw, Action: ActionClearRaw, Before: normTime(rawCut), Rows: wantRaw},
+				{Table: "tlsrpt_daily", Setting: SettingRollups, Action: ActionDelete, Before: rollCut, Rows: wantDaily},
 			}
 			dry, err := s.Prune(ctx, r, PruneOptions{Now: now, DryRun: true})
 			if err != nil {
@@ -180,6 +179,8 @@ func TestPrune(t *testing.T) {
 			}
 			for i := range got.Counts {
 				got.Counts[i].Took = 0
+				// Batches of 7 rows until one comes short.
+				want[i].Batches = int(want[i].Rows/7 + 1)
 			}
 			if !slices.Equal(got.Counts, want) {
 				t.Errorf("prune: %+v\nwant %+v", got.Counts, want)
@@ -248,13 +249,13 @@ func TestPrune(t *testing.T) {
 // generous, for a loaded machine.
 func TestPruneIntake(t *testing.T) {
 	t.Parallel()
-	// Several batches of each table (1,000 rows a transaction): enough
-	// for intake to interleave with every kind of batch. Rollup rows are
-	// the slowest to prune (the block tables are reduced with them), and
-	// the suite runs with -race: BenchmarkPrune measures the large sizes.
-	reports, daily := 5000, 6000
+	// Several transactions of each table (adaptive batches from 1,000
+	// rows, down to tens of rollup rows under -race, where SQLite, compiled
+	// from C to Go, runs instrumented): enough for intake to interleave with
+	// every kind of batch. BenchmarkPrune measures the large sizes.
+	reports, daily := 3000, 2000
 	if testing.Short() {
-		reports, daily = 2000, 3000
+		reports, daily = 2000, 1000
 	}
 	for _, db := range testDatabases() {
 		t.Run(db.name, func(t *testing.T) {
@@ -272,62 +273,40 @@ func TestPruneIntake(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			var (
-				wg        sync.WaitGroup
-				done      = make(chan struct{})
-				latencies []time.Duration
-				ierr      error
-			)
-			wg.Go(func() {
-				for i := 0; ; i++ {
-					select {
-					case <-done:
-						return
-					default:
-					}
-					r := &TLSRPTReport{Source: "https", Raw: fmt.Appendf(nil, "fresh %d", i), Status: ReportOK,
-						OrganizationName: "Google", ReportID: fmt.Sprint("fresh-", i), StartTime: now.Add(-day), EndTime: now,
-						Domains: []string{"f1.example"}, Rollups: []TLSRPTRollup{{Day: now, Domain: "f1.example",
-							PolicyType: "sts", ResultType: "success", Organization: "Google", Sessions: 3}}}
-					start := time.Now()
-					if _, err := s.InsertTLSRPT(ctx, []*TLSRPTReport{r}); err != nil {
-						ierr = err
-						return
-					}
-					latencies = append(latencies, time.Since(start))
-					time.Sleep(2 * time.Millisecond) // reports arrive; they do not queue
-				}
-			})
+			stop := intakeDuring(t, s, now)
 			start := time.Now()
 			res, err := s.Prune(ctx, Retention{Raw: 90 * day, Reports: 400 * day, Rollups: 800 * day}, PruneOptions{})
 			took := time.Since(start)
-			close(done)
-			wg.Wait()
+			latencies := stop()
 			if err != nil {
 				t.Fatal(err)
 			}
-			if ierr != nil {
-				t.Fatal(ierr)
-			}
-			var rows int64
+			var (
+				rows    int64
+				batches int
+			)
 			for _, c := range res.Counts {
 				rows += c.Rows
-				t.Logf("%s %s: %d rows in %v", c.Action, c.Table, c.Rows, c.Took.Round(time.Millisecond))
+				batches += c.Batches
+				t.Logf("%s %s: %d rows in %d transactions, %v", c.Action, c.Table, c.Rows, c.Batches, c.Took.Round(time.Millisecond))
 			}
 			if rows != int64(reports+reports+daily) { // intake_log, reports, daily
 				t.Errorf("pruned %+v, want %d reports, their log lines and %d daily rows", res.Counts, reports, daily)
 			}
+			if len(latencies) == 0 {
+				t.Fatalf("no report stored during a prune of %d transactions", batches)
+			}
 			slices.Sort(latencies)
 			pct := func(p float64) time.Duration { return latencies[int(float64(len(latencies)-1)*p)] }
-			worst := latencies[len(latencies)-1]
-			t.Logf("prune of %d rows (%d reports with their details, %d daily rollups) in %v (%.0f rows/s); %d reports stored meanwhile, latency p50 %v, p99 %v, max %v",
-				rows, reports, daily, took.Round(time.Millisecond), float64(rows)/took.Seconds(), len(latencies),
-				pct(0.5).Round(time.Microsecond), pct(0.99).Round(time.Microsecond), worst.Round(time.Microsecond))
-			if len(latencies) < 10 {
-				t.Errorf("only %d reports stored during the prune", len(latencies))
-			}
-			if worst > 2*time.Second {
-				t.Errorf("a report waited %v to be stored during the prune, want under 2s", worst)
+			// The latencies are for reading, not asserting (a loaded CI
+			// machine is slow): BenchmarkPrune reports them as figures.
+			// What must hold on any machine is that the prune let intake
+			// in between its transactions, not only at its end.
+			t.Logf("prune of %d rows (%d reports with their details, %d daily rollups) in %v, %d transactions; %d reports stored meanwhile, latency p50 %v, p99 %v, max %v",
+				rows, reports, daily, took.Round(time.Millisecond), batches, len(latencies),
+				pct(0.5).Round(time.Microsecond), pct(0.99).Round(time.Microsecond), latencies[len(latencies)-1].Round(time.Microsecond))
+			if len(latencies) < batches/2 {
+				t.Errorf("intake stored %d reports during a prune of %d transactions: the prune kept it out", len(latencies), batches)
 			}
 			checkDerived(t, s, rand.New(rand.NewPCG(1, 1)), []int64{o.ID}, now, 10)
 		})
