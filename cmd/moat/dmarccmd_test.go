@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/moatmail/moat/internal/api"
+	"github.com/moatmail/moat/internal/dmarcstats"
 )
 
 // dmarcReportXML is a DMARC aggregate report (RFC 7489 appendix C) about
@@ -145,14 +146,14 @@ func TestDMARCSummaryCLI(t *testing.T) {
 		}
 	}
 	mustMoat(t, "import", "--data", data, dir)
-	var sum dmarcSummary
+	var sum dmarcstats.Summary
 	if err := json.Unmarshal([]byte(mustMoat(t, "reports", "dmarc", "summary", "--since", "2026-10-01", "--by", "domain", "--json", "--data", data)), &sum); err != nil {
 		t.Fatal(err)
 	}
 	if sum.TotalMessages != 15 || sum.DMARCPass != 15 || sum.DMARCFail != 0 || sum.SPFPass != 15 {
 		t.Errorf("summary: %+v, want 15 messages all passing", sum)
 	}
-	if len(sum.Rows) != 2 || sum.Rows[0] != (dmarcSummaryRow{Key: "a.example", Messages: 9, dmarcCounts: dmarcCounts{DMARCPass: 9, DKIMPass: 9, SPFPass: 9}}) ||
+	if len(sum.Rows) != 2 || sum.Rows[0] != (dmarcstats.Row{Key: "a.example", Messages: 9, Counts: dmarcstats.Counts{DMARCPass: 9, DKIMPass: 9, SPFPass: 9}}) ||
 		sum.Rows[1].Key != "b.example" || sum.Rows[1].Messages != 6 {
 		t.Errorf("rows: %+v", sum.Rows)
 	}
