@@ -11,6 +11,7 @@ import (
 
 	"github.com/moatmail/moat/internal/auth"
 	"github.com/moatmail/moat/internal/hosting"
+	"github.com/moatmail/moat/internal/senders"
 	"github.com/moatmail/moat/internal/store"
 	"github.com/moatmail/moat/internal/tlsrptstats"
 )
@@ -77,6 +78,9 @@ func (s *server) routeTable() []route {
 
 		r("GET", "/reports/dmarc", read, s.listDMARC),
 		r("POST", "/reports/dmarc", write, s.uploadDMARC),
+		r("GET", "/reports/dmarc/summary", read, s.dmarcSummary),
+		r("GET", "/reports/dmarc/senders", read, s.dmarcSenders),
+		r("GET", "/reports/dmarc/impact", read, s.dmarcImpact),
 		r("GET", "/reports/dmarc/{id}", read, s.getDMARC),
 		r("GET", "/reports/dmarc/{id}/raw", read, s.rawDMARC),
 
@@ -120,6 +124,12 @@ func New(deps Deps) http.Handler {
 	}
 	if deps.MaxUpload <= 0 {
 		deps.MaxUpload = 10 << 20
+	}
+	if deps.Catalog == nil {
+		// The built-in catalogue is tested to parse; parse it once.
+		if cat, err := senders.Builtin(); err == nil {
+			deps.Catalog = cat
+		}
 	}
 	s := &server{Deps: deps, log: deps.Log}
 	s.routes = s.routeTable()

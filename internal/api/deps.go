@@ -8,6 +8,8 @@ import (
 	"github.com/moatmail/moat/internal/check"
 	"github.com/moatmail/moat/internal/hosting"
 	"github.com/moatmail/moat/internal/intake"
+	"github.com/moatmail/moat/internal/senders"
+	"github.com/moatmail/moat/internal/store"
 )
 
 // Deps are what the API (and the dashboard's pages, which share them)
@@ -37,4 +39,10 @@ type Deps struct {
 	// Ingester stores uploaded reports (POST /api/v1/reports/tlsrpt). Nil:
 	// uploads are answered 503.
 	Ingester *intake.Ingester
+	// SenderCache holds the reverse DNS and SPF facts of DMARC sources
+	// that the sender pages and endpoints read (they ask DNS nothing).
+	// Nil: Store, when it is one (store.Store is).
+	SenderCache store.SenderCache
+	// Catalog names the sending services. Nil: the built-in catalogue.
+	Catalog *senders.Catalog
 }

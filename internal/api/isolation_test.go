@@ -66,6 +66,14 @@ func emptyTotals(fields ...string) func(t *testing.T, res resp) {
 		if _, ok := v["ready_to_enforce"]; ok {
 			t.Errorf("a verdict about another organization's domain: %s", res.body)
 		}
+		for _, list := range []string{"sources", "services", "groups", "fixes"} {
+			if l, _ := v[list].([]any); len(l) != 0 {
+				t.Errorf("%s of another organization's domain: %s", list, res.body)
+			}
+		}
+		if _, ok := v["published"]; ok {
+			t.Errorf("the policy another organization's domain published: %s", res.body)
+		}
 	}
 }
 
@@ -157,6 +165,27 @@ func walk() map[string]walkEntry {
 			foreign: func(w *world, f string) []probe {
 				return []probe{{req: req{method: "POST", path: "/api/v1/reports/dmarc", ctype: "application/xml",
 					body: dmarcXML("uploader-x", "forged-"+f, w.orgs[f].domain, 1000)}, want: 400}}
+			}},
+		"GET /api/v1/reports/dmarc/summary": {target: func(*world, string) req { return get("/api/v1/reports/dmarc/summary?since=&by=domain") }, ok: 200, selfRead: true,
+			foreign: func(w *world, f string) []probe {
+				return []probe{{req: get("/api/v1/reports/dmarc/summary?since=&by=source&domain=" + w.orgs[f].domain), want: 200,
+					check: emptyTotals("total_messages", "dmarc_pass", "dmarc_fail")}}
+			}},
+		"GET /api/v1/reports/dmarc/senders": {target: func(w *world, k string) req {
+			return get("/api/v1/reports/dmarc/senders?since=&domain=" + w.orgs[k].domain)
+		}, ok: 200,
+			foreign: func(w *world, f string) []probe {
+				return []probe{
+					{req: get("/api/v1/reports/dmarc/senders?since=&domain=" + w.orgs[f].domain), want: 200, check: emptyTotals("messages", "dmarc_pass")},
+					{req: get("/api/v1/reports/dmarc/senders?since=&new=1&domain=" + w.orgs[f].domain), want: 200, check: emptyTotals()},
+				}
+			}},
+		"GET /api/v1/reports/dmarc/impact": {target: func(w *world, k string) req {
+			return get("/api/v1/reports/dmarc/impact?since=&domain=" + w.orgs[k].domain)
+		}, ok: 200,
+			foreign: func(w *world, f string) []probe {
+				return []probe{{req: get("/api/v1/reports/dmarc/impact?since=&domain=" + w.orgs[f].domain), want: 200,
+					check: emptyTotals("messages", "failing", "rejected", "quarantined", "forwarded")}}
 			}},
 		"GET /api/v1/reports/dmarc/{id}": {target: func(w *world, k string) req { return get("/api/v1/reports/dmarc/" + id(w.orgs[k].dmarcID)) }, ok: 200,
 			foreign: func(w *world, f string) []probe {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/moatmail/moat/internal/api"
+	"github.com/moatmail/moat/internal/dmarcstats"
+	"github.com/moatmail/moat/internal/senders"
 	"github.com/moatmail/moat/internal/store"
 	"github.com/moatmail/moat/internal/tlsrptstats"
 )
@@ -377,6 +379,62 @@ func tour(t *testing.T, e *env) {
 	e.must(t, viewer, get("/api/v1/reports/dmarc/999999"), 404)
 	e.must(t, viewer, get("/api/v1/reports/dmarc/999999/raw"), 404)
 	e.must(t, viewer, get("/api/v1/reports/dmarc/0"), 400)
+
+	// What the DMARC reports say: the same JSON as the CLI's, computed
+	// from the rollups of the tenant, with the DNS facts of the cache.
+	acmeTenant := e.st.Scoped(store.Scope{Orgs: []int64{acme.ID}})
+	if err := e.st.PutPTRs(t.Context(), []store.PTRRecord{{IP: "192.0.2.1", Names: []string{"mail.receiver-a.test"},
+		Confirmed: "mail.receiver-a.test", CheckedAt: e.now(), ExpiresAt: e.now().Add(time.Hour)}}); err != nil {
+		t.Fatal(err)
+	}
+	dsum := e.must(t, viewer, get("/api/v1/reports/dmarc/summary?domain=example.com&since=&by=source"), 200)
+	wantSum, err := dmarcstats.Summarize(t.Context(), acmeTenant, dmarcstats.Query{Domain: "example.com", Now: e.now(), By: "source"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if js := dsum.json(t); js["total_messages"] != float64(wantSum.TotalMessages) || wantSum.TotalMessages == 0 ||
+		len(js["rows"].([]any)) != 2 || js["dmarc_pass"] != float64(wantSum.TotalMessages) {
+		t.Errorf("DMARC summary %v, want %+v (every message passing, two sources)", js, wantSum)
+	}
+	e.must(t, viewer, get("/api/v1/reports/dmarc/summary?by=week"), 400)
+	if js := e.must(t, viewer, get("/api/v1/reports/dmarc/summary?domain=nothere.example"), 200).json(t); js["total_messages"] != float64(0) {
+		t.Errorf("summary of a domain outside the scope: %v", js)
+	}
+	analyzer, err := e.deps.Analyzer(acmeTenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRep, err := analyzer.Senders(t.Context(), senders.Query{Domain: "example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := e.must(t, viewer, get("/api/v1/reports/dmarc/senders?domain=example.com&since="), 200).json(t)
+	srcs := rep["sources"].([]any)
+	if rep["messages"] != float64(wantRep.Messages) || len(srcs) != 2 || rep["by_class"].(map[string]any)["forwarded"] != float64(wantSum.TotalMessages) {
+		// DKIM passes aligned, SPF fails: the sign of a forwarder.
+		t.Errorf("senders %v, want %d messages from two forwarded sources", rep, wantRep.Messages)
+	}
+	for _, x := range srcs {
+		if src := x.(map[string]any); src["ip"] == "192.0.2.1" && (src["ptr"] != "mail.receiver-a.test" || src["ptr_confirmed"] != true) {
+			t.Errorf("source 192.0.2.1: %v, want the cached reverse DNS", src)
+		}
+	}
+	if l := e.must(t, viewer, get("/api/v1/reports/dmarc/senders?domain=example.com&since=2d&new=1"), 200).json(t); len(l["sources"].([]any)) != 2 {
+		t.Errorf("new sources: %v", l)
+	}
+	e.must(t, viewer, get("/api/v1/reports/dmarc/senders"), 400)
+	e.must(t, viewer, get("/api/v1/reports/dmarc/senders?domain=example.com&new=maybe"), 400)
+	im := e.must(t, viewer, get("/api/v1/reports/dmarc/impact?domain=example.com&since=&policy=quarantine&pct=50"), 200).json(t)
+	if im["messages"] != float64(wantSum.TotalMessages) || im["failing"] != float64(0) || im["applied"] != "quarantine" ||
+		im["policy"].(map[string]any)["pct"] != float64(50) {
+		t.Errorf("impact %v, want nothing blocked of %d messages", im, wantSum.TotalMessages)
+	}
+	if im := e.must(t, viewer, get("/api/v1/reports/dmarc/impact?domain=example.com&testing=1"), 200).json(t); im["applied"] != "quarantine" {
+		t.Errorf("impact of p=reject t=y applies %v, want quarantine", im["applied"])
+	}
+	for _, q := range []string{"pct=0", "pct=101", "pct=x", "policy=none", "testing=2", "since=yesterday"} {
+		e.must(t, viewer, get("/api/v1/reports/dmarc/impact?domain=example.com&"+q), 400)
+	}
 
 	// The summary is api.Summarize's, byte for byte (the CLI's too).
 	sum := e.must(t, viewer, get("/api/v1/reports/tlsrpt/summary?domain=example.com&since=&by=source"), 200)

@@ -185,6 +185,8 @@ func Classify(domain string, rows []store.DMARCRollupRow, facts Facts, cat *Cata
 	out := make([]*Source, 0, len(order))
 	for _, b := range order {
 		s := b.src
+		// Lists, never null in JSON, even when no row names a domain.
+		s.HeaderFrom, s.EnvelopeFrom, s.DKIMDomains = []string{}, []string{}, []string{}
 		identify(s, b.rows, facts, m)
 		known := s.Service != nil
 		for _, r := range b.rows {
