@@ -343,6 +343,12 @@ func (ss *session) Data(r io.Reader) error {
 		if errors.As(err, &se) {
 			return se // 552 5.3.4 when beyond MaxMessageBytes
 		}
+		if errors.Is(err, smtp.ErrTooLongLine) {
+			// RFC 5321 §4.5.3.1.6: a text line is at most 1000 octets
+			// with its CRLF; §4.5.3.1.10: "500 Line too long". The message
+			// will not get shorter on a retry: a permanent failure.
+			return smtpErr(500, smtp.EnhancedCode{5, 5, 2}, "line too long: a line of the message exceeds %d octets", ss.s.srv.MaxLineLength)
+		}
 		return smtpErr(451, smtp.EnhancedCode{4, 3, 0}, "reading the message failed: %v", err)
 	}
 	log := ss.s.log.With("conn", ss.id, "remote", ss.remote, "from", ss.from, "size", len(data))
