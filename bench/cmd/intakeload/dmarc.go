@@ -1,10 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"compress/gzip"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"os"
 	"strconv"
 	"time"
 )
@@ -23,12 +27,22 @@ var dmarcOrgs = [...]struct{ name, email, domain string }{
 	{"Mail.Provider.example", "dmarc-reports@provider-b.example", "provider-b.example"},
 }
 
-// dmarcXML writes the aggregate report of s.
+// dmarcXML returns the aggregate report of s.
 func dmarcXML(s reportSpec) []byte {
+	n := dmarcSmallRecords
+	if s.large {
+		n = dmarcLargeRecords
+	}
 	var b bytes.Buffer
+	writeDMARC(&b, s, n)
+	return b.Bytes()
+}
+
+// writeDMARC writes the aggregate report of s with n records to b.
+func writeDMARC(b io.Writer, s reportSpec, n int) {
 	o := dmarcOrgs[s.org]
 	begin, end := s.day.Unix(), s.day.Add(24*time.Hour-time.Second).Unix()
-	fmt.Fprintf(&b, `<?xml version="1.0" encoding="UTF-8" ?>
+	fmt.Fprintf(b, `<?xml version="1.0" encoding="UTF-8" ?>
 <feedback>
   <report_metadata>
     <org_name>%s</org_name>
@@ -48,10 +62,6 @@ func dmarcXML(s reportSpec) []byte {
     <pct>100</pct>
   </policy_published>
 `, o.name, o.email, s.reportID, begin, end, s.domain)
-	n := dmarcSmallRecords
-	if s.large {
-		n = dmarcLargeRecords
-	}
 	r := rand.New(rand.NewPCG(uint64(s.seq), 7489))
 	for k := range n {
 		ip := fmt.Sprintf("%s.%d", [...]string{"192.0.2", "198.51.100", "203.0.113"}[r.IntN(3)], r.IntN(256))
@@ -65,7 +75,7 @@ func dmarcXML(s reportSpec) []byte {
 		case 3:
 			dkim, spf = "fail", "fail"
 		}
-		fmt.Fprintf(&b, `  <record>
+		fmt.Fprintf(b, `  <record>
     <row>
       <source_ip>%s</source_ip>
       <count>%d</count>
@@ -92,8 +102,33 @@ func dmarcXML(s reportSpec) []byte {
   </record>
 `, ip, 1+r.IntN(200), dkim, spf, s.domain, s.domain, dkim, r.IntN(4), s.domain, spf)
 	}
-	b.WriteString("</feedback>\n")
-	return b.Bytes()
+	_, _ = io.WriteString(b, "</feedback>\n")
+}
+
+// writeDMARCFile writes one gzipped aggregate report of n records to
+// path, as a stream (a million records are about 600 MB of XML).
+func writeDMARCFile(path, runID string, n int) (err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	bw := bufio.NewWriterSize(f, 256<<10)
+	zw := gzip.NewWriter(bw)
+	cw := bufio.NewWriterSize(zw, 256<<10)
+	day := time.Now().UTC().Truncate(24 * time.Hour).Add(-24 * time.Hour)
+	writeDMARC(cw, newSpec(sizeLarge, runID, 0, day), n)
+	if err := cw.Flush(); err != nil {
+		return err
+	}
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	return bw.Flush()
 }
 
 // dmarcMail is the report as RFC 7489 §7.2.1.1 sends it: the gzipped XML

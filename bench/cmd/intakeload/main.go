@@ -102,7 +102,15 @@ func run() error {
 	flag.BoolVar(&c.stored, "expect-stored", false, "require Moat's answer \"report stored (report N)\" for every report")
 	wait := flag.Bool("wait", false, "after building the reports print \"ready\" and wait (at most a minute) for SIGUSR1")
 	sizes := flag.Bool("sizes", false, "print the report sizes and exit")
+	dmarcOut := flag.String("dmarc-file", "", "write one gzipped DMARC aggregate report of -dmarc-records records to this file and exit (for moat import)")
+	dmarcRecords := flag.Int("dmarc-records", 1000000, "records of the -dmarc-file report")
 	flag.Parse()
+	if *dmarcOut != "" {
+		if *runID == "" {
+			*runID = "r" + strconv.FormatInt(time.Now().UnixNano(), 36)
+		}
+		return writeDMARCFile(*dmarcOut, *runID, *dmarcRecords)
+	}
 
 	switch {
 	case c.mode != "https" && c.mode != "smtp":
