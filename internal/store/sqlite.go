@@ -136,10 +136,17 @@ func initSQLite(ctx context.Context, path string) error {
 // setupWriter opens the write connection, which puts the database in WAL
 // mode, and migrates the schema.
 func setupWriter(ctx context.Context, log *slog.Logger, path string) (_ *sql.DB, err error) {
-	w, err := sql.Open("sqlite", sqliteDSN(path, true))
+	// sql.Open connects to nothing: it finds the registered driver, which
+	// the writer's connector wraps in a statement cache (stmtcache.go).
+	reg, err := sql.Open("sqlite", "")
 	if err != nil {
 		return nil, err
 	}
+	drv := reg.Driver()
+	if err := reg.Close(); err != nil {
+		return nil, err
+	}
+	w := sql.OpenDB(&cachingConnector{dsn: sqliteDSN(path, true), drv: drv})
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxIdleTime(0) // one connection for the life of the store
