@@ -351,11 +351,11 @@ func (ss *session) Data(r io.Reader) error {
 		}
 		return smtpErr(451, smtp.EnhancedCode{4, 3, 0}, "reading the message failed: %v", err)
 	}
-	log := ss.s.log.With("conn", ss.id, "remote", ss.remote, "from", ss.from, "size", len(data))
 	ctx := ss.s.baseContext()
-
 	dres, dwhy, dtemp := ss.s.verifyDKIM(ctx, data)
-	log = log.With("dkim", dres)
+	// The message's attributes are formatted only for a line written: at
+	// --log-level warn, slog.Logger.With would format them for nothing.
+	log := msgLog{log: ss.s.log, ctx: ctx, attrs: []any{"conn", ss.id, "remote", ss.remote, "from", ss.from, "size", len(data), "dkim", dres}}
 	if ss.s.opts.RequireDKIM && dres != DKIMPass {
 		log.Info("report mail refused: DKIM", "why", dwhy, "temporary", dtemp)
 		if dtemp {
@@ -413,6 +413,24 @@ func (ss *session) Data(r io.Reader) error {
 		return smtpErr(250, smtp.EnhancedCode{2, 0, 0}, "%s stored (report %d)", name, res.ID)
 	}
 }
+
+// msgLog writes the lines of one message with its attributes.
+type msgLog struct {
+	log   *slog.Logger
+	ctx   context.Context
+	attrs []any
+}
+
+func (l msgLog) at(level slog.Level, msg string, args ...any) {
+	if !l.log.Enabled(l.ctx, level) {
+		return
+	}
+	l.log.Log(l.ctx, level, msg, append(slices.Clip(l.attrs), args...)...)
+}
+
+func (l msgLog) Info(msg string, args ...any) { l.at(slog.LevelInfo, msg, args...) }
+
+func (l msgLog) Warn(msg string, args ...any) { l.at(slog.LevelWarn, msg, args...) }
 
 // reason is err's message without the sentinel's prefix.
 func reason(err, sentinel error) string {
