@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -70,6 +71,14 @@ func TestStmtCache(t *testing.T) {
 		var v string
 		if err := tx.QueryRowContext(ctx, fmt.Sprintf(`SELECT v FROM t WHERE k = $1 AND %d = %d`, i, i), i%50).Scan(&v); err != nil || v != fmt.Sprint("v", i%50) {
 			t.Fatalf("statement %d: %q, %v", i, v, err)
+		}
+	}
+	// A statement too long to keep: prepared and closed each time.
+	long := `SELECT count(*) FROM t WHERE k IN (` + strings.Repeat("-1, ", stmtCacheMaxText/4) + `$1)`
+	for range 3 {
+		var c int
+		if err := tx.QueryRowContext(ctx, long, 7).Scan(&c); err != nil || c != 1 {
+			t.Fatalf("long statement: %d, %v", c, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
