@@ -36,7 +36,7 @@
 #   INTAKE_BASE [/var/tmp]    where the intake's database lives: a disk, so that fsync costs what it costs
 #   WORK_BASE [/dev/shm]  where the temporary directory is made
 #   KEEP_WORK [0]         1: keep the temporary directory (its path is printed)
-#   CORPORA [../shared/corpora]  the shared real-world samples (dmarc; read in place)
+#   CORPORA [$MOAT_CORPORA, ../shared/corpora or ../../shared/corpora]  the shared real-world samples (dmarc; read in place)
 #   DMARC_RECORDS [1000000]      records of the generated report (dmarc)
 set -euo pipefail
 
@@ -759,7 +759,12 @@ import_dmarc() {
 }
 
 if [ "$MODE" = dmarc ] || [ "$MODE" = all ]; then
-	CORPORA=${CORPORA:-$ROOT/../shared/corpora}
+	# CORPORA, else MOAT_CORPORA (as the tests), else ../shared/corpora
+	# beside the repository (or beside its worktree's parent).
+	if [ -z "${CORPORA:-}" ]; then
+		CORPORA=${MOAT_CORPORA:-$ROOT/../shared/corpora}
+		[ -d "$CORPORA" ] || [ -n "${MOAT_CORPORA:-}" ] || CORPORA=$ROOT/../../shared/corpora
+	fi
 	if [ ! -x /usr/bin/time ]; then
 		echo "missing /usr/bin/time (apt-get install -y time): the import benchmarks need its peak RSS" >&2
 		exit 1
