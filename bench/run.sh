@@ -5,8 +5,13 @@
 #   policy-fresh  one new TLS connection per fetch, Moat vs nginx
 #   dns           TXT answers, Moat vs Knot DNS
 #   memory        Moat's RSS with N hosted domains vs an empty server
-#   intake        TLS-RPT reports stored durably by HTTPS and SMTP, Moat vs
-#                 Postfix's smtp-sink (which discards them) for SMTP
+#   intake        TLS-RPT reports stored durably by HTTPS and SMTP, and DMARC
+#                 aggregate reports by SMTP, Moat vs Postfix's smtp-sink (which
+#                 discards them) for SMTP
+#   dmarc         the SMTP rows of intake only (TLS-RPT and DMARC, one message per
+#                 connection, 1 KB and 20 KB, beside smtp-sink), then `moat import`
+#                 of the largest DMARC aggregate report of the shared corpora and of
+#                 a generated report of DMARC_RECORDS records (time, peak RSS)
 #   all           everything above (the default)
 #
 # Every server listens on 127.0.0.1 on free high ports; nothing else is
@@ -31,13 +36,15 @@
 #   INTAKE_BASE [/var/tmp]    where the intake's database lives: a disk, so that fsync costs what it costs
 #   WORK_BASE [/dev/shm]  where the temporary directory is made
 #   KEEP_WORK [0]         1: keep the temporary directory (its path is printed)
+#   CORPORA [$MOAT_CORPORA, ../shared/corpora or ../../shared/corpora]  the shared real-world samples (dmarc; read in place)
+#   DMARC_RECORDS [1000000]      records of the generated report (dmarc)
 set -euo pipefail
 
 MODE=${1:-all}
 case $MODE in
-policy | policy-fresh | dns | memory | intake | all) ;;
+policy | policy-fresh | dns | memory | intake | dmarc | all) ;;
 *)
-	echo "usage: $0 [policy|policy-fresh|dns|memory|intake|all]" >&2
+	echo "usage: $0 [policy|policy-fresh|dns|memory|intake|dmarc|all]" >&2
 	exit 2
 	;;
 esac
@@ -58,6 +65,7 @@ INTAKE_N=${INTAKE_N:-$((DURATION * 12000))}
 INTAKE_BASE=${INTAKE_BASE:-/var/tmp}
 WORK_BASE=${WORK_BASE:-/dev/shm}
 KEEP_WORK=${KEEP_WORK:-0}
+DMARC_RECORDS=${DMARC_RECORDS:-1000000}
 ZONE=sts.test
 HZ=$(getconf CLK_TCK)
 
@@ -86,7 +94,7 @@ need go awk ps ss timeout getconf sort
 case $MODE in
 policy | policy-fresh) need wrk nginx ;;
 dns) need dnsperf knotd kdig ;;
-intake) need smtp-sink ;;
+intake | dmarc) need smtp-sink ;;
 all) need wrk nginx dnsperf knotd kdig smtp-sink ;;
 esac
 
@@ -234,7 +242,7 @@ if [ "$MODE" = memory ] || [ "$MODE" = all ]; then
 fi
 
 # The intake benchmark hosts no domains: it has its own Moat (below).
-if [ "$MODE" != intake ]; then
+if [ "$MODE" != intake ] && [ "$MODE" != dmarc ]; then
 	echo "seeding $N domains ..."
 	mkdir -p "$WORK/peer"
 	chmod 755 "$WORK" "$WORK/peer"
@@ -561,14 +569,15 @@ start_sink() {
 	wait_for 10 "smtp-sink (log: $WORK/smtp-sink.log)" sh -c "ss -Htln 'sport = :$SINK_PORT' | grep -q ."
 }
 
-# stored_reports prints how many reports Moat's database holds, with
-# status STATUS when given, as `moat reports tlsrpt list` counts them.
+# stored_reports KIND [STATUS] prints how many reports of KIND (tlsrpt or
+# dmarc) Moat's database holds, with status STATUS when given, as `moat
+# reports KIND list` counts them.
 stored_reports() {
-	local status=()
-	if [ -n "${1:-}" ]; then
-		status=(--status "$1")
+	local kind=$1 status=()
+	if [ -n "${2:-}" ]; then
+		status=(--status "$2")
 	fi
-	"$BIN/moat" reports tlsrpt list --data "$IDATA" --json --limit 1 "${status[@]}" 2>>"$WORK/moat-intake.log" |
+	"$BIN/moat" reports "$kind" list --data "$IDATA" --json --limit 1 "${status[@]}" 2>>"$WORK/moat-intake.log" |
 		sed -n 's/^  "total": \([0-9]*\).*/\1/p'
 }
 
@@ -579,9 +588,10 @@ stored_reports() {
 run_intake() {
 	local key=$1 peer=$2 round=$3
 	shift 3
-	local out=$WORK/intake-$key-$peer-$round.txt dur=$DURATION n=$INTAKE_N port pid mode expect=() gp
+	local out=$WORK/intake-$key-$peer-$round.txt dur=$DURATION n=$INTAKE_N port pid mode expect=() gp kind=tlsrpt
 	[ "$round" = warmup ] && dur=2
 	case " $* " in *" -size large "*) n=$((INTAKE_N / 4)) ;; esac
+	case " $* " in *" -kind dmarc "*) kind=dmarc ;; esac
 	case " $* " in *" -mode smtp "*) mode=smtp ;; *) mode=https ;; esac
 	if [ "$peer" = moat ]; then
 		pid=$IMOAT_PID
@@ -593,7 +603,7 @@ run_intake() {
 		port=$SINK_PORT
 	fi
 	local stored0 stored1 before after
-	[ "$peer" = moat ] && stored0=$(stored_reports)
+	[ "$peer" = moat ] && stored0=$(stored_reports "$kind")
 	"$BIN/intakeload" -addr "127.0.0.1:$port" -c "$INTAKE_CLIENTS" -d "${dur}s" -n "$n" \
 		-run "$key-$peer-$round" -wait "${expect[@]}" "$@" >"$out" 2>&1 &
 	gp=$!
@@ -626,12 +636,12 @@ run_intake() {
 	fi
 	local check=""
 	if [ "$peer" = moat ]; then
-		stored1=$(stored_reports)
+		stored1=$(stored_reports "$kind")
 		if [ "$((stored1 - stored0))" != "$reps" ]; then
 			echo "$key: $reps reports acknowledged but $((stored1 - stored0)) stored ($stored0 before, $stored1 after)" >&2
 			exit 1
 		fi
-		if [ "$(stored_reports invalid)" != 0 ] || [ "$(stored_reports warnings)" != 0 ]; then
+		if [ "$(stored_reports "$kind" invalid)" != 0 ] || [ "$(stored_reports "$kind" warnings)" != 0 ]; then
 			echo "$key: reports stored as invalid or with warnings: the generator's reports should conform" >&2
 			exit 1
 		fi
@@ -649,7 +659,8 @@ run_intake() {
 
 # The paths measured: KEY|PEERS|intakeload flags. Keys name the path and
 # the report size (1k: ~1 KB of JSON, one policy, 2 failure details; 20k:
-# ~22 KB, 80 failure details).
+# ~22 KB, 80 failure details; dmarc 1k: ~1.1 KB of XML, one record; dmarc
+# 20k: ~20 KB, 32 records, gzipped as application/gzip attachments).
 INTAKE_PATHS=(
 	"https-gzip-1k|moat|-mode https -size small -encoding gzip"
 	"https-json-1k|moat|-mode https -size small -encoding json"
@@ -659,9 +670,20 @@ INTAKE_PATHS=(
 	"smtp-10perconn-1k|moat sink|-mode smtp -size small -per-conn 10"
 	"smtp-starttls-1k|moat|-mode smtp -size small -per-conn 1 -starttls"
 	"smtp-20k|moat sink|-mode smtp -size large -per-conn 1"
+	"smtp-dmarc-1k|moat sink|-mode smtp -kind dmarc -size small -per-conn 1"
+	"smtp-dmarc-20k|moat sink|-mode smtp -kind dmarc -size large -per-conn 1"
 )
+# `dmarc` runs the rows of one message per connection only.
+if [ "$MODE" = dmarc ]; then
+	INTAKE_PATHS=(
+		"smtp-1k|moat sink|-mode smtp -size small -per-conn 1"
+		"smtp-dmarc-1k|moat sink|-mode smtp -kind dmarc -size small -per-conn 1"
+		"smtp-20k|moat sink|-mode smtp -size large -per-conn 1"
+		"smtp-dmarc-20k|moat sink|-mode smtp -kind dmarc -size large -per-conn 1"
+	)
+fi
 
-if [ "$MODE" = intake ] || [ "$MODE" = all ]; then
+if [ "$MODE" = intake ] || [ "$MODE" = dmarc ] || [ "$MODE" = all ]; then
 	if [ -n "$MOAT_PID" ]; then
 		stop_moat # the seeded one: no CPU taken from the intake runs
 	fi
@@ -685,7 +707,7 @@ if [ "$MODE" = intake ] || [ "$MODE" = all ]; then
 			done
 		done
 	done
-	INTAKE_STORED=$(stored_reports)
+	INTAKE_STORED="$(stored_reports tlsrpt) TLS and $(stored_reports dmarc) DMARC"
 	INTAKE_DB_KB=$(du -sk "$IDATA" | cut -f1)
 	stop_pid "$IMOAT_PID"
 	forget_pid "$IMOAT_PID"
@@ -693,8 +715,84 @@ if [ "$MODE" = intake ] || [ "$MODE" = all ]; then
 	forget_pid "$SINK_PID"
 	# RFC 8460 reports are decoded by internal/tlsrpt; its Go benchmark
 	# decodes a report of about 1 MB (5,000 failure details).
-	go test -run '^$' -bench '^BenchmarkDecode$' -benchtime 2s -count 3 ./internal/tlsrpt/ >"$WORK/decode-bench.txt" 2>&1 ||
-		{ cat "$WORK/decode-bench.txt" >&2; exit 1; }
+	if [ "$MODE" != dmarc ]; then
+		go test -run '^$' -bench '^BenchmarkDecode$' -benchtime 2s -count 3 ./internal/tlsrpt/ >"$WORK/decode-bench.txt" 2>&1 ||
+			{ cat "$WORK/decode-bench.txt" >&2; exit 1; }
+	fi
+fi
+
+# --- DMARC aggregate reports imported from files: moat import -------------
+
+# import_dmarc NAME FILE imports FILE with `moat import --json` into a new
+# database on INTAKE_BASE (a disk), under /usr/bin/time -v, and prints the
+# wall time, the peak RSS and what was stored.
+DMARC_IMPORTS=$WORK/dmarc-imports
+: >"$DMARC_IMPORTS"
+import_dmarc() {
+	local name=$1 file=$2 d out
+	d=$(mktemp -d "$INTAKE_BASE/moat-bench-import.XXXXXX")
+	out=$WORK/import-$name
+	local load0 rc=0
+	load0=$(load_avg)
+	timeout 1800 /usr/bin/time -v "$BIN/moat" import --data "$d/data" --json --progress never "$file" \
+		>"$out.json" 2>"$out.time" || rc=$?
+	rm -rf "$d"
+	if [ "$rc" != 0 ]; then
+		echo "moat import of $file failed ($rc):" >&2
+		cat "$out.json" "$out.time" >&2
+		exit 1
+	fi
+	local wall rss outcome records
+	# "Elapsed (wall clock) time (h:mm:ss or m:ss): 0:01.23"
+	wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {n = split($2, t, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + t[i]; printf "%.2f", s}' "$out.time")
+	rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$out.time")
+	outcome=$(grep -o '"outcome": *"[a-z]*"' "$out.json" | head -1 | sed 's/.*"\([a-z]*\)"$/\1/')
+	records=$(grep -o '"records": *[0-9]*' "$out.json" | head -1 | sed 's/.*: *//')
+	if [ "$outcome" != stored ]; then
+		echo "moat import of $file: outcome '${outcome:-?}', want stored:" >&2
+		cat "$out.json" >&2
+		exit 1
+	fi
+	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$(stat -c %s "$file")" "${records:-?}" "$wall" "$rss" "$load0" >>"$DMARC_IMPORTS"
+	printf '  import %-10s %12s bytes %9s records  %8s s wall  %8s KiB peak RSS  load %s\n' \
+		"$name" "$(stat -c %s "$file")" "${records:-?}" "$wall" "$rss" "$load0"
+}
+
+if [ "$MODE" = dmarc ] || [ "$MODE" = all ]; then
+	# CORPORA, else MOAT_CORPORA (as the tests), else ../shared/corpora
+	# beside the repository (or beside its worktree's parent).
+	if [ -z "${CORPORA:-}" ]; then
+		CORPORA=${MOAT_CORPORA:-$ROOT/../shared/corpora}
+		[ -d "$CORPORA" ] || [ -n "${MOAT_CORPORA:-}" ] || CORPORA=$ROOT/../../shared/corpora
+	fi
+	if [ ! -x /usr/bin/time ]; then
+		echo "missing /usr/bin/time (apt-get install -y time): the import benchmarks need its peak RSS" >&2
+		exit 1
+	fi
+	# The largest DMARC aggregate report of the shared corpora (a file
+	# named .xml, with a <feedback> element), read in place: the corpora
+	# are never copied into the repository.
+	SAMPLE=
+	if [ -d "$CORPORA" ]; then
+		SAMPLE=$(find "$CORPORA" -type f -name '*.xml' -size +1k -printf '%s\t%p\n' | sort -rn |
+			while IFS=$'\t' read -r _ f; do
+				if grep -q '<feedback' "$f"; then
+					echo "$f"
+					break
+				fi
+			done)
+	fi
+	echo "dmarc import: moat import --json into a new SQLite database on $INTAKE_BASE, /usr/bin/time -v, load $(load_avg)"
+	if [ -n "$SAMPLE" ]; then
+		echo "  sample: $SAMPLE (read in place)"
+		import_dmarc sample "$SAMPLE"
+	else
+		echo "  sample: SKIPPED, no DMARC aggregate report found under $CORPORA (set CORPORA)"
+	fi
+	GEN=$WORK/generated-$DMARC_RECORDS.xml.gz
+	"$BIN/intakeload" -dmarc-file "$GEN" -dmarc-records "$DMARC_RECORDS"
+	echo "  generated: $DMARC_RECORDS records, $(stat -c %s "$GEN") bytes gzipped"
+	import_dmarc generated "$GEN"
 fi
 
 # --- report --------------------------------------------------------------
@@ -774,7 +872,7 @@ if [ -s "$RESULTS_INTAKE" ]; then
 	}' clients="$INTAKE_CLIENTS" "$RESULTS_INTAKE"
 	echo "   rate M/s: Moat's reports/s over smtp-sink's; CPU M/s: Moat's CPU per report over smtp-sink's."
 	echo "   Moat's database after the runs: $INTAKE_STORED reports, $INTAKE_DB_KB KiB."
-	awk '/^BenchmarkDecode/ {
+	[ -s "$WORK/decode-bench.txt" ] && awk '/^BenchmarkDecode/ {
 		for (i = 1; i <= NF; i++) { if ($(i + 1) == "ns/op") ns = $i; if ($(i + 1) == "MB/s") mbs = $i }
 		n++; nss[n] = ns; bytes = mbs * ns / 1e3
 	}
@@ -784,4 +882,10 @@ if [ -s "$RESULTS_INTAKE" ]; then
 		printf "decode (internal/tlsrpt BenchmarkDecode, median of %d): %.2f ms per report of %.0f bytes: %.2f ms per MB\n",
 			n, med / 1e6, bytes, med / bytes
 	}' "$WORK/decode-bench.txt"
+fi
+
+if [ -s "$DMARC_IMPORTS" ]; then
+	echo
+	echo "== DMARC aggregate reports imported from a file (moat import, SQLite on $INTAKE_BASE, synchronous=FULL)"
+	awk -F'\t' '{printf "%-10s %12d bytes %10s records %9.2f s wall %10d KiB peak RSS  (load at start %s)\n", $1, $2, $3, $4, $5, $6}' "$DMARC_IMPORTS"
 fi

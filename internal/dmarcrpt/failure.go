@@ -144,7 +144,7 @@ func ParseFailure(data []byte, opts FailureOptions) (rep *FailureReport, warns [
 	}
 	if fb < 0 {
 		for i, p := range parts {
-			if bytes.HasPrefix(bytes.ToLower(bytes.TrimLeft(p.Body, " \t\r\n")), []byte("feedback-type:")) && !strings.HasPrefix(p.MediaType, "message/rfc822") {
+			if hasPrefixFold(bytes.TrimLeft(p.Body, " \t\r\n"), "feedback-type:") && !strings.HasPrefix(p.MediaType, "message/rfc822") {
 				fb = i
 				f.warn("mail/"+p.Path, fmt.Sprintf("the feedback fields are in a %s part (RFC 5965 §2: message/feedback-report)", typeName(p.MediaType)))
 				break
@@ -415,4 +415,11 @@ func (f *failureParser) original(after []*mailmime.Part) {
 	if o.From == "" {
 		f.warn("original/From", "missing")
 	}
+}
+
+// hasPrefixFold reports whether b begins with prefix, ASCII case
+// insensitively, without lowering all of b (a part's body may be the whole
+// attachment).
+func hasPrefixFold(b []byte, prefix string) bool {
+	return len(b) >= len(prefix) && strings.EqualFold(string(b[:len(prefix)]), prefix)
 }

@@ -18,12 +18,21 @@ import (
 	"github.com/moatmail/moat/internal/unpack"
 )
 
-// DMARC aggregate reports (RFC 7489 §7.2, RFC 9990). The submitter reads
-// a report's header only (its identity and policy domain); the records are
-// read by the writer, inside the transaction that stores the report
+// DMARC aggregate reports (RFC 7489 §7.2, RFC 9990). A small report
+// (at most maxPreDecodedRecords records, the daily report of almost every
+// sender) is decoded whole by the submitter, in its own goroutine, and the
+// writer only replays its rows: the single writer, which every commit
+// waits for, does no XML. A larger one is read by the submitter up to its
+// header only (its identity and policy domain); its records are read by
+// the writer, inside the transaction that stores the report
 // (store.DMARCRows), decoded as a stream and summed into the rollups, so
 // that a report of a million records takes no more memory than one of ten
 // and is stored whole or not at all.
+
+// maxPreDecodedRecords is the most records of a report decoded before it
+// is queued (about 200 bytes each held until its commit); a report with
+// more is decoded again, as a stream, by the writer.
+const maxPreDecodedRecords = 1000
 
 // dmarcSource is a report found in a file, a body or a mail, with what
 // was found out about its form.
@@ -46,6 +55,16 @@ func (ing *Ingester) prepareDMARC(base Submission, ds dmarcSource) (*store.DMARC
 	rep := &store.DMARCReport{
 		ReceivedAt: ing.opts.Now().UTC(), Source: base.Source, SourceDetail: base.SourceDetail, Raw: ds.src.Data,
 		MediaType: cmpOr(base.MediaType, ds.src.MediaType), DKIM: base.DKIM, Pct: -1,
+	}
+	if h, rows, ok := ing.preDecode(ds); ok {
+		fillHeader(rep, h, ing.hosted)
+		rep.Status = store.ReportOK
+		rep.Warnings = warningStrings(ds.warnings)
+		if len(rep.Warnings) > 0 {
+			rep.Status = store.ReportWarnings
+		}
+		rep.Rows = rows
+		return rep, nil
 	}
 	h, err := ing.readHeader(ds.src)
 	switch {
@@ -137,6 +156,43 @@ func (ing *Ingester) dmarcRows(ds dmarcSource) store.DMARCRows {
 	}
 }
 
+// errManyRecords stops preDecode at maxPreDecodedRecords.
+var errManyRecords = errors.New("intake: more records than are decoded before the commit")
+
+// preDecode decodes the whole report of ds when its header reads and it
+// has at most maxPreDecodedRecords records, and returns the header and a
+// store.DMARCRows that replays the rows (the same rows and end, each call,
+// as dmarcRows would give). ok is false otherwise (a damaged header, more
+// records, a panic of the decoder): the caller reads the report as before.
+func (ing *Ingester) preDecode(ds dmarcSource) (hdr *dmarcrpt.Report, rows store.DMARCRows, ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			hdr, rows, ok = nil, nil, false // readHeader or the writer's decoding recovers and says so
+		}
+	}()
+	var kept []store.DMARCRow
+	// The header as it is at the first record, as readHeader returns it:
+	// the decoder adds the counts (and any late element) to its report.
+	end, err := decodeRowsWith(ds, func(r *dmarcrpt.Report) { h := *r; hdr = &h }, func(r *store.DMARCRow) error {
+		if len(kept) == maxPreDecodedRecords {
+			return errManyRecords
+		}
+		kept = append(kept, *r)
+		return nil
+	})
+	if err != nil || hdr == nil {
+		return nil, nil, false
+	}
+	return hdr, func(emit func(*store.DMARCRow) error) (store.DMARCEnd, error) {
+		for _, r := range kept {
+			if err := emit(&r); err != nil {
+				return store.DMARCEnd{}, err
+			}
+		}
+		return end, nil
+	}, true
+}
+
 // errEmit wraps an error of the store's emit, to tell it from the
 // report's own.
 type errEmit struct{ err error }
@@ -147,6 +203,12 @@ func (e *errEmit) Unwrap() error { return e.err }
 // decodeRows decodes every record of ds, passing each one's row to emit,
 // and digests the report's content on the way.
 func decodeRows(ds dmarcSource, emit func(*store.DMARCRow) error) (store.DMARCEnd, error) {
+	return decodeRowsWith(ds, nil, emit)
+}
+
+// decodeRowsWith is decodeRows, telling header (when not nil) the
+// report's header once it is read, before the first record.
+func decodeRowsWith(ds dmarcSource, header func(*dmarcrpt.Report), emit func(*store.DMARCRow) error) (store.DMARCEnd, error) {
 	s, err := ds.src.Open()
 	if err != nil {
 		// The report's own failure: kept as invalid with the reason.
@@ -162,6 +224,9 @@ func decodeRows(ds dmarcSource, emit func(*store.DMARCRow) error) (store.DMARCEn
 	if err == nil {
 		c = newRowMaker(rep.Policy)
 		hashHeader(h, rep)
+		if header != nil {
+			header(rep)
+		}
 		for {
 			var rec *dmarcrpt.Record
 			rec, err = d.Next()

@@ -201,6 +201,8 @@ type Ingester struct {
 
 	outcomesMu sync.Mutex
 	outcomes   map[OutcomeKey]int64
+
+	gunzips sync.Pool // *gzip.Reader, for peek
 }
 
 // count adds one to the outcome counter of a report.

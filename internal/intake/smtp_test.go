@@ -343,6 +343,23 @@ func TestSMTPSizeLimit(t *testing.T) {
 	}
 }
 
+// TestSMTPLineTooLong: a line of 16 KB without a line break in the
+// message gets a permanent 500 (RFC 5321 §4.5.3.1.10), not a 451 that
+// would make the sender retry the same message forever.
+func TestSMTPLineTooLong(t *testing.T) {
+	t.Parallel()
+	e := startSMTP(t, nil, nil, SMTPOpts{Resolver: mapResolver{}})
+	long := "Subject: x\r\n\r\n" + strings.Repeat("A", 16<<10) + "\r\n"
+	_, err := e.send(t, false, testRcpt, []byte(long))
+	code, msg := smtpCode(err)
+	if code != 500 || !strings.Contains(msg, "line too long") {
+		t.Errorf("16 KB line: %d %q, want 500 line too long", code, msg)
+	}
+	if n, _ := e.st.CountTLSRPTReports(context.Background(), store.ReportFilter{}); n != 0 {
+		t.Errorf("%d reports stored, want none", n)
+	}
+}
+
 func TestSMTPTLS(t *testing.T) {
 	t.Parallel()
 	t.Run("STARTTLS offered and RequireTLS enforced", func(t *testing.T) {

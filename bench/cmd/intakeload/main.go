@@ -1,4 +1,5 @@
-// Command intakeload delivers TLS-RPT reports (RFC 8460 §5) to a report
+// Command intakeload delivers TLS-RPT reports (RFC 8460 §5), or with -kind
+// dmarc DMARC aggregate reports by mail (RFC 7489 §7.2.1.1), to a report
 // intake as fast as it acknowledges them, from C concurrent clients, and
 // counts the acknowledgements:
 //
@@ -28,7 +29,8 @@
 //
 // It prints "reports", "errors", "connections", "refused" (SMTP connections
 // refused with 421 and retried), "seconds", "reports/s",
-// "json-bytes" and "wire-bytes" (the mean report size before compression,
+// "json-bytes" and "wire-bytes" (the mean report size before compression
+// (JSON, or XML with -kind dmarc),
 // and the mean HTTP body or SMTP message), "distinct-ids" with
 // -expect-stored, and exits non-zero when any delivery failed.
 package main
@@ -60,6 +62,7 @@ func main() {
 // config is what one run does.
 type config struct {
 	mode, addr, host, rcpt string
+	kind                   string // tlsrpt or dmarc
 	gzip, starttls, stored bool
 	clients, perConn       int
 }
@@ -86,7 +89,8 @@ func run() error {
 	flag.StringVar(&c.mode, "mode", "https", "https or smtp")
 	flag.StringVar(&c.addr, "addr", "", "server address, 127.0.0.1:port (required)")
 	flag.StringVar(&c.host, "host", "reports.sts.moat.test", "HTTP Host and TLS server name of the intake")
-	flag.StringVar(&c.rcpt, "rcpt", "tlsrpt@reports.sts.moat.test", "SMTP recipient")
+	flag.StringVar(&c.rcpt, "rcpt", "", "SMTP recipient (default tlsrpt@ or, with -kind dmarc, dmarc@reports.sts.moat.test)")
+	flag.StringVar(&c.kind, "kind", "tlsrpt", "tlsrpt or dmarc (DMARC aggregate reports, SMTP only: 1 KB or 20 KB of XML, gzipped as application/gzip)")
 	size := flag.String("size", sizeSmall, "report size: small (one policy, 2 failure details, ~1 KB) or large (80 failure details, ~20 KB)")
 	encoding := flag.String("encoding", "gzip", "gzip or json: the POST body, or the attachment (SMTP)")
 	flag.BoolVar(&c.starttls, "starttls", false, "SMTP: STARTTLS before MAIL")
@@ -98,7 +102,15 @@ func run() error {
 	flag.BoolVar(&c.stored, "expect-stored", false, "require Moat's answer \"report stored (report N)\" for every report")
 	wait := flag.Bool("wait", false, "after building the reports print \"ready\" and wait (at most a minute) for SIGUSR1")
 	sizes := flag.Bool("sizes", false, "print the report sizes and exit")
+	dmarcOut := flag.String("dmarc-file", "", "write one gzipped DMARC aggregate report of -dmarc-records records to this file and exit (for moat import)")
+	dmarcRecords := flag.Int("dmarc-records", 1000000, "records of the -dmarc-file report")
 	flag.Parse()
+	if *dmarcOut != "" {
+		if *runID == "" {
+			*runID = "r" + strconv.FormatInt(time.Now().UnixNano(), 36)
+		}
+		return writeDMARCFile(*dmarcOut, *runID, *dmarcRecords)
+	}
 
 	switch {
 	case c.mode != "https" && c.mode != "smtp":
@@ -107,12 +119,19 @@ func run() error {
 		return fmt.Errorf("-size %q: want small or large", *size)
 	case *encoding != "gzip" && *encoding != "json":
 		return fmt.Errorf("-encoding %q: want gzip or json", *encoding)
+	case c.kind != "tlsrpt" && c.kind != "dmarc":
+		return fmt.Errorf("-kind %q: want tlsrpt or dmarc", c.kind)
+	case c.kind == "dmarc" && c.mode != "smtp":
+		return errors.New("-kind dmarc: only with -mode smtp")
 	case c.mode == "https" && c.perConn > 1:
 		return fmt.Errorf("-per-conn %d: HTTPS takes 0 (keep-alive) or 1 (a connection per report)", c.perConn)
 	case c.clients < 1 || *n < 1:
 		return errors.New("-c and -n must be positive")
 	}
 	c.gzip = *encoding == "gzip"
+	if c.rcpt == "" {
+		c.rcpt = c.kind + "@reports.sts.moat.test"
+	}
 	if c.mode == "smtp" && c.perConn < 1 {
 		c.perConn = 1
 	}
@@ -190,13 +209,20 @@ func (l *load) build(size, runID string, n int) int64 {
 			defer wg.Done()
 			for i := w; i < n; i += workers {
 				s := newSpec(size, runID, i, day)
-				js := reportJSON(s)
-				jsonTotal.Add(int64(len(js)))
-				report := js
-				if l.cfg.gzip {
-					report = gzipped(js)
+				js := reportJSON
+				if l.cfg.kind == "dmarc" {
+					js = dmarcXML
 				}
-				if l.cfg.mode == "smtp" {
+				doc := js(s)
+				jsonTotal.Add(int64(len(doc)))
+				report := doc
+				if l.cfg.gzip {
+					report = gzipped(doc)
+				}
+				switch {
+				case l.cfg.kind == "dmarc":
+					report = dmarcMail(s, l.cfg.rcpt, report, l.cfg.gzip)
+				case l.cfg.mode == "smtp":
 					report = reportMail(s, l.cfg.rcpt, report, l.cfg.gzip)
 				}
 				l.payloads[i] = report
@@ -221,7 +247,8 @@ func (l *load) take() ([]byte, bool) {
 
 // storedRe matches Moat's answer for a report stored as a new one (after
 // the enhanced status code in SMTP).
-var storedRe = regexp.MustCompile(`^(?:[245]\.[0-9]{1,3}\.[0-9]{1,3} )?report stored \(report ([0-9]+)\)`)
+// DMARC reports are answered "DMARC report stored (report N: ...)".
+var storedRe = regexp.MustCompile(`^(?:[245]\.[0-9]{1,3}\.[0-9]{1,3} )?(?:DMARC )?report stored \(report ([0-9]+)[:)]`)
 
 // ack counts an acknowledged report; answer is the server's text.
 func (l *load) ack(answer string) error {
