@@ -377,6 +377,7 @@ func tour(t *testing.T, e *env) {
 	e.must(t, viewer, get("/api/v1/reports/dmarc/999999"), 404)
 	e.must(t, viewer, get("/api/v1/reports/dmarc/999999/raw"), 404)
 	e.must(t, viewer, get("/api/v1/reports/dmarc/0"), 400)
+	tourFailures(t, e, owner, admin, viewer)
 
 	// The summary is api.Summarize's, byte for byte (the CLI's too).
 	sum := e.must(t, viewer, get("/api/v1/reports/tlsrpt/summary?domain=example.com&since=&by=source"), 200)
