@@ -188,6 +188,9 @@ func MaskText(s string) string {
 	}
 	return addrRE.ReplaceAllStringFunc(s, func(m string) string {
 		at := strings.LastIndexByte(m, '@')
+		if local := m[:at]; local == "***" || (strings.HasSuffix(local, "***") && utf8.RuneCountInString(local) == 4) {
+			return m // masked already
+		}
 		return maskLocal(m[:at]) + m[at:]
 	})
 }

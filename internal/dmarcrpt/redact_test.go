@@ -186,6 +186,7 @@ func TestRedactTable(t *testing.T) {
 			"Pass (sender SPF authorized) identity=mailfrom; envelope-from=\"a***@c.example\"; receiver=x***@y.example;"},
 		{"SRS0=h=tt=orig.example=alice@fwd.example", "SRS0=h=tt=orig.example=a***@fwd.example"},
 		{"no address here", "no address here"},
+		{"masked already: ***@example.com and j***@example.com", "masked already: ***@example.com and j***@example.com"},
 	} {
 		if got := MaskText(tc.in); got != tc.want {
 			t.Errorf("MaskText(%q) = %q, want %q", tc.in, got, tc.want)
