@@ -137,7 +137,7 @@ func newOrgsCmd(g *globals) *cobra.Command {
 		},
 	}
 	list.Flags().BoolVar(&listJSON, "json", false, "print JSON")
-	cmd.AddCommand(create, list)
+	cmd.AddCommand(create, list, newOrgSetCmd(g))
 	return cmd
 }
 

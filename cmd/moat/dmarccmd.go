@@ -20,6 +20,7 @@ func newDMARCReportsCmd(g *globals) *cobra.Command {
 		Short: "DMARC aggregate reports (RFC 7489, RFC 9990): lists, single reports",
 	}
 	cmd.AddCommand(newDMARCSummaryCmd(g), newDMARCListCmd(g), newDMARCShowCmd(g))
+	cmd.AddCommand(newFailureCmds(g)...)
 	return cmd
 }
 

@@ -84,6 +84,12 @@ func (s *server) routeTable() []route {
 		r("GET", "/reports/dmarc/{id}", read, s.getDMARC),
 		r("GET", "/reports/dmarc/{id}/raw", read, s.rawDMARC),
 
+		r("GET", "/reports/dmarc-failures", read, s.listFailures),
+		r("GET", "/reports/dmarc-failures/key", read, s.getFailureKey),
+		r("PUT", "/reports/dmarc-failures/key", members, s.putFailureKey),
+		r("GET", "/reports/dmarc-failures/{id}", read, s.getFailure),
+		r("GET", "/reports/dmarc-failures/{id}/raw", read, s.rawFailure),
+
 		r("POST", "/checks", write, s.runCheck),
 		r("GET", "/checks/{id}", read, s.getCheck),
 

@@ -265,6 +265,9 @@ func TestTenantIsolation(t *testing.T) {
 			e := newEnv(t, db.opts(t))
 			w := newWorld(t, e)
 			entries := walk()
+			for k, en := range failureWalk(func(n int64) string { return strconv.FormatInt(n, 10) }) {
+				entries[k] = en
+			}
 			routes := api.Routes()
 			for _, rt := range routes {
 				key := rt.Method + " " + rt.Pattern

@@ -379,6 +379,7 @@ func tour(t *testing.T, e *env) {
 	e.must(t, viewer, get("/api/v1/reports/dmarc/999999"), 404)
 	e.must(t, viewer, get("/api/v1/reports/dmarc/999999/raw"), 404)
 	e.must(t, viewer, get("/api/v1/reports/dmarc/0"), 400)
+	tourFailures(t, e, owner, admin, viewer)
 
 	// What the DMARC reports say: the same JSON as the CLI's, computed
 	// from the rollups of the tenant, with the DNS facts of the cache.

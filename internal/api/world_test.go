@@ -29,8 +29,10 @@ type fxOrg struct {
 	domain   string // "dom-k.example"
 	reportID int64
 	dmarcID  int64 // a DMARC aggregate report about domain
-	checkID  int64
-	invID    int64
+	// failureID is a DMARC failure report about domain.
+	failureID int64
+	checkID   int64
+	invID     int64
 	// users by role, with their user ids; tokens by scope.
 	users   map[string]cred
 	userIDs map[string]int64
@@ -82,6 +84,7 @@ func newWorld(t *testing.T, e *env) *world {
 		}
 		o.reportID = e.report(t, "reporter-"+k, "rid-"+k, o.domain)
 		o.dmarcID = e.dmarcReport(t, dmarcXML("reporter-"+k, "rid-"+k+"-dmarc", o.domain, 3))
+		o.failureID = e.failureReport(t, failureMail(k, o.domain))
 		o.checkID = e.check(t, o.org, o.domain)
 		o.invID = e.invitation(t, o.org, "invitee@"+k+".test", store.RoleViewer)
 		for _, role := range []string{store.RoleOwner, store.RoleAdmin, store.RoleViewer} {

@@ -101,16 +101,29 @@ type FailureOptions struct {
 // other than auth-failure (an abuse report, RFC 5965 §7.3). A message
 // larger than MaxSize gives ErrTooLarge.
 func ParseFailure(data []byte, opts FailureOptions) (rep *FailureReport, warns []Warning, err error) {
+	f, err := parseFailure(data, opts)
+	if f == nil {
+		return nil, nil, err
+	}
+	if err != nil {
+		return nil, f.warns, err
+	}
+	return f.rep, f.warns, nil
+}
+
+// parseFailure is ParseFailure, returning the parser with the header of
+// the original message (for RedactFailure).
+func parseFailure(data []byte, opts FailureOptions) (fp *failureParser, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			rep, warns, err = nil, nil, fmt.Errorf("%w: %w: %v", ErrNotFailureReport, errInternal, p)
+			fp, err = nil, fmt.Errorf("%w: %w: %v", ErrNotFailureReport, errInternal, p)
 		}
 	}()
 	if opts.MaxSize <= 0 {
 		opts.MaxSize = 16 << 20
 	}
 	if int64(len(data)) > opts.MaxSize {
-		return nil, nil, fmt.Errorf("%w: message of %d bytes exceeds %d bytes", ErrTooLarge, len(data), opts.MaxSize)
+		return nil, fmt.Errorf("%w: message of %d bytes exceeds %d bytes", ErrTooLarge, len(data), opts.MaxSize)
 	}
 	f := &failureParser{rep: &FailureReport{Incidents: 1}}
 	raw, mbox := skipMboxLine(data)
@@ -119,7 +132,7 @@ func ParseFailure(data []byte, opts FailureOptions) (rep *FailureReport, warns [
 	}
 	h, body, err := mailmime.ReadHeader(raw)
 	if err != nil || !isMail(h) {
-		return nil, f.warns, fmt.Errorf("%w: not a mail message: begins with %s", ErrNotFailureReport, describePrefix(data))
+		return f, fmt.Errorf("%w: not a mail message: begins with %s", ErrNotFailureReport, describePrefix(data))
 	}
 	f.rep.Mail = *mailInfo(h.Get("From"), h.Get("Subject"), h.Get("Message-Id"), h.Get("Date"))
 	mt, params := mailmime.ContentType(h)
@@ -131,7 +144,7 @@ func ParseFailure(data []byte, opts FailureOptions) (rep *FailureReport, warns [
 	case strings.HasPrefix(mt, "multipart/"):
 		f.warn("mail/Content-Type", fmt.Sprintf("%s instead of multipart/report; report-type=feedback-report (RFC 5965 §2)", mt))
 	default:
-		return nil, f.warns, fmt.Errorf("%w: the message is %s, not multipart/report (RFC 5965 §2): it has no machine-readable feedback part", ErrNotFailureReport, typeName(mt))
+		return f, fmt.Errorf("%w: the message is %s, not multipart/report (RFC 5965 §2): it has no machine-readable feedback part", ErrNotFailureReport, typeName(mt))
 	}
 	var parts []*mailmime.Part
 	notes := mailmime.Walk(h, body, mailmime.Options{}, func(p *mailmime.Part) { parts = append(parts, p) })
@@ -156,7 +169,7 @@ func ParseFailure(data []byte, opts FailureOptions) (rep *FailureReport, warns [
 		for _, p := range parts {
 			seen = append(seen, describePart(p))
 		}
-		return nil, f.warns, fmt.Errorf("%w: no message/feedback-report part (RFC 5965 §2 requires one, with the Feedback-Type field): %s", ErrNotFailureReport, describeParts(seen, notes, "a feedback report"))
+		return f, fmt.Errorf("%w: no message/feedback-report part (RFC 5965 §2 requires one, with the Feedback-Type field): %s", ErrNotFailureReport, describeParts(seen, notes, "a feedback report"))
 	}
 	p := parts[fb]
 	if fb != 1 {
@@ -170,18 +183,22 @@ func ParseFailure(data []byte, opts FailureOptions) (rep *FailureReport, warns [
 		f.warn("mail/"+p.Path, fmt.Sprintf("the feedback part is %s-encoded%s (RFC 2045 §6.4: message/* parts are 7bit, 8bit or binary); decoded", p.Encoding, what))
 	}
 	if err := f.feedback(p.Body); err != nil {
-		return nil, f.warns, err
+		return f, err
 	}
 	f.original(parts[fb+1:])
 	for _, n := range notes {
 		f.warn("mail", n)
 	}
-	return f.rep, f.warns, nil
+	return f, nil
 }
 
 type failureParser struct {
 	rep   *FailureReport
 	warns []Warning
+	// The header of the original message and whether it came with a body
+	// (RedactFailure keeps what authentication needs of it).
+	orig     textproto.Header
+	origBody bool
 }
 
 func (f *failureParser) warn(path, msg string) {
@@ -403,6 +420,12 @@ func (f *failureParser) original(after []*mailmime.Part) {
 	}
 	o.Present = true
 	o.HeadersOnly = strings.HasSuffix(p.MediaType, "-headers")
+	f.orig = h
+	if i := bytes.Index(p.Body, []byte("\n\r\n")); i >= 0 {
+		f.origBody = len(bytes.TrimSpace(p.Body[i:])) > 0
+	} else if i := bytes.Index(p.Body, []byte("\n\n")); i >= 0 {
+		f.origBody = len(bytes.TrimSpace(p.Body[i:])) > 0
+	}
 	o.From = mailmime.Address(h.Get("From"))
 	o.To = mailmime.Address(h.Get("To"))
 	o.Subject = mailmime.Collapse(mailmime.DecodeText(h.Get("Subject")))

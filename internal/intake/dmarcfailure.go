@@ -15,8 +15,10 @@ import (
 // failureRow returns the row to store for the failure report rep read
 // from raw. The message and what was read from it (addresses, the
 // subject) go only into the compressed Raw and Parsed; the searchable
-// fields hold nothing personal. Redaction for display and encryption to
-// an organization's key hook in here (store.DMARCFailure.Sealed).
+// fields hold nothing personal. The store seals Raw and Parsed to the key
+// of the organization hosting the domain, if it set one, in the insert
+// transaction (store.DMARCFailure.Sealed); views redact them
+// (dmarcrpt.RedactFailure).
 func (ing *Ingester) failureRow(base Submission, raw []byte, rep *dmarcrpt.FailureReport, warns []dmarcrpt.Warning) *store.DMARCFailure {
 	sum := sha256.Sum256(raw)
 	f := &store.DMARCFailure{

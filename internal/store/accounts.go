@@ -37,6 +37,11 @@ type Org struct {
 	Accent      string // "#0b7285", or "" for the default colour
 	LogoType    string // media type of the logo, "" for none
 	CreatedAt   time.Time
+	// FailureKey is the age X25519 recipient ("age1...") to which the DMARC
+	// failure reports of the organization's domains are encrypted before
+	// they are stored (DMARCFailure.Sealed); "" to store them unencrypted.
+	// Set by SetFailureKey.
+	FailureKey string
 }
 
 // User is a person who signs in with an email address and a password.

@@ -128,9 +128,9 @@ type DMARCRow struct {
 
 // DMARCFailure is one received DMARC failure report (RFC 6591). The
 // message and everything read from it that may be personal (addresses,
-// subjects: Parsed) are kept only compressed; the other fields are
-// searchable. Redaction and encryption to an organization's key come
-// later: Sealed marks how Raw and Parsed are kept.
+// subjects: Parsed) are kept only compressed, or encrypted to the key of
+// the organization hosting the domain (dmarc_seal.go); the other fields
+// are searchable and hold nothing of the failed message's people.
 type DMARCFailure struct {
 	ID           int64
 	ReceivedAt   time.Time
@@ -142,7 +142,10 @@ type DMARCFailure struct {
 	Digest string // hex SHA-256 of Raw
 	DKIM   string
 	// Sealed is "" while Raw and Parsed are kept as gzip of their plain
-	// text; the encryption of failure reports will set it.
+	// text. When the organization hosting Domain has a FailureKey, the
+	// store seals the report to it: Sealed is that age recipient, and
+	// DMARCFailureByID returns Raw and Parsed as age ciphertext (Unseal).
+	// Callers of InsertDMARC leave it "".
 	Sealed string
 
 	Status   string // ReportOK or ReportWarnings

@@ -97,6 +97,11 @@ func (t *tenant) DMARCFailureByID(ctx context.Context, id int64) (*DMARCFailure,
 	} else if err != nil {
 		return nil, fmt.Errorf("store: read dmarc failure report %d: %w", id, err)
 	}
+	if f.Sealed != "" {
+		// Age ciphertext, kept as received from the sealing.
+		f.Raw, f.Parsed = raw, parsed
+		return f, nil
+	}
 	if f.Raw, err = gunzip("dmarc_failures.raw", raw, rawSize); err != nil {
 		return nil, fmt.Errorf("store: read dmarc failure report %d: %w", id, err)
 	}

@@ -170,6 +170,9 @@ func prepareFailure(c *compressor, i int, f *DMARCFailure, at time.Time) (*failu
 	if f.Incidents < 0 {
 		return nil, fail("negative incidents %d", f.Incidents)
 	}
+	if f.Sealed != "" {
+		return nil, fail("Sealed is set by the store (to the key of the organization hosting the domain), not by the caller")
+	}
 	row := &failureRow{i: i, r: f, receivedAt: at, digest: digestOf(f.Raw)}
 	if !f.ReceivedAt.IsZero() {
 		row.receivedAt = normTime(f.ReceivedAt)
@@ -523,21 +526,26 @@ func (a *dmarcAgg) flush() error {
 // stored with its digest.
 func (s *sqlStore) insertFailure(ctx context.Context, tx *sql.Tx, row *failureRow) (InsertResult, error) {
 	f := row.r
+	// Sealed in the transaction (a retry seals again from the plain text).
+	raw, parsed, sealed, err := sealFailure(ctx, tx, row)
+	if err != nil {
+		return InsertResult{}, err
+	}
 	var arrival any
 	if !f.ArrivalDate.IsZero() {
 		arrival = s.d.timeArg(normTime(f.ArrivalDate))
 	}
 	var id int64
-	err := tx.QueryRowContext(ctx, `INSERT INTO dmarc_failures (received_at, source, source_detail, raw, raw_size,
+	err = tx.QueryRowContext(ctx, `INSERT INTO dmarc_failures (received_at, source, source_detail, raw, raw_size,
 		digest, dkim, sealed, status, warnings, domain, reporter, feedback_type, auth_failure, delivery_result,
 		source_ip, arrival_at, reporting_mta, user_agent, dkim_domain, dkim_selector, spf_dns, identity_alignment,
 		incidents, parsed)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22,
 		$23, $24, $25) ON CONFLICT DO NOTHING RETURNING id`,
-		s.d.timeArg(row.receivedAt), f.Source, f.SourceDetail, row.raw, int64(len(f.Raw)), row.digest, f.DKIM,
-		f.Sealed, f.Status, encodeList(f.Warnings), f.Domain, f.Reporter, f.FeedbackType, f.AuthFailure,
+		s.d.timeArg(row.receivedAt), f.Source, f.SourceDetail, raw, int64(len(f.Raw)), row.digest, f.DKIM,
+		sealed, f.Status, encodeList(f.Warnings), f.Domain, f.Reporter, f.FeedbackType, f.AuthFailure,
 		f.DeliveryResult, f.SourceIP, arrival, f.ReportingMTA, f.UserAgent, f.DKIMDomain, f.DKIMSelector, f.SPFDNS,
-		encodeList(f.IdentityAlignment), f.Incidents, row.parsed).Scan(&id)
+		encodeList(f.IdentityAlignment), f.Incidents, parsed).Scan(&id)
 	if err == nil {
 		return InsertResult{ID: id}, nil
 	}

@@ -127,6 +127,12 @@ type Tenant interface {
 	// SetBranding sets the display name, accent colour and logo (nil logo
 	// with an empty logoType removes it) of an organization of the scope.
 	SetBranding(ctx context.Context, orgID int64, displayName, accent, logoType string, logo []byte) error
+	// SetFailureKey sets the age X25519 recipient ("age1...") to which the
+	// DMARC failure reports of the organization's domains are encrypted
+	// from now on, or "" to store them unencrypted again (reports stored
+	// before stay as they are). ErrInvalidArg for anything but "" or one
+	// X25519 recipient; ErrNotFound outside the scope.
+	SetFailureKey(ctx context.Context, orgID int64, recipient string) error
 	// Logo returns the logo of an organization of the scope. ErrNotFound
 	// when it has none.
 	Logo(ctx context.Context, orgID int64) (logoType string, logo []byte, err error)

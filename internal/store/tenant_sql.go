@@ -175,12 +175,12 @@ func (t *tenant) visibleOrg(ctx context.Context, id int64) error {
 
 // Organizations.
 
-const orgCols = `o.id, o.name, o.display_name, o.parent_id, o.accent, o.logo_type, o.created_at`
+const orgCols = `o.id, o.name, o.display_name, o.parent_id, o.accent, o.logo_type, o.created_at, o.failure_key`
 
 func scanOrg(row scanner) (*Org, error) {
 	var o Org
 	if err := row.Scan(&o.ID, &o.Name, &o.DisplayName, optIDCol{&o.ParentID}, &o.Accent, &o.LogoType,
-		timeCol{&o.CreatedAt}); err != nil {
+		timeCol{&o.CreatedAt}, &o.FailureKey); err != nil {
 		return nil, err
 	}
 	return &o, nil

@@ -214,6 +214,7 @@ func TestBrowser(t *testing.T) {
 	e.domain("shop.example", "charlie")
 	e.reports("acme.example", 30, "certificate-expired", 4)
 	e.reports("shop.example", 10, "", 0)
+	e.storeFailure("browser", "acme.example")
 	ctx := context.Background()
 	if err := e.st.RecordCertificate(ctx, "acme.example", testNow.Add(-12*24*time.Hour), testNow.Add(78*24*time.Hour), "issued by Test CA, expires 2026-08-06"); err != nil {
 		t.Fatal(err)
@@ -319,6 +320,13 @@ newshop.example._smtp._tls.sts.moat.test. TXT %q
 	b.shot("13-report-raw")
 	b.clean("raw report")
 	b.page("/intake", "#intake-log", "14-intake")
+	b.page("/dmarc/failures", "#failures", "14-dmarc-failures")
+	b.do("open a failure report", chromedp.Click(chromedp.CSS(`#failures a`)), chromedp.WaitVisible(chromedp.ID("redacted")))
+	if text := eval[string](b, `document.querySelector("main").innerText`); strings.Contains(text, "jane.browser@") || !strings.Contains(text, "j***@acme.example") {
+		t.Errorf("the failure report page is not redacted: %s", text)
+	}
+	b.shot("14-dmarc-failure")
+	b.clean("failure report")
 	b.page("/checks", "#grades", "15-checks")
 	b.page("/domains/acme.example/checks", "#check-history", "15-domain-checks")
 	b.do("run a check", chromedp.Click(chromedp.CSS(`main form button.primary`)), chromedp.WaitVisible(chromedp.CSS(`.findings`)))

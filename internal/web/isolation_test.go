@@ -19,6 +19,7 @@ type tenant struct {
 	Org                                *store.Org
 	Domain                             string
 	Report, Check, Token, Invite, User int64
+	Failure                            int64 // a DMARC failure report
 }
 
 // markers are strings only this tenant's pages contain.
@@ -64,6 +65,8 @@ func isolationCases(v *tenant) map[string][]isoReq {
 		"GET /reports":                           {{method: "GET", path: "/reports?since=2026-01-01", open: true}, {method: "GET", path: "/reports?result=certificate-expired", open: true}},
 		"GET /domains/{name}/reports":            {{method: "GET", path: "/domains/" + d + "/reports"}, {method: "GET", path: "/domains/" + d + "/reports?result=certificate-expired"}},
 		"GET /reports/{id}":                      {{method: "GET", path: "/reports/" + id(v.Report)}},
+		"GET /dmarc/failures":                    {{method: "GET", path: "/dmarc/failures", open: true}, {method: "GET", path: "/dmarc/failures?domain=" + d}},
+		"GET /dmarc/failures/{id}":               {{method: "GET", path: "/dmarc/failures/" + id(v.Failure)}, {method: "GET", path: "/dmarc/failures/" + id(v.Failure) + "?unredacted=1"}},
 		"GET /intake":                            {{method: "GET", path: "/intake", open: true}, {method: "GET", path: "/intake?outcome=stored&since=2026-01-01", open: true}},
 		"GET /checks":                            {{method: "GET", path: "/checks", open: true}},
 		"POST /checks":                           {{method: "POST", path: "/checks", form: url.Values{"domain": {d}}, open: true, lacks: []string{v.Org.DisplayName}}},
@@ -77,6 +80,7 @@ func isolationCases(v *tenant) map[string][]isoReq {
 		"POST /settings/tokens":                  {{method: "POST", path: "/settings/tokens", form: url.Values{"name": {"probe"}, "scope": {"write"}, "org": {id(v.Org.ID)}}, open: true}},
 		"POST /settings/tokens/{id}/revoke":      {{method: "POST", path: "/settings/tokens/" + id(v.Token) + "/revoke", form: url.Values{}}},
 		"POST /settings/branding":                {{method: "POST", path: "/settings/branding", form: url.Values{"display_name": {"Probe"}, "accent": {"#101010"}, "org": {id(v.Org.ID)}}, open: true}},
+		"POST /settings/failure-key":             {{method: "POST", path: "/settings/failure-key", form: url.Values{"recipient": {""}, "org": {id(v.Org.ID)}}, open: true}},
 		"POST /settings/customers":               {{method: "POST", path: "/settings/customers", form: url.Values{"name": {v.Org.Name}}, open: true, lacks: []string{v.Org.DisplayName}}},
 	}
 }
@@ -107,6 +111,7 @@ func TestTenantIsolation(t *testing.T) {
 		}
 		e.domain(v.Domain, name)
 		v.Report = e.reports(v.Domain, 3, "certificate-expired", 1)[0]
+		v.Failure = e.storeFailure(name, v.Domain)
 		c := &store.CheckRecord{OrgID: v.Org.ID, Domain: v.Domain, CheckedAt: testNow, Score: 80, Grade: "B", Report: []byte(`{"domain":"` + v.Domain + `"}`)}
 		if err := op.InsertCheck(ctx, c); err != nil {
 			t.Fatal(err)

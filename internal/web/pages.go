@@ -63,6 +63,8 @@ func (pg *pages) routes() []route {
 		{"GET /reports", auth.PermRead, pg.reports},
 		{"GET /domains/{name}/reports", auth.PermRead, pg.reports},
 		{"GET /reports/{id}", auth.PermRead, pg.reportPage},
+		{"GET /dmarc/failures", auth.PermRead, pg.failuresPage},
+		{"GET /dmarc/failures/{id}", auth.PermRead, pg.failurePage},
 		{"GET /intake", auth.PermRead, pg.intake},
 		{"GET /checks", auth.PermRead, pg.checks},
 		{"POST /checks", auth.PermWrite, pg.runCheck},
@@ -76,6 +78,7 @@ func (pg *pages) routes() []route {
 		{"POST /settings/tokens", auth.PermWrite, pg.createToken},
 		{"POST /settings/tokens/{id}/revoke", auth.PermWrite, pg.revokeToken},
 		{"POST /settings/branding", auth.PermMembers, pg.branding},
+		{"POST /settings/failure-key", auth.PermMembers, pg.setFailureKey},
 		{"POST /settings/customers", auth.PermWrite, pg.createCustomer},
 	}
 }

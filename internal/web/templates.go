@@ -165,20 +165,22 @@ func validColour(c string) bool {
 // under templates/, parsed with layout.html.
 func pageFiles() map[string]string {
 	return map[string]string{
-		"login":        "login.html",
-		"invite":       "invite.html",
-		"account":      "account.html",
-		"error":        "error.html",
-		"overview":     "overview.html",
-		"domain_new":   "domain_new.html",
-		"domain_setup": "domain_setup.html",
-		"domain":       "domain.html",
-		"reports":      "reports.html",
-		"report":       "report.html",
-		"intake":       "intake.html",
-		"checks":       "checks.html",
-		"check":        "check.html",
-		"settings":     "settings.html",
+		"login":          "login.html",
+		"invite":         "invite.html",
+		"account":        "account.html",
+		"error":          "error.html",
+		"overview":       "overview.html",
+		"domain_new":     "domain_new.html",
+		"domain_setup":   "domain_setup.html",
+		"domain":         "domain.html",
+		"reports":        "reports.html",
+		"report":         "report.html",
+		"intake":         "intake.html",
+		"checks":         "checks.html",
+		"check":          "check.html",
+		"settings":       "settings.html",
+		"dmarc_failures": "dmarc_failures.html",
+		"dmarc_failure":  "dmarc_failure.html",
 	}
 }
 
