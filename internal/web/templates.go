@@ -165,26 +165,31 @@ func validColour(c string) bool {
 // under templates/, parsed with layout.html.
 func pageFiles() map[string]string {
 	return map[string]string{
-		"login":        "login.html",
-		"invite":       "invite.html",
-		"account":      "account.html",
-		"error":        "error.html",
-		"overview":     "overview.html",
-		"domain_new":   "domain_new.html",
-		"domain_setup": "domain_setup.html",
-		"domain":       "domain.html",
-		"reports":      "reports.html",
-		"report":       "report.html",
-		"intake":       "intake.html",
-		"checks":       "checks.html",
-		"check":        "check.html",
-		"settings":     "settings.html",
+		"login":         "login.html",
+		"invite":        "invite.html",
+		"account":       "account.html",
+		"error":         "error.html",
+		"overview":      "overview.html",
+		"domain_new":    "domain_new.html",
+		"domain_setup":  "domain_setup.html",
+		"domain":        "domain.html",
+		"reports":       "reports.html",
+		"report":        "report.html",
+		"intake":        "intake.html",
+		"dmarc":         "dmarc.html",
+		"dmarc_impact":  "dmarc_impact.html",
+		"dmarc_reports": "dmarc_reports.html",
+		"dmarc_report":  "dmarc_report.html",
+		"dmarc_upload":  "dmarc_upload.html",
+		"checks":        "checks.html",
+		"check":         "check.html",
+		"settings":      "settings.html",
 	}
 }
 
 // partialFiles are templates that define blocks several pages use; they
 // are parsed with every page.
-var partialFiles = []string{"checkreport.html"}
+var partialFiles = []string{"checkreport.html", "dmarc_parts.html"}
 
 func parseTemplates() (*templates, error) {
 	t := &templates{pages: map[string]*template.Template{}}
