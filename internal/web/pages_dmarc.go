@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"errors"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -174,8 +175,29 @@ func (pg *pages) dmarc(w http.ResponseWriter, r *http.Request, p *auth.Principal
 	data.Nav = dmarcNav{Current: "summary", Domain: name, Range: rng}
 	all := r.URL.Query().Get("all") == "1"
 	q := dmarcstats.Query{Domain: name, Since: since, Now: now, By: "day"}
+	// The sums by day and by domain (or the senders) are separate scans
+	// of the rollups: run side by side.
+	var (
+		byDomain  *dmarcstats.Summary
+		domainErr error
+		sendersCh = make(chan error, 1)
+		wg        sync.WaitGroup
+	)
+	if name == "" {
+		wg.Go(func() {
+			byDomain, domainErr = dmarcstats.Summarize(ctx, p.Tenant, dmarcstats.Query{Since: since, Now: now, By: "domain"})
+		})
+	} else {
+		go func() {
+			sendersCh <- pg.dmarcSenders(ctx, p, data, name, since, now, r.URL.Query().Get("class"), all)
+		}()
+	}
 	byDay, err := dmarcstats.Summarize(ctx, p.Tenant, q)
-	if err != nil {
+	wg.Wait()
+	if name != "" {
+		err = errors.Join(err, <-sendersCh)
+	}
+	if err = errors.Join(err, domainErr); err != nil {
 		pg.storeFail(w, r, p, "DMARC reports", err)
 		return
 	}
@@ -185,12 +207,6 @@ func (pg *pages) dmarc(w http.ResponseWriter, r *http.Request, p *auth.Principal
 		pg.s.log.Error("dashboard: chart", "err", err)
 	}
 	if name == "" {
-		q.By = "domain"
-		byDomain, err := dmarcstats.Summarize(ctx, p.Tenant, q)
-		if err != nil {
-			pg.storeFail(w, r, p, "DMARC reports", err)
-			return
-		}
 		rows := byDomain.Rows
 		data.DomainTotal = len(rows)
 		if !all && len(rows) > tableRows {
@@ -205,10 +221,6 @@ func (pg *pages) dmarc(w http.ResponseWriter, r *http.Request, p *auth.Principal
 		pg.render(w, r, p, http.StatusOK, "dmarc", "dmarc", "DMARC", data, msg)
 		return
 	}
-	if err := pg.dmarcSenders(ctx, p, data, name, since, now, r.URL.Query().Get("class"), all); err != nil {
-		pg.storeFail(w, r, p, "DMARC reports", err)
-		return
-	}
 	data.ImpactLink = data.Base + "/impact?" + rng + "&policy=reject&pct=100"
 	data.Upload = pg.uploadForm(p, data.Base+"?"+rng)
 	pg.render(w, r, p, http.StatusOK, "dmarc", "dmarc", "DMARC of "+name, data, msg)
@@ -221,19 +233,24 @@ func (pg *pages) dmarcSenders(ctx context.Context, p *auth.Principal, data *dmar
 	if err != nil {
 		return err
 	}
+	// The DKIM and SPF passes per source come from the summary by source,
+	// of the same rollups and days: a scan of its own, side by side.
+	var (
+		bySource  *dmarcstats.Summary
+		sourceErr error
+		wg        sync.WaitGroup
+	)
+	wg.Go(func() {
+		bySource, sourceErr = dmarcstats.Summarize(ctx, p.Tenant, dmarcstats.Query{Domain: name, Since: since, Now: now, By: "source"})
+	})
 	rep, err := a.Senders(ctx, senders.Query{Domain: name, Since: since})
-	if err != nil {
+	wg.Wait()
+	if err = errors.Join(err, sourceErr); err != nil {
 		return err
 	}
 	data.Senders = rep
 	for _, sv := range rep.Services {
 		data.Services = append(data.Services, serviceRow{ServiceSummary: sv, Rate: rate(sv.Passing, sv.Messages)})
-	}
-	// The DKIM and SPF passes per source: the summary by source, from the
-	// same rollups and days.
-	bySource, err := dmarcstats.Summarize(ctx, p.Tenant, dmarcstats.Query{Domain: name, Since: since, Now: now, By: "source"})
-	if err != nil {
-		return err
 	}
 	counts := make(map[string]dmarcstats.Row, len(bySource.Rows))
 	for _, row := range bySource.Rows {

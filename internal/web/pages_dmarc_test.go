@@ -566,3 +566,39 @@ func TestDMARCRecordsAndNav(t *testing.T) {
 	r.has(t, `<a href="/dmarc" aria-current="page">DMARC</a>`, `<a href="/dmarc/failures"`)
 	e.do(viewer, "GET", "/domains/acme.example", nil).has(t, `href="/domains/acme.example/dmarc"`)
 }
+
+// BenchmarkDMARCPages: the DMARC pages of a domain with 30 daily reports
+// of 2,000 sources each (60,000 records in the rollups) and 100 more
+// domains' reports beside it.
+func BenchmarkDMARCPages(b *testing.B) {
+	e := newEnv(b)
+	e.org("acme", "")
+	e.user(owner, "acme", store.RoleOwner)
+	e.domain("acme.example", "acme")
+	for i := range 30 {
+		recs := make([]dmarcRec, 0, 2000)
+		for j := range 2000 {
+			r := recSpoof
+			if j%3 == 0 {
+				r = recCompliant
+			}
+			r.ip, r.count = fmt.Sprintf("10.%d.%d.%d", j/65536, j/256%256, j%256+1), 1+j%7
+			recs = append(recs, r)
+		}
+		e.submitDMARC(dmarcFeedback("Google LLC", fmt.Sprintf("big-%d", i), "acme.example", 1+i, recs...))
+	}
+	for i := range 100 {
+		d := fmt.Sprintf("d%d.example", i)
+		e.domain(d, "acme")
+		e.submitDMARC(dmarcFeedback("Google LLC", "d-"+d, d, 1+i%30, recCompliant, recSES))
+	}
+	for _, path := range []string{"/dmarc", "/domains/acme.example/dmarc", "/domains/acme.example/dmarc/impact", "/dmarc/reports"} {
+		b.Run(strings.ReplaceAll(strings.TrimPrefix(path, "/"), "/", "_"), func(b *testing.B) {
+			for b.Loop() {
+				if r := e.do(owner, "GET", path, nil); r.Code != http.StatusOK {
+					b.Fatalf("%s: %d", path, r.Code)
+				}
+			}
+		})
+	}
+}
