@@ -427,6 +427,46 @@ func TestDMARCUpload(t *testing.T) {
 	r = e.postUpload(owner, "report.eml", []byte(mail))
 	r.has(t, `outcome-stored">stored<`, "up-mail")
 
+	// A failure report (RFC 6591): stored as one, linked to the failure
+	// reports' page.
+	failure := strings.ReplaceAll(`From: dmarc-failure@receiver.example
+To: dmarc@reports.sts.moat.test
+Subject: DMARC failure report for acme.example
+Message-ID: <ruf-1@receiver.example>
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=feedback-report; boundary="ab"
+
+--ab
+Content-Type: text/plain
+
+This is a DMARC failure report for acme.example.
+--ab
+Content-Type: message/feedback-report
+
+Feedback-Type: auth-failure
+User-Agent: Receiver-ARF/2.0
+Version: 1
+Arrival-Date: Tue, 19 May 2026 09:59:58 +0000
+Source-IP: 192.0.2.25
+Reported-Domain: acme.example
+Auth-Failure: dmarc
+Identity-Alignment: none
+Delivery-Result: reject
+--ab
+Content-Type: message/rfc822
+
+From: billing@acme.example
+Subject: Your invoice
+
+Pay now.
+--ab--
+`, "\n", "\r\n")
+	r = e.postUpload(owner, "failure.eml", []byte(failure))
+	r.has(t, `outcome-stored">stored<`, "failure report", `href="/dmarc/failures"`)
+	if l, err := e.st.DMARCFailures(ctx, store.DMARCFilter{Domain: "acme.example"}); err != nil || len(l) != 1 {
+		t.Errorf("failure reports stored: %d, %v", len(l), err)
+	}
+
 	// Damaged: the header reads, the records do not.
 	damaged := good[:bytes.Index(good, []byte("<record>"))+40]
 	damaged = append(bytes.Replace(damaged, []byte("up-1"), []byte("up-bad"), 1), []byte("<<<")...)
@@ -482,7 +522,10 @@ func TestDMARCUpload(t *testing.T) {
 	// Every upload is in the intake ledger, with its kind.
 	led := e.do(viewer, "GET", "/intake?kind=dmarc", nil)
 	led.has(t, "DMARC aggregate", `href="/dmarc/reports/`+id[1]+`"`, "dashboard upload by "+admin, `outcome-conflict">conflict`)
-	led.lacks(t, "Google LLC-")
+	led.lacks(t, "Google LLC-", "failure report 1")
+	led = e.do(viewer, "GET", "/intake?kind=dmarc-failure", nil)
+	led.has(t, `<td class="kind-dmarc-failure">DMARC failure</td>`, `<a href="/dmarc/failures">failure report`)
+	led.lacks(t, "up-gz")
 }
 
 func mustID(t *testing.T, s string) int64 {
