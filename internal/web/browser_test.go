@@ -215,6 +215,8 @@ func TestBrowser(t *testing.T) {
 	e.reports("acme.example", 30, "certificate-expired", 4)
 	e.reports("shop.example", 10, "", 0)
 	e.storeFailure("browser", "acme.example")
+	e.submitDMARC(dmarcFeedback("Google LLC", "g-1", "acme.example", 2, recCompliant, recSES, recSpoof, recForward))
+	e.submitDMARC(dmarcFeedback("Yahoo Inc", "y-1", "acme.example", 5, recSES))
 	ctx := context.Background()
 	if err := e.st.RecordCertificate(ctx, "acme.example", testNow.Add(-12*24*time.Hour), testNow.Add(78*24*time.Hour), "issued by Test CA, expires 2026-08-06"); err != nil {
 		t.Fatal(err)
@@ -327,6 +329,49 @@ newshop.example._smtp._tls.sts.moat.test. TXT %q
 	}
 	b.shot("14-dmarc-failure")
 	b.clean("failure report")
+
+	// DMARC: every domain, a domain's senders by class, the impact of
+	// p=reject, the report list and one report; upload a report.
+	b.page("/dmarc", "#dmarc-by-domain", "20-dmarc")
+	b.until("the DMARC chart", `document.getElementById("dmarc-chart").complete && document.getElementById("dmarc-chart").naturalWidth > 0`)
+	b.page("/domains/acme.example/dmarc", "#dmarc-sources", "21-dmarc-senders")
+	b.do("the misconfigured tab", chromedp.Click(chromedp.CSS(`#class-tabs a[data-class="misconfigured"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#class-tabs a[data-class="misconfigured"][aria-current="page"]`)))
+	if txt := eval[string](b, `document.getElementById("dmarc-sources").innerText`); !strings.Contains(txt, "Amazon SES") || strings.Contains(txt, recSpoof.ip) {
+		t.Errorf("the misconfigured tab shows:\n%s", txt)
+	}
+	b.shot("22-dmarc-misconfigured")
+	b.clean("misconfigured tab")
+	b.do("the impact", chromedp.Click(chromedp.ID("impact-link")), chromedp.WaitVisible(chromedp.ID("impact-by-source")))
+	if got := eval[string](b, `document.getElementById("impact-failing").textContent`); got != "52" {
+		t.Errorf("impact: %q failing, want 52 (20+7+5+20)", got)
+	}
+	b.shot("23-dmarc-impact")
+	b.clean("impact")
+	b.page("/dmarc/reports", "#dmarc-reports", "24-dmarc-reports")
+	file := filepath.Join(t.TempDir(), "upload.xml")
+	if err := os.WriteFile(file, dmarcFeedback("Browser Corp", "browser-1", "acme.example", 1, recCompliant, recSES), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b.do("upload a report", chromedp.SetUploadFiles(chromedp.ID("upload-file"), []string{file}),
+		chromedp.Click(chromedp.CSS(`#upload button.primary`)), chromedp.WaitVisible(chromedp.ID("upload-outcomes")))
+	if txt := eval[string](b, `document.getElementById("upload-outcomes").innerText`); !strings.Contains(txt, "stored") || !strings.Contains(txt, "browser-1") {
+		t.Errorf("the upload shows:\n%s", txt)
+	}
+	if n, err := e.st.CountDMARCReports(ctx, store.DMARCFilter{Domain: "acme.example"}); err != nil || n != 3 {
+		t.Errorf("after the upload: %d reports, %v", n, err)
+	}
+	b.shot("25-dmarc-uploaded")
+	b.clean("upload")
+	b.do("again: a duplicate", chromedp.SetUploadFiles(chromedp.ID("upload-file"), []string{file}),
+		chromedp.Click(chromedp.CSS(`#upload button.primary`)), chromedp.WaitVisible(chromedp.CSS(`#upload-outcomes .outcome-duplicate`)))
+	b.do("open the report", chromedp.Click(chromedp.CSS(`#upload-outcomes a`)), chromedp.WaitVisible(chromedp.ID("dmarc-report")))
+	if txt := eval[string](b, `document.getElementById("dmarc-report").innerText`); !strings.Contains(txt, "Browser Corp") {
+		t.Errorf("the report page shows:\n%s", txt)
+	}
+	b.shot("26-dmarc-report")
+	b.clean("DMARC report")
+	b.page("/domains/acme.example/setup", "#dmarc-tags", "27-domain-records-dmarc")
 	b.page("/checks", "#grades", "15-checks")
 	b.page("/domains/acme.example/checks", "#check-history", "15-domain-checks")
 	b.do("run a check", chromedp.Click(chromedp.CSS(`main form button.primary`)), chromedp.WaitVisible(chromedp.CSS(`.findings`)))

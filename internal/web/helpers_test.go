@@ -44,6 +44,7 @@ type env struct {
 	srv  *Server
 	dns  *dnstest.Server
 	deps api.Deps
+	ing  *intake.Ingester
 
 	orgs  map[string]*store.Org  // by name
 	users map[string]*store.User // by email
@@ -62,15 +63,30 @@ func newEnv(t testing.TB) *env {
 	e := &env{t: t, st: st, orgs: map[string]*store.Org{}, users: map[string]*store.User{}, cookies: map[string]string{}}
 	e.dns = dnstest.Start(t, "", nil)
 	now := func() time.Time { return testNow }
+	hosted := func(d string) bool {
+		_, err := st.Domain(context.Background(), d)
+		return err == nil
+	}
+	e.ing = intake.NewIngester(slog.New(slog.DiscardHandler), st, hosted, intake.IngestOpts{})
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.ing.Run(runCtx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("ingester: %v", err)
+		}
+	})
 	e.deps = api.Deps{
 		Log: slog.New(slog.DiscardHandler), Store: st, Hosting: testHosting,
 		Resolver: hosting.DNSResolver{Addr: e.dns.Addr, Timeout: 2 * time.Second},
 		Checker:  check.New(check.Options{Resolver: e.dns.Resolver(), Timeout: 5 * time.Second, Now: now}),
-		Password: testParams, BaseURL: "http://moat.test", Now: now,
+		Password: testParams, BaseURL: "http://moat.test", Now: now, Ingester: e.ing, MaxUpload: 256 << 10,
 	}
 	c := config.DevDefault()
 	c.Web.Listen = ""
-	e.srv, err = New(slog.New(slog.DiscardHandler), &c, st, Options{Now: now, Password: testParams, Pages: Pages(e.deps)})
+	c.Intake.DMARCAddresses = []string{"dmarc@reports." + testHosting.Zone}
+	e.srv, err = New(slog.New(slog.DiscardHandler), &c, st, Options{Now: now, Password: testParams, Pages: Pages(e.deps), API: api.New(e.deps)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,12 +20,17 @@ type tenant struct {
 	Domain                             string
 	Report, Check, Token, Invite, User int64
 	Failure                            int64 // a DMARC failure report
+	DMARC                              int64 // a DMARC aggregate report about Domain
 }
 
-// markers are strings only this tenant's pages contain.
+// markers are strings only this tenant's pages contain: its names, and
+// the reporter, report id and source address of its DMARC report.
 func (v *tenant) markers() []string {
-	return []string{v.Domain, v.Org.DisplayName, "/domains/" + v.Domain}
+	return []string{v.Domain, v.Org.DisplayName, "/domains/" + v.Domain, "rid-" + v.Org.Name, "Reporter " + v.Org.Name, v.sourceIP()}
 }
+
+// sourceIP is the sending address of the tenant's DMARC report.
+func (v *tenant) sourceIP() string { return "203.0.113." + itoa(v.Org.ID+100) }
 
 // isoReq is one request an outsider makes with a tenant's names and ids.
 type isoReq struct {
@@ -67,6 +72,12 @@ func isolationCases(v *tenant) map[string][]isoReq {
 		"GET /reports/{id}":                      {{method: "GET", path: "/reports/" + id(v.Report)}},
 		"GET /dmarc/failures":                    {{method: "GET", path: "/dmarc/failures", open: true}, {method: "GET", path: "/dmarc/failures?domain=" + d}},
 		"GET /dmarc/failures/{id}":               {{method: "GET", path: "/dmarc/failures/" + id(v.Failure)}, {method: "GET", path: "/dmarc/failures/" + id(v.Failure) + "?unredacted=1"}},
+		"GET /dmarc":                             {{method: "GET", path: "/dmarc", open: true}, {method: "GET", path: "/dmarc?since=365d", open: true}},
+		"GET /domains/{name}/dmarc":              {{method: "GET", path: "/domains/" + d + "/dmarc"}, {method: "GET", path: "/domains/" + d + "/dmarc?class=unknown&all=1"}},
+		"GET /domains/{name}/dmarc/impact":       {{method: "GET", path: "/domains/" + d + "/dmarc/impact?policy=reject&pct=100"}},
+		"GET /dmarc/reports":                     {{method: "GET", path: "/dmarc/reports", open: true}, {method: "GET", path: "/dmarc/reports?domain=" + d, open: true, lacks: []string{"/domains/" + d, v.Org.DisplayName, "rid-" + v.Org.Name, v.sourceIP()}}},
+		"GET /dmarc/reports/{id}":                {{method: "GET", path: "/dmarc/reports/" + id(v.DMARC)}},
+		"POST /dmarc/upload":                     {{method: "POST", path: "/dmarc/upload", form: url.Values{}, open: true}},
 		"GET /intake":                            {{method: "GET", path: "/intake", open: true}, {method: "GET", path: "/intake?outcome=stored&since=2026-01-01", open: true}},
 		"GET /checks":                            {{method: "GET", path: "/checks", open: true}},
 		"POST /checks":                           {{method: "POST", path: "/checks", form: url.Values{"domain": {d}}, open: true, lacks: []string{v.Org.DisplayName}}},
@@ -112,6 +123,9 @@ func TestTenantIsolation(t *testing.T) {
 		e.domain(v.Domain, name)
 		v.Report = e.reports(v.Domain, 3, "certificate-expired", 1)[0]
 		v.Failure = e.storeFailure(name, v.Domain)
+		src := recSpoof
+		src.ip = v.sourceIP()
+		v.DMARC = e.submitDMARC(dmarcFeedback("Reporter "+name, "rid-"+name, v.Domain, 2, src, recCompliant)).ID
 		c := &store.CheckRecord{OrgID: v.Org.ID, Domain: v.Domain, CheckedAt: testNow, Score: 80, Grade: "B", Report: []byte(`{"domain":"` + v.Domain + `"}`)}
 		if err := op.InsertCheck(ctx, c); err != nil {
 			t.Fatal(err)
@@ -156,6 +170,18 @@ func TestTenantIsolation(t *testing.T) {
 		}
 	}
 	actors = append(actors, actor{"owner@papa.example@charlie", store.RoleOwner, []string{"charlie"}, "papa"})
+
+	// The markers are on the tenant's own pages: their absence elsewhere
+	// means something.
+	for name, v := range tenants {
+		me := "viewer@" + name + ".example"
+		e.do(me, "GET", "/dmarc/reports", nil).has(t, "rid-"+name, "Reporter "+name)
+		e.do(me, "GET", "/dmarc/reports/"+itoa(v.DMARC), nil).has(t, "rid-"+name)
+		e.do(me, "GET", "/domains/"+v.Domain+"/dmarc", nil).has(t, v.sourceIP())
+		e.do(me, "GET", "/domains/"+v.Domain+"/dmarc/impact", nil).has(t, v.sourceIP())
+		e.do(me, "GET", "/dmarc", nil).has(t, "/domains/"+v.Domain+"/dmarc")
+		e.do(me, "GET", "/intake?kind=dmarc", nil).has(t, "rid-"+name)
+	}
 
 	routes := (&pages{}).routes()
 	cases := isolationCases(tenants["alpha"])

@@ -16,7 +16,8 @@ import (
 
 // Pages returns the registration of the dashboard's pages, for
 // Options.Pages: the overview, domains and their policies, TLS reports,
-// the intake ledger, checks and settings. Every page needs a signed-in
+// DMARC summaries, senders, impact and reports, the intake ledger,
+// checks and settings. Every page needs a signed-in
 // principal and works within its Tenant: a name or id outside the scope
 // is answered 404, as if it did not exist. Every page shows its data and
 // every form works without JavaScript; htmx only swaps parts in place.
@@ -37,6 +38,7 @@ type pages struct {
 	s    *Server
 	deps api.Deps
 	t    *templates
+	dmarcCatalog
 }
 
 // route is one page or form action: its mux pattern, the permission it
@@ -63,6 +65,12 @@ func (pg *pages) routes() []route {
 		{"GET /reports", auth.PermRead, pg.reports},
 		{"GET /domains/{name}/reports", auth.PermRead, pg.reports},
 		{"GET /reports/{id}", auth.PermRead, pg.reportPage},
+		{"GET /dmarc", auth.PermRead, pg.dmarc},
+		{"GET /domains/{name}/dmarc", auth.PermRead, pg.dmarc},
+		{"GET /domains/{name}/dmarc/impact", auth.PermRead, pg.dmarcImpact},
+		{"GET /dmarc/reports", auth.PermRead, pg.dmarcReports},
+		{"GET /dmarc/reports/{id}", auth.PermRead, pg.dmarcReportPage},
+		{"POST /dmarc/upload", auth.PermWrite, pg.dmarcUpload},
 		{"GET /dmarc/failures", auth.PermRead, pg.failuresPage},
 		{"GET /dmarc/failures/{id}", auth.PermRead, pg.failurePage},
 		{"GET /intake", auth.PermRead, pg.intake},

@@ -135,6 +135,7 @@ func (pg *pages) addDomain(w http.ResponseWriter, r *http.Request, p *auth.Princ
 type setupData struct {
 	Domain   *store.Domain
 	Records  []hosting.Record
+	DMARC    *dmarcAddress   // nil when no DMARC address is configured
 	Checks   []hosting.Check // the last verify, or nil
 	Verified string          // when, or ""
 	CanWrite bool
@@ -145,7 +146,7 @@ func (pg *pages) setupPage(w http.ResponseWriter, r *http.Request, p *auth.Princ
 	if !ok {
 		return
 	}
-	data := &setupData{Domain: d, Records: pg.deps.Hosting.Delegation(d.Name), CanWrite: p.Can(auth.PermWrite)}
+	data := &setupData{Domain: d, Records: pg.deps.Hosting.Delegation(d.Name), CanWrite: p.Can(auth.PermWrite), DMARC: pg.dmarcAddress(d.Name)}
 	if s := pg.summary(r.Context(), p, d.Name); s != nil && !s.VerifiedAt.IsZero() {
 		if json.Unmarshal(s.Verify, &data.Checks) == nil {
 			data.Verified = s.VerifiedAt.UTC().Format("2006-01-02 15:04 UTC")
@@ -178,7 +179,7 @@ func (pg *pages) verify(w http.ResponseWriter, r *http.Request, p *auth.Principa
 		pg.storeFail(w, r, p, "domain "+d.Name, err)
 		return
 	}
-	data := &setupData{Domain: d, Records: pg.deps.Hosting.Delegation(d.Name), Checks: checks,
+	data := &setupData{Domain: d, Records: pg.deps.Hosting.Delegation(d.Name), DMARC: pg.dmarcAddress(d.Name), Checks: checks,
 		Verified: pg.now().Format("2006-01-02 15:04 UTC"), CanWrite: true}
 	pg.render(w, r, p, http.StatusOK, "domain_setup", "overview", "Records of "+d.Name, data)
 }
@@ -358,4 +359,38 @@ func (pg *pages) deleteDomain(w http.ResponseWriter, r *http.Request, p *auth.Pr
 	}
 	pg.s.log.Info("dashboard: domain removed", "domain", d.Name, "who", p.Name())
 	seeOther(w, r, "/", d.Name+" is removed. Remove its three CNAME records from your DNS too.")
+}
+
+// dmarcAddress is where a domain's DMARC reports go: the first address
+// of intake.dmarc_addresses, as rua and ruf, and the RFC 7489 §7.1
+// authorization of that address for the domain.
+type dmarcAddress struct {
+	Address string // dmarc@reports.example.net
+	Tags    string // "rua=mailto:...; ruf=mailto:..."
+	Record  string // an example DMARC record of the domain with them
+	// AuthName is the name of the authorization record,
+	// <domain>._report._dmarc.<address domain>; AuthServed says whether
+	// Moat's DNS server answers it (the address domain is in the zone).
+	AuthName   string
+	AuthServed bool
+}
+
+func (pg *pages) dmarcAddress(domain string) *dmarcAddress {
+	addrs := pg.s.cfg.Intake.DMARCAddresses
+	if len(addrs) == 0 {
+		return nil
+	}
+	a := &dmarcAddress{Address: addrs[0]}
+	a.Tags = "rua=mailto:" + a.Address + "; ruf=mailto:" + a.Address
+	a.Record = "_dmarc." + domain + ". TXT \"v=DMARC1; p=none; " + a.Tags + "; fo=1\""
+	_, at, ok := strings.Cut(a.Address, "@")
+	if !ok || at == "" {
+		return a
+	}
+	// RFC 7489 §7.1: a report address outside the domain's organizational
+	// domain must be authorized by the report domain.
+	a.AuthName = domain + "._report._dmarc." + at + "."
+	zone := pg.s.cfg.Zone
+	a.AuthServed = zone != "" && (at == zone || strings.HasSuffix(at, "."+zone))
+	return a
 }

@@ -34,6 +34,7 @@ type intakeData struct {
 	Silent  []silentSender
 	Sources []string
 	Outcome []string
+	Kinds   []string
 }
 
 // silentSender is a reporting organization that stopped reporting.
@@ -47,11 +48,15 @@ type silentSender struct {
 func (pg *pages) intake(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 	ctx := r.Context()
 	v := r.URL.Query()
-	q := store.IntakeQuery{Outcome: v.Get("outcome"), Source: v.Get("source"), Limit: intakePageSize}
-	data := &intakeData{Sources: []string{"https", "smtp", "imap", "import"}, Outcome: []string{"stored", "duplicate", "invalid"}}
+	q := store.IntakeQuery{Outcome: v.Get("outcome"), Source: v.Get("source"), Kind: v.Get("kind"), Limit: intakePageSize}
+	data := &intakeData{Sources: []string{"https", "smtp", "imap", "import", "api"}, Outcome: []string{"stored", "duplicate", "invalid", "conflict"},
+		Kinds: []string{store.KindTLSRPT, store.KindDMARC, store.KindDMARCFailure}}
 	var msg string
 	if q.Outcome != "" && !slices.Contains(data.Outcome, q.Outcome) {
 		msg, q.Outcome = "Unknown outcome "+strconv.Quote(q.Outcome)+": showing every outcome.", ""
+	}
+	if q.Kind != "" && !slices.Contains(data.Kinds, q.Kind) {
+		msg, q.Kind = "Unknown kind "+strconv.Quote(q.Kind)+": showing every kind.", ""
 	}
 	if q.Source != "" && !slices.Contains(data.Sources, q.Source) {
 		msg, q.Source = "Unknown path "+strconv.Quote(q.Source)+": showing every path.", ""
@@ -80,7 +85,7 @@ func (pg *pages) intake(w http.ResponseWriter, r *http.Request, p *auth.Principa
 	}
 	data.Events = events
 	page := url.Values{}
-	for _, k := range []string{"outcome", "source", "since"} {
+	for _, k := range []string{"outcome", "source", "kind", "since"} {
 		if x := v.Get(k); x != "" {
 			page.Set(k, x)
 		}

@@ -176,17 +176,22 @@ func pageFiles() map[string]string {
 		"reports":        "reports.html",
 		"report":         "report.html",
 		"intake":         "intake.html",
+		"dmarc":          "dmarc.html",
+		"dmarc_impact":   "dmarc_impact.html",
+		"dmarc_reports":  "dmarc_reports.html",
+		"dmarc_report":   "dmarc_report.html",
+		"dmarc_upload":   "dmarc_upload.html",
+		"dmarc_failures": "dmarc_failures.html",
+		"dmarc_failure":  "dmarc_failure.html",
 		"checks":         "checks.html",
 		"check":          "check.html",
 		"settings":       "settings.html",
-		"dmarc_failures": "dmarc_failures.html",
-		"dmarc_failure":  "dmarc_failure.html",
 	}
 }
 
 // partialFiles are templates that define blocks several pages use; they
 // are parsed with every page.
-var partialFiles = []string{"checkreport.html"}
+var partialFiles = []string{"checkreport.html", "dmarc_parts.html"}
 
 func parseTemplates() (*templates, error) {
 	t := &templates{pages: map[string]*template.Template{}}
