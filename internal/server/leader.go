@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
 	"github.com/moatmail/moat/internal/config"
 	"github.com/moatmail/moat/internal/leader"
+	"github.com/moatmail/moat/internal/senders"
 	"github.com/moatmail/moat/internal/store"
 )
 
@@ -55,7 +57,35 @@ func (p *leaderPart) jobs(env *Env) []leader.Job {
 		{Name: "retention", Every: 24 * time.Hour, Run: func(ctx context.Context) error {
 			return p.retention(ctx, env)
 		}},
+		{Name: "senders", Every: time.Hour, Run: func(ctx context.Context) error {
+			return warmSenders(ctx, env)
+		}},
 	}
+}
+
+// warmSenders looks up the reverse DNS and SPF results of the DMARC
+// sources of the last 30 days that the cache lacks (bounded worker pool,
+// time-outs), off the request and intake paths: the dashboard and the API
+// read only the cache.
+func warmSenders(ctx context.Context, env *Env) error {
+	if env.Config.Dev {
+		// --dev asks no outside DNS server; moat reports dmarc senders
+		// looks the sources up on demand.
+		return nil
+	}
+	cat, err := senders.Builtin()
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	a := senders.NewAnalyzer(env.Store, env.Store, &net.Resolver{}, cat, senders.Options{})
+	domains, sources, err := a.Warm(ctx, start.AddDate(0, 0, -30))
+	if err != nil {
+		return err
+	}
+	env.Log.Info("senders: reverse DNS and SPF of the DMARC sources up to date", "domains", domains, "sources", sources,
+		"took", time.Since(start).Round(time.Millisecond))
+	return nil
 }
 
 // Retention returns the retention periods of c.
