@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -115,12 +116,15 @@ type pruneTable struct {
 	// rollups: the rows are those of tlsrpt_daily, and what is deleted is
 	// taken off the derived rollups (rollups.go) in the same transaction.
 	rollups bool
+	// dependents, when not empty, is a column of the table referring to
+	// key (without ON DELETE): the rows referring to a row that goes go
+	// with it, in the same statement.
+	dependents string
 }
 
 // pruneTables are the tables retention prunes, in order: deletions before
 // clearing (nothing is cleared that goes anyway), the intake log before
 // the reports it refers to (so that their deletion updates none of it).
-// The DMARC tables come in here.
 func pruneTables() []pruneTable {
 	return []pruneTable{
 		{table: "intake_log", setting: SettingReports, key: "id", age: "at"},
@@ -128,8 +132,20 @@ func pruneTables() []pruneTable {
 		{table: "tlsrpt_reports", setting: SettingRaw, key: "id", age: "end_time", pending: "raw_pruned_at IS NULL",
 			set: "raw = $2, raw_gzip = FALSE, raw_pruned_at = $3"},
 		{table: "tlsrpt_daily", setting: SettingRollups, key: dailyKey, age: "day", rollups: true},
+		// A DMARC report kept aside as a conflict has the period of the
+		// report it conflicts with (or, undated, a later arrival): it goes
+		// with it. A report's records are read from its raw bytes, so
+		// retention.raw leaves DMARC reports whole: they go at
+		// retention.reports.
+		{table: "dmarc_reports", setting: SettingReports, key: "id", age: "end_time", dependents: "conflict_of"},
+		{table: "dmarc_failures", setting: SettingReports, key: "id", age: "received_at"},
+		{table: "dmarc_daily", setting: SettingRollups, key: dmarcDailyKey, age: "day"},
 	}
 }
+
+// dmarcDailyKey is the primary key of dmarc_daily.
+const dmarcDailyKey = "domain, day, reporter, source_ip, header_from, envelope_from, disposition, dkim, spf, reason, " +
+	"dkim_domain, dkim_selector, dkim_result, dkim_aligned, spf_domain, spf_result, spf_aligned"
 
 // dailyKey is the primary key of tlsrpt_daily.
 const dailyKey = "domain, day, policy_type, result_type, organization, sending_ip, receiving_mx"
@@ -321,12 +337,21 @@ func (s *sqlStore) pruneTable(ctx context.Context, t pruneTable, before, at time
 	if t.pending != "" {
 		sel += ` AND ` + t.pending
 	}
-	sel += ` ORDER BY ` + t.age + ` LIMIT `
+	order := t.age
+	if t.dependents != "" {
+		// The same rows by key as by place: their dependents go with them.
+		order += `, ` + t.key
+	}
+	sel += ` ORDER BY ` + order + ` LIMIT `
 	statement := func(limit int) string {
 		sel := sel + strconv.Itoa(limit)
-		rowsOf := `(` + t.key + `) IN (` + sel + `)`
+		keys := `SELECT ` + t.key + strings.TrimPrefix(sel, `SELECT `+pick)
+		rowsOf := `(` + t.key + `) IN (` + keys + `)`
 		if s.d.name == "postgres" {
 			rowsOf = `ctid = ANY (ARRAY(` + sel + `))`
+		}
+		if t.dependents != "" {
+			rowsOf = `(` + rowsOf + ` OR ` + t.dependents + ` IN (` + keys + `))`
 		}
 		switch {
 		case t.set != "":

@@ -162,6 +162,10 @@ func TestPrune(t *testing.T) {
 				{Table: "tlsrpt_reports", Setting: SettingReports, Action: ActionDelete, Before: normTime(repCut), Rows: wantReports},
 				{Table: "tlsrpt_reports", Setting: SettingRaw, Action: ActionClearRaw, Before: normTime(rawCut), Rows: wantRaw},
 				{Table: "tlsrpt_daily", Setting: SettingRollups, Action: ActionDelete, Before: rollCut, Rows: wantDaily},
+				// No DMARC data here: TestPruneDMARC.
+				{Table: "dmarc_reports", Setting: SettingReports, Action: ActionDelete, Before: normTime(repCut)},
+				{Table: "dmarc_failures", Setting: SettingReports, Action: ActionDelete, Before: normTime(repCut)},
+				{Table: "dmarc_daily", Setting: SettingRollups, Action: ActionDelete, Before: rollCut},
 			}
 			dry, err := s.Prune(ctx, r, PruneOptions{Now: now, DryRun: true})
 			if err != nil {
@@ -383,5 +387,81 @@ func TestPruneVacuum(t *testing.T) {
 	}
 	if mode, err := old.autoVacuum(t.Context()); err != nil || mode != "incremental" {
 		t.Errorf("auto_vacuum after the conversion: %q, %v; want incremental", mode, err)
+	}
+}
+
+// TestPruneDMARC: DMARC aggregate reports go at retention.reports by the
+// end of their period, a report kept aside as a conflict with the report
+// it conflicts with; failure reports by arrival; dmarc_daily rows at
+// retention.rollups. What is younger stays.
+func TestPruneDMARC(t *testing.T) {
+	t.Parallel()
+	for _, db := range testDatabases() {
+		t.Run(db.name, func(t *testing.T) {
+			t.Parallel()
+			s := openTest(t, db.opts(t))
+			ctx := t.Context()
+			now := time.Now().UTC()
+			report := func(id, ip string, end time.Time) *DMARCReport {
+				return &DMARCReport{Source: "import", Raw: []byte(id + ip + end.String()), Status: ReportOK, Pct: -1,
+					OrgName: "Receiver", ReportID: id, StartTime: end.Add(-day), EndTime: end, Domain: "a.example", P: "none",
+					Rows: func(emit func(*DMARCRow) error) (DMARCEnd, error) {
+						if err := emit(&DMARCRow{SourceIP: ip, HeaderFrom: "a.example", Disposition: "none", DKIM: "pass", SPF: "fail", Messages: 3}); err != nil {
+							return DMARCEnd{}, err
+						}
+						return DMARCEnd{Records: 1, Messages: 3, ContentDigest: ip}, nil
+					}}
+			}
+			old, young := now.AddDate(0, 0, -500), now.AddDate(0, 0, -10)
+			res, err := s.InsertDMARC(ctx, DMARCBatch{
+				Reports: []*DMARCReport{report("old", "192.0.2.1", old), report("old", "192.0.2.2", old), report("young", "192.0.2.3", young),
+					report("older", "192.0.2.4", now.AddDate(0, 0, -900))},
+				Failures: []*DMARCFailure{
+					{Source: "import", Raw: []byte("old failure"), Status: ReportOK, Domain: "a.example", FeedbackType: "auth-failure", ReceivedAt: old},
+					{Source: "import", Raw: []byte("young failure"), Status: ReportOK, Domain: "a.example", FeedbackType: "auth-failure", ReceivedAt: young},
+				}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a, b := res.Reports[0], res.Reports[1]; a.ConflictOf != b.ID && b.ConflictOf != a.ID {
+				t.Fatalf("the second old report is not kept as a conflict of the first: %+v", res.Reports)
+			}
+			count := func(q string) int64 {
+				var n int64
+				if err := s.r.QueryRowContext(ctx, q).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+			if n := count(`SELECT count(*) FROM dmarc_daily`); n != 3 {
+				t.Fatalf("%d dmarc_daily rows before, want 3 (the conflict counts in none)", n)
+			}
+			r := Retention{Raw: 90 * day, Reports: 400 * day, Rollups: 800 * day}
+			got, err := s.Prune(ctx, r, PruneOptions{Batch: 1, Pause: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows := map[string]int64{}
+			for _, c := range got.Counts {
+				rows[c.Table] += c.Rows
+			}
+			// The holder, its conflict and the oldest report; one failure
+			// report; the rollups of the oldest report's day.
+			if rows["dmarc_reports"] != 3 || rows["dmarc_failures"] != 1 || rows["dmarc_daily"] != 1 {
+				t.Errorf("pruned %+v, want 3 DMARC reports, 1 failure report, 1 dmarc_daily row", got.Counts)
+			}
+			if n := count(`SELECT count(*) FROM dmarc_reports WHERE report_id = 'young'`); n != 1 || count(`SELECT count(*) FROM dmarc_reports`) != 1 {
+				t.Errorf("the reports left are not the young one alone")
+			}
+			if n := count(`SELECT count(*) FROM dmarc_failures`); n != 1 {
+				t.Errorf("%d failure reports left, want the young one", n)
+			}
+			if n := count(`SELECT count(*) FROM dmarc_daily`); n != 2 {
+				t.Errorf("%d dmarc_daily rows left, want 2 (the old report's day is within retention.rollups)", n)
+			}
+			if n := count(`SELECT count(*) FROM intake_log WHERE dmarc_report IS NOT NULL AND dmarc_report NOT IN (SELECT id FROM dmarc_reports)`); n != 0 {
+				t.Errorf("%d intake log lines refer to pruned DMARC reports", n)
+			}
+		})
 	}
 }
