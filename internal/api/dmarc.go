@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/moatmail/moat/internal/auth"
@@ -248,25 +249,19 @@ func (s *server) uploadDMARC(w http.ResponseWriter, r *http.Request, p *auth.Pri
 	if len(bytes.TrimSpace(data)) == 0 {
 		return invalid("body", "empty; want a DMARC report (XML, gzip or zip of XML), a report mail or an mbox")
 	}
-	operator := p.Tenant.Scope().Operator
-	in := hostedIn(r.Context(), p)
+	// The same rules as the dashboard's upload; a refusal is the
+	// uploader's mistake: 400 with the reason, nothing stored.
+	allowed := intake.DMARCUploadAllow(r.Context(), p.Tenant)
 	allow := func(kind, domain string) error {
-		switch {
-		case kind == store.KindTLSRPT:
-			return invalid("body", "holds a TLS report: upload it to "+Prefix+"/reports/tlsrpt")
-		case operator:
-			return nil
-		case domain == "":
-			return invalid("body", "a report whose domain cannot be read: only the operator can keep it")
+		err := allowed(kind, domain)
+		if errors.Is(err, intake.ErrNotAllowed) {
+			msg := strings.TrimPrefix(err.Error(), intake.ErrNotAllowed.Error()+": ")
+			if kind == store.KindTLSRPT {
+				msg += ": upload it to " + Prefix + "/reports/tlsrpt"
+			}
+			return invalid("body", msg)
 		}
-		ok, err := in(domain)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return invalid("body", fmt.Sprintf("a report about %q, which is not hosted in your organization", domain))
-		}
-		return nil
+		return err
 	}
 	if mt == "message/rfc822" || mt == "application/mbox" {
 		mt = ""
@@ -290,17 +285,9 @@ func (s *server) uploadDMARC(w http.ResponseWriter, r *http.Request, p *auth.Pri
 			continue
 		}
 		res := it.Result
-		u := DMARCUploaded{Kind: res.Kind, ID: res.ID, Outcome: intake.OutcomeStored, ConflictOf: res.ConflictOf, Status: res.Status,
+		u := DMARCUploaded{Kind: res.Kind, ID: res.ID, Outcome: res.Outcome(), ConflictOf: res.ConflictOf, Status: res.Status,
 			Error: res.Error, Warnings: nonNil(res.Warnings), Organization: res.OrganizationName, ReportID: res.ReportID,
 			Domain: res.Domain, Records: res.Records, Messages: res.Messages, Message: it.Message}
-		switch {
-		case res.Duplicate:
-			u.Outcome = intake.OutcomeDuplicate
-		case res.ConflictOf != 0:
-			u.Outcome = intake.OutcomeConflict
-		case res.Status == store.ReportInvalid:
-			u.Outcome = intake.OutcomeInvalid
-		}
 		created = created || !res.Duplicate
 		out.Reports = append(out.Reports, u)
 	}
