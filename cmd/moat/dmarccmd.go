@@ -124,9 +124,9 @@ func newDMARCShowCmd(g *globals) *cobra.Command {
 		Short: "Show one DMARC aggregate report: metadata, policy, totals, warnings; --raw prints the bytes as received",
 		Args:  nArgs(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := strconv.ParseInt(args[0], 10, 64)
-			if err != nil || id <= 0 {
-				return fmt.Errorf("report id %q: want a positive number (see moat reports dmarc list)", args[0])
+			id, err := parseID(args[0], "report id", "moat reports dmarc list")
+			if err != nil {
+				return err
 			}
 			s, err := g.open(cmd)
 			if err != nil {

@@ -99,9 +99,9 @@ func newFailureCmd(g *globals) *cobra.Command {
 		Short: "Show one DMARC failure report, redacted (addresses masked, subject and message removed) unless --unredacted",
 		Args:  nArgs(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := strconv.ParseInt(args[0], 10, 64)
-			if err != nil || id <= 0 {
-				return fmt.Errorf("failure report id %q: want a positive number (see moat reports dmarc failures)", args[0])
+			id, err := parseID(args[0], "failure report id", "moat reports dmarc failures")
+			if err != nil {
+				return err
 			}
 			s, err := g.open(cmd)
 			if err != nil {

@@ -285,9 +285,9 @@ func newTLSRPTShowCmd(g *globals) *cobra.Command {
 		Short: "Show one report: metadata, warnings, the normalized report; --raw prints the bytes as received",
 		Args:  nArgs(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := strconv.ParseInt(args[0], 10, 64)
-			if err != nil || id <= 0 {
-				return fmt.Errorf("report id %q: want a positive number (see moat reports tlsrpt list)", args[0])
+			id, err := parseID(args[0], "report id", "moat reports tlsrpt list")
+			if err != nil {
+				return err
 			}
 			s, err := g.open(cmd)
 			if err != nil {
@@ -357,4 +357,14 @@ func newTLSRPTShowCmd(g *globals) *cobra.Command {
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.Flags().BoolVar(&raw, "raw", false, "print the report exactly as received (may be gzip)")
 	return cmd
+}
+
+// parseID reads the ID argument of a show command: a positive number, else
+// an error naming what it is and the command that lists them.
+func parseID(arg, what, list string) (int64, error) {
+	id, err := strconv.ParseInt(arg, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, fmt.Errorf("%s %q: want a positive number (see %s)", what, arg, list)
+	}
+	return id, nil
 }
