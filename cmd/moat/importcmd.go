@@ -22,6 +22,7 @@ func newImportCmd(g *globals) *cobra.Command {
 	var (
 		asJSON   bool
 		progress string
+		workers  int
 		mbOpts   imapintake.Opts
 	)
 	cmd := &cobra.Command{
@@ -46,6 +47,9 @@ the message moved to --processed-folder once they are committed, or to
 --failed-folder when it holds no report or is too large (exit code 1 then).`,
 		Args: nArgs(1, -1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if workers < 1 || workers > 256 {
+				return fmt.Errorf("--workers %d: want 1 to 256", workers)
+			}
 			s, err := g.open(cmd)
 			if err != nil {
 				return err
@@ -64,7 +68,7 @@ the message moved to --processed-folder once they are committed, or to
 			defer func() { stop(); wg.Wait() }()
 
 			showProgress := progress == "always" || (progress == "auto" && isTerminal(g.stderr))
-			opts := intake.ImportOpts{}
+			opts := intake.ImportOpts{Workers: workers}
 			if showProgress {
 				start := time.Now()
 				opts.Progress = func(p intake.ImportProgress) {
@@ -122,6 +126,7 @@ the message moved to --processed-folder once they are committed, or to
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().IntVar(&workers, "workers", 16, "reports submitted at once; with 1, of two reports with one identity (organization, report id, period) the first in walk order is stored and the later one kept aside")
 	cmd.Flags().StringVar(&progress, "progress", "auto", "progress line on stderr: auto (when a terminal), always or never")
 	cmd.Flags().StringVar(&mbOpts.CAFile, "imap-ca-file", "", "PEM roots trusted for IMAP servers besides the system's")
 	cmd.Flags().StringVar(&mbOpts.ProcessedFolder, "processed-folder", config.DefaultIMAPProcessed, "IMAP folder each message goes to once its reports are stored")
