@@ -46,14 +46,23 @@ fmt:
 gen:
 	$(GO) run ./cmd/moat config reference --write README.md
 
-# Run every fuzz target for FUZZTIME each.
+# Run every fuzz target for FUZZTIME each (FUZZ, a regular expression,
+# picks targets by "package Target"; FUZZPARALLEL, when set, is the number
+# of fuzzing workers). A target that fails does not stop the others: go
+# test writes its input under the package's testdata/fuzz/, where it
+# becomes a seed that every later `go test` runs; the list of failures
+# comes at the end, and the exit status says whether there was one.
+FUZZ ?= .
 fuzz:
-	@for pkg in $$($(GO) list $(PKGS)); do \
+	@failed=""; \
+	for pkg in $$($(GO) list $(PKGS)); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
-	    echo "== $$pkg $$f"; \
-	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	    echo "$$pkg $$f" | grep -Eq -- '$(FUZZ)' || continue; \
+	    echo "== $$pkg $$f ($$(date -u +%H:%M:%S))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $(if $(FUZZPARALLEL),-parallel $(FUZZPARALLEL)) $$pkg || failed="$$failed $$pkg.$$f"; \
 	  done; \
-	done
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz targets that failed:$$failed"; exit 1; fi
 
 # Go benchmarks; the side-by-side comparisons with nginx and Knot are in bench/.
 bench:

@@ -193,17 +193,19 @@ much free disk space as the database, and writers wait until it is done).`,
 			if converted {
 				fmt.Fprintln(g.stdout, "converted the SQLite database to auto_vacuum=INCREMENTAL (VACUUM)")
 			}
-			if len(res.Counts) == 0 {
-				fmt.Fprintln(g.stdout, "nothing to prune: every retention period is 0 (keep forever)")
-				return nil
+			if r == (store.Retention{}) {
+				fmt.Fprintln(g.stdout, "every retention period is 0 (keep forever): only expired sign-in sessions and invitations are pruned")
 			}
 			for _, c := range res.Counts {
 				verb := map[string]string{store.ActionDelete: "deleted", store.ActionClearRaw: "raw bytes cleared"}[c.Action]
 				if dryRun {
 					verb = map[string]string{store.ActionDelete: "would be deleted", store.ActionClearRaw: "raw bytes would be cleared"}[c.Action]
 				}
-				fmt.Fprintf(g.stdout, "%-16s %9d rows %s (older than %s, %s %s)\n", c.Table, c.Rows, verb,
-					c.Before.Format("2006-01-02 15:04 UTC"), c.Setting, config.Period(periodOf(r, c.Setting)))
+				why := fmt.Sprintf("older than %s, %s %s", c.Before.Format("2006-01-02 15:04 UTC"), c.Setting, config.Period(periodOf(r, c.Setting)))
+				if c.Setting == store.SettingExpired {
+					why = "expired before " + c.Before.Format("2006-01-02 15:04 UTC")
+				}
+				fmt.Fprintf(g.stdout, "%-16s %9d rows %s (%s)\n", c.Table, c.Rows, verb, why)
 			}
 			if res.Reclaimed > 0 {
 				fmt.Fprintf(g.stdout, "%d bytes given back to the file system\n", res.Reclaimed)

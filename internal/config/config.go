@@ -142,7 +142,7 @@ type Store struct {
 // (90d) or as durations (2160h); 0 keeps forever.
 type Retention struct {
 	Raw     Period `yaml:"raw" json:"raw" env:"RAW" doc:"How long the raw bytes of a report (as received) are kept, from the end of the report's period; then they are deleted and the parsed report stays. At most retention.reports."`
-	Reports Period `yaml:"reports" json:"reports" env:"REPORTS" doc:"How long parsed reports (their policies, failure details and intake log lines) are kept, from the end of their period. At most retention.rollups."`
+	Reports Period `yaml:"reports" json:"reports" env:"REPORTS" doc:"How long parsed reports (their policies, failure details and intake log lines) are kept, from the end of their period, and the stored results of moat check, from when they were taken. At most retention.rollups."`
 	Rollups Period `yaml:"rollups" json:"rollups" env:"ROLLUPS" doc:"How long the daily session counts that summaries and charts read are kept, in whole UTC days."`
 }
 

@@ -2,6 +2,7 @@ package dnsserver
 
 import (
 	"encoding/binary"
+	"net/netip"
 	"unsafe"
 
 	"github.com/moatmail/moat/internal/snapshot"
@@ -16,6 +17,14 @@ const (
 	UDP Proto = iota // responses limited to 512 bytes or the EDNS(0) size
 	TCP              // responses up to 65535 bytes
 )
+
+// String is "udp" or "tcp".
+func (p Proto) String() string {
+	if p == TCP {
+		return "tcp"
+	}
+	return "udp"
+}
 
 // Wire constants (RFC 1035 §3.2, §4.1; RFC 6891).
 const (
@@ -217,15 +226,19 @@ func parseAdditional(msg []byte, q *query, count int) bool {
 // input and, with a buffer of at least 64 KiB, does not allocate for
 // queries about existing names.
 func (s *Server) Answer(query, buf []byte, proto Proto) []byte {
-	return s.appendResponse(buf[:0], query, proto)
+	return s.appendResponse(buf[:0], query, proto, netip.AddrPort{})
 }
 
-// appendResponse appends the response to msg to dst and counts it.
-func (s *Server) appendResponse(dst, msg []byte, proto Proto) []byte {
+// appendResponse appends the response to msg, from client from, to dst and
+// counts it (and logs it, at debug level).
+func (s *Server) appendResponse(dst, msg []byte, proto Proto, from netip.AddrPort) []byte {
 	n := len(dst)
 	out := s.buildResponse(dst, msg, proto)
 	if out != nil {
 		s.stats.count(out[n:])
+	}
+	if s.logQueries {
+		s.logQuery(msg, out[n:], proto, from)
 	}
 	return out
 }

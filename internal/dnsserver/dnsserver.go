@@ -28,6 +28,7 @@
 package dnsserver
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -151,6 +152,9 @@ type Server struct {
 	tcpIO      time.Duration
 	udpReaders int
 	noBatch    bool // tests: use the portable UDP path on Linux too
+	// logQueries writes a debug line per query (with the client's
+	// address, which the batched UDP path does not decode: it is off then).
+	logQueries bool
 
 	mu      sync.Mutex
 	closed  bool
@@ -224,6 +228,9 @@ func New(log *slog.Logger, snaps *snapshot.Holder, opts Options) (*Server, error
 		log: log, snaps: snaps, zone: zone, zoneLabels: zoneLabels,
 		hosts: map[string]*host{}, hostENT: map[string]bool{},
 		done: make(chan struct{}),
+	}
+	if log.Enabled(context.Background(), slog.LevelDebug) {
+		s.logQueries, s.noBatch = true, true
 	}
 
 	ttl, err := seconds("TTL", opts.TTL, DefaultTTL)

@@ -90,13 +90,19 @@ func start(t *testing.T, opts *Options) *testEnv {
 
 func startPath(t *testing.T, opts *Options, path string) *testEnv {
 	t.Helper()
+	return startLogged(t, opts, path, slog.New(slog.DiscardHandler))
+}
+
+// startLogged is startPath with the server's logger.
+func startLogged(t *testing.T, opts *Options, path string, log *slog.Logger) *testEnv {
+	t.Helper()
 	if opts == nil {
 		o := testOptions()
 		opts = &o
 	}
 	var h snapshot.Holder
 	h.Store(snapshot.New(testSerial, time.Unix(0, 0), testDomains()))
-	srv, err := New(slog.New(slog.DiscardHandler), &h, *opts)
+	srv, err := New(log, &h, *opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +114,7 @@ func startPath(t *testing.T, opts *Options, path string) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.noBatch = path != pathBatch
+	srv.noBatch = srv.noBatch || path != pathBatch
 	if path == pathPacketConn {
 		pc = plainPacketConn{pc}
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -198,7 +199,7 @@ func (s *Server) readUDP(ctx context.Context, pc net.PacketConn) {
 				continue
 			}
 			backoff = 0
-			if resp := s.appendResponse(wbuf[:0], rbuf[:n], UDP); resp != nil {
+			if resp := s.appendResponse(wbuf[:0], rbuf[:n], UDP, addr); resp != nil {
 				// Send errors concern one client (unreachable, filtered):
 				// nothing to do but carry on.
 				_, _ = uc.WriteToUDPAddrPort(resp, addr)
@@ -214,7 +215,11 @@ func (s *Server) readUDP(ctx context.Context, pc net.PacketConn) {
 			continue
 		}
 		backoff = 0
-		if resp := s.appendResponse(wbuf[:0], rbuf[:n], UDP); resp != nil {
+		var from netip.AddrPort
+		if ua, ok := addr.(*net.UDPAddr); ok {
+			from = ua.AddrPort()
+		}
+		if resp := s.appendResponse(wbuf[:0], rbuf[:n], UDP, from); resp != nil {
 			_, _ = pc.WriteTo(resp, addr)
 		}
 	}
@@ -309,6 +314,10 @@ func (s *Server) acceptTCP(ctx context.Context, l net.Listener, conns *connSet, 
 // length) until the client closes it, stays idle for TCPIdleTimeout, is
 // too slow, or sends something that cannot be answered.
 func (s *Server) serveTCPConn(ctx context.Context, c net.Conn) {
+	var from netip.AddrPort
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		from = ta.AddrPort()
+	}
 	r := bufio.NewReaderSize(c, 4096)
 	var msg []byte
 	wbuf := make([]byte, 2, 1024)
@@ -336,7 +345,7 @@ func (s *Server) serveTCPConn(ctx context.Context, c net.Conn) {
 		if _, err := io.ReadFull(r, msg); err != nil {
 			return
 		}
-		resp := s.appendResponse(wbuf[:2], msg, TCP)
+		resp := s.appendResponse(wbuf[:2], msg, TCP, from)
 		if resp == nil {
 			return
 		}

@@ -1,6 +1,13 @@
 package dnsserver
 
-import "sync/atomic"
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"sync/atomic"
+
+	"github.com/moatmail/moat/internal/reqid"
+)
 
 // The query types counted apart; others are counted as "other".
 var statTypes = [...]struct {
@@ -59,4 +66,34 @@ func (s *Server) Counts(fn func(qtype, rcode string, n uint64)) {
 			}
 		}
 	}
+}
+
+// logQuery writes a debug line about a query and its response (nil when
+// none was sent), under a request id (package reqid) beside the DNS
+// message id.
+func (s *Server) logQuery(msg, resp []byte, proto Proto, from netip.AddrPort) {
+	attrs := []any{"req", reqid.New(), "client", from, "proto", proto.String()}
+	if len(msg) >= headerLen {
+		attrs = append(attrs, "dns_id", binary.BigEndian.Uint16(msg))
+	}
+	var q query
+	if len(msg) >= headerLen && binary.BigEndian.Uint16(msg[4:]) == 1 && parseQuestion(msg, &q) {
+		qtype := fmt.Sprintf("TYPE%d", q.qtype) // RFC 3597 §5
+		for _, st := range statTypes {
+			if st.code == q.qtype {
+				qtype = st.name
+			}
+		}
+		name := "."
+		if q.wireLen > 1 {
+			name = string(q.lw[1:q.wireLen-1]) + "."
+		}
+		attrs = append(attrs, "name", name, "type", qtype)
+	}
+	if len(resp) < headerLen {
+		s.log.Debug("dns query not answered", attrs...)
+		return
+	}
+	s.log.Debug("dns query", append(attrs, "rcode", rcodeNames[resp[3]&0x0f], "answers", binary.BigEndian.Uint16(resp[6:]),
+		"bytes", len(resp), "truncated", resp[2]&0x02 != 0)...)
 }

@@ -5,6 +5,7 @@ package dnsserver
 import (
 	"context"
 	"net"
+	"net/netip"
 	"syscall"
 	"time"
 	"unsafe"
@@ -128,7 +129,8 @@ func (s *Server) readUDPBatch(ctx context.Context, uc *net.UDPConn) bool {
 			if h.Hdr.Flags&unix.MSG_TRUNC != 0 {
 				continue
 			}
-			resp := s.appendResponse(b.wbuf[b.nsend][:0], b.rbuf[i][:h.Len], UDP)
+			// Not logged: New turns batches off when queries are logged.
+			resp := s.appendResponse(b.wbuf[b.nsend][:0], b.rbuf[i][:h.Len], UDP, netip.AddrPort{})
 			if resp == nil {
 				continue
 			}

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/moatmail/moat/internal/ratelimit"
+	"github.com/moatmail/moat/internal/reqid"
 	"github.com/moatmail/moat/internal/store"
 )
 
@@ -109,12 +110,20 @@ func NewHTTPHandler(log *slog.Logger, ing *Ingester, opts HTTPOpts) http.Handler
 }
 
 func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Every answer carries the request's id, and every line logged about
+	// it: a reporter that quotes it can be matched with the log.
+	id := w.Header().Get("X-Request-Id") // set by the listener's request log, at debug level
+	if id == "" {
+		id = reqid.New()
+		w.Header().Set("X-Request-Id", id)
+	}
+	start := time.Now()
 	defer func() {
 		if p := recover(); p != nil {
 			if err, ok := p.(error); ok && errors.Is(err, http.ErrAbortHandler) {
 				panic(p)
 			}
-			h.log.Error("tlsrpt intake handler panicked", "remote", r.RemoteAddr, "panic", fmt.Sprint(p))
+			h.log.Error("tlsrpt intake handler panicked", "req", id, "remote", r.RemoteAddr, "panic", fmt.Sprint(p))
 			plain(w, http.StatusInternalServerError, "internal error; please retry later")
 		}
 	}()
@@ -137,17 +146,17 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if r.ContentLength > h.opts.MaxBody {
-		h.tooLarge(w, client, fmt.Sprintf("body of %d bytes exceeds the limit of %d bytes", r.ContentLength, h.opts.MaxBody))
+		h.tooLarge(w, id, client, fmt.Sprintf("body of %d bytes exceeds the limit of %d bytes", r.ContentLength, h.opts.MaxBody))
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.opts.MaxBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			h.tooLarge(w, client, fmt.Sprintf("body exceeds the limit of %d bytes", h.opts.MaxBody))
+			h.tooLarge(w, id, client, fmt.Sprintf("body exceeds the limit of %d bytes", h.opts.MaxBody))
 			return
 		}
-		h.log.Info("tlsrpt report upload failed", "client", client, "err", err)
+		h.log.Info("tlsrpt report upload failed", "req", id, "client", client, "err", err)
 		plain(w, http.StatusBadRequest, "reading the body failed: "+err.Error())
 		return
 	}
@@ -165,23 +174,26 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	})
 	switch {
 	case errors.Is(err, ErrTooLarge):
-		h.tooLarge(w, client, err.Error())
+		h.tooLarge(w, id, client, err.Error())
 	case err != nil:
-		h.log.Warn("tlsrpt report not stored", "client", client, "err", err)
+		h.log.Warn("tlsrpt report not stored", "req", id, "client", client, "err", err)
 		w.Header().Set("Retry-After", "60")
 		plain(w, http.StatusServiceUnavailable, "the report could not be stored; please retry later")
 	case res.Status == store.ReportInvalid:
-		h.log.Info("tlsrpt invalid report kept", "client", client, "id", res.ID, "err", res.Error)
+		h.log.Info("tlsrpt invalid report kept", "req", id, "client", client, "id", res.ID, "err", res.Error)
 		plain(w, http.StatusBadRequest, fmt.Sprintf("invalid report (kept as report %d): %s", res.ID, res.Error))
 	case res.Duplicate:
+		h.log.Info("tlsrpt report received", "req", id, "client", client, "id", res.ID, "duplicate", true, "duration", time.Since(start))
 		plain(w, http.StatusOK, fmt.Sprintf("report already received (report %d)", res.ID))
 	default:
+		h.log.Info("tlsrpt report received", "req", id, "client", client, "id", res.ID, "status", res.Status, "org", res.OrganizationName,
+			"report_id", res.ReportID, "duration", time.Since(start))
 		plain(w, http.StatusOK, fmt.Sprintf("report stored (report %d)", res.ID))
 	}
 }
 
-func (h *httpHandler) tooLarge(w http.ResponseWriter, client netip.Addr, why string) {
-	h.log.Info("tlsrpt report refused: too large", "client", client, "why", why)
+func (h *httpHandler) tooLarge(w http.ResponseWriter, id string, client netip.Addr, why string) {
+	h.log.Info("tlsrpt report refused: too large", "req", id, "client", client, "why", why)
 	plain(w, http.StatusRequestEntityTooLarge, "report too large: "+why)
 }
 

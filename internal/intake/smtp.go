@@ -13,13 +13,13 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-msgauth/dkim"
 	"github.com/emersion/go-smtp"
 
 	"github.com/moatmail/moat/internal/ratelimit"
+	"github.com/moatmail/moat/internal/reqid"
 	"github.com/moatmail/moat/internal/store"
 )
 
@@ -152,7 +152,6 @@ type SMTPServer struct {
 	srv        *smtp.Server
 	ctx        context.Context // set by Serve; the sessions' parent context
 	ctxMu      sync.Mutex
-	connID     atomic.Uint64
 
 	mu      sync.Mutex
 	total   int
@@ -244,7 +243,7 @@ func (s *SMTPServer) newSession(c *smtp.Conn) (smtp.Session, error) {
 	return &session{
 		s:      s,
 		conn:   c,
-		id:     s.connID.Add(1),
+		id:     reqid.New(),
 		remote: ratelimit.RemoteIP(c.Conn().RemoteAddr().String()),
 	}, nil
 }
@@ -253,7 +252,8 @@ func (s *SMTPServer) newSession(c *smtp.Conn) (smtp.Session, error) {
 type session struct {
 	s      *SMTPServer
 	conn   *smtp.Conn
-	id     uint64
+	id     string // the connection's request id (package reqid)
+	msgs   int    // messages begun (DATA) on the connection
 	remote netip.Addr
 	from   string
 	rcpts  []string
@@ -365,7 +365,8 @@ func (ss *session) Data(r io.Reader) error {
 	dres, dwhy, dtemp := ss.s.verifyDKIM(ctx, data)
 	// The message's attributes are formatted only for a line written: at
 	// --log-level warn, slog.Logger.With would format them for nothing.
-	log := msgLog{log: ss.s.log, ctx: ctx, attrs: []any{"conn", ss.id, "remote", ss.remote, "from", ss.from, "size", len(data), "dkim", dres}}
+	ss.msgs++
+	log := msgLog{log: ss.s.log, ctx: ctx, attrs: []any{"req", reqid.Sub(ss.id, ss.msgs), "remote", ss.remote, "from", ss.from, "size", len(data), "dkim", dres}}
 	if ss.s.opts.RequireDKIM && dres != DKIMPass {
 		log.Info("report mail refused: DKIM", "why", dwhy, "temporary", dtemp)
 		if dtemp {

@@ -207,6 +207,9 @@ func New(log *slog.Logger, snaps *snapshot.Holder, kv KV, opts Options) (*Server
 			policies.ServeHTTP(w, r)
 		})
 	}
+	if log.Enabled(context.Background(), slog.LevelDebug) {
+		s.handler = logged(log, "https", s.handler)
+	}
 	if opts.ACMECARoot != "" && opts.DevCA == nil {
 		pem, err := os.ReadFile(opts.ACMECARoot)
 		if err != nil {
@@ -359,8 +362,12 @@ func (s *Server) Serve(ctx context.Context, httpsLn, httpLn net.Listener) error 
 		},
 	}
 	if httpLn != nil {
+		plain := s.plainHandler(iss)
+		if s.log.Enabled(context.Background(), slog.LevelDebug) {
+			plain = logged(s.log, "http", plain)
+		}
 		s.plain = &http.Server{
-			Handler:           s.plainHandler(iss),
+			Handler:           plain,
 			ReadHeaderTimeout: s.opts.ReadHeaderTimeout,
 			ReadTimeout:       s.opts.ReadTimeout,
 			WriteTimeout:      s.opts.WriteTimeout,

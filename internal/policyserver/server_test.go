@@ -95,13 +95,19 @@ func start(t *testing.T, srv *Server, httpsLn, httpLn net.Listener) *running {
 // server and a pool trusting the CA, read from dev-ca.pem.
 func startDev(t *testing.T, holder *snapshot.Holder, opts Options) (*running, *x509.CertPool) {
 	t.Helper()
+	return startDevLogged(t, holder, opts, testLog(t, slog.LevelInfo))
+}
+
+// startDevLogged is startDev with the server's logger.
+func startDevLogged(t *testing.T, holder *snapshot.Holder, opts Options, log *slog.Logger) (*running, *x509.CertPool) {
+	t.Helper()
 	dir := t.TempDir()
 	ca, err := devca.LoadOrCreate(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	opts.DevCA = ca
-	srv, err := New(testLog(t, slog.LevelInfo), holder, nil, opts)
+	srv, err := New(log, holder, nil, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,12 @@
 package policyserver
 
 import (
+	"log/slog"
 	"net/http"
 	"sync/atomic"
+	"time"
+
+	"github.com/moatmail/moat/internal/reqid"
 )
 
 // statusCounts counts answers by status class (1xx to 5xx): atomic adds,
@@ -36,6 +40,25 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// logged wraps h to log each request at debug level, under the request
+// id (package reqid) that X-Request-Id carries back; the service hosts'
+// handlers (intake, dashboard) log under the same id. Only wrapped when
+// debug lines are written: the policy path pays nothing otherwise.
+func logged(log *slog.Logger, listener string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := reqid.New()
+		w.Header().Set("X-Request-Id", id)
+		sw := &statusWriter{ResponseWriter: w}
+		h.ServeHTTP(sw, r)
+		if sw.status == 0 {
+			sw.status = http.StatusOK
+		}
+		log.Debug(listener+" request", "req", id, "remote", r.RemoteAddr, "method", r.Method, "host", r.Host, "path", r.URL.Path,
+			"status", sw.status, "duration", time.Since(start))
+	})
+}
 
 // counted wraps a service host's handler to count its answers.
 func counted(h http.Handler, c *statusCounts) http.Handler {

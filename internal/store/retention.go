@@ -26,7 +26,8 @@ type Retention struct {
 	// stays.
 	Raw time.Duration
 	// Reports is how long parsed reports are kept (with their policies,
-	// failure details and intake log lines), from the end of their period.
+	// failure details and intake log lines), from the end of their period,
+	// and the results of moat check, from when they were taken.
 	Reports time.Duration
 	// Rollups is how long the daily rollups are kept, in whole UTC days:
 	// a day goes once all of it is older than Rollups.
@@ -39,6 +40,10 @@ const (
 	SettingRaw     = "retention.raw"
 	SettingReports = "retention.reports"
 	SettingRollups = "retention.rollups"
+	// SettingExpired names the rows that expire by themselves (sign-in
+	// sessions, invitations never accepted): they go once expired (plus
+	// their table's grace), whatever the periods.
+	SettingExpired = "expired"
 )
 
 // Actions of PruneCount.
@@ -120,6 +125,9 @@ type pruneTable struct {
 	// key (without ON DELETE): the rows referring to a row that goes go
 	// with it, in the same statement.
 	dependents string
+	// grace, of a table of SettingExpired, is how long rows stay after
+	// the moment in age.
+	grace time.Duration
 }
 
 // pruneTables are the tables retention prunes, in order: deletions before
@@ -140,6 +148,15 @@ func pruneTables() []pruneTable {
 		{table: "dmarc_reports", setting: SettingReports, key: "id", age: "end_time", dependents: "conflict_of"},
 		{table: "dmarc_failures", setting: SettingReports, key: "id", age: "received_at"},
 		{table: "dmarc_daily", setting: SettingRollups, key: dmarcDailyKey, age: "day"},
+		// The newest report of a domain, once it is as old as the reports
+		// that go; the results of moat check, kept as long as reports.
+		{table: "tlsrpt_last", setting: SettingReports, key: "domain", age: "received_at"},
+		{table: "checks", setting: SettingReports, key: "id", age: "checked_at"},
+		// Sign-in sessions at once when expired (they let no one in
+		// then); an invitation never accepted 30 days after it expired,
+		// so that the dashboard shows it as expired for a while.
+		{table: "sessions", setting: SettingExpired, key: "id", age: "expires_at"},
+		{table: "invitations", setting: SettingExpired, key: "id", age: "expires_at", pending: "accepted_at IS NULL", grace: 30 * 24 * time.Hour},
 	}
 }
 
@@ -195,9 +212,18 @@ func periodString(d time.Duration) string {
 	return d.String()
 }
 
-// period returns the period of a setting.
+// applies says whether rows of a setting are pruned: its period is not
+// zero (forever), or it is SettingExpired.
+func (r Retention) applies(setting string) bool {
+	return setting == SettingExpired || r.period(setting) != 0
+}
+
+// period returns the period of a setting (0 for SettingExpired: the
+// moment of pruning itself).
 func (r Retention) period(setting string) time.Duration {
 	switch setting {
+	case SettingExpired:
+		return 0
 	case SettingRaw:
 		return r.Raw
 	case SettingReports:
@@ -218,6 +244,11 @@ func (r Retention) cutoff(setting string, at time.Time) time.Time {
 	return c
 }
 
+// cutoffOf is the cut-off of table t: its setting's, less its grace.
+func (r Retention) cutoffOf(t pruneTable, at time.Time) time.Time {
+	return r.cutoff(t.setting, at).Add(-t.grace)
+}
+
 // Prune implements Store.
 func (s *sqlStore) Prune(ctx context.Context, r Retention, opts PruneOptions) (PruneResult, error) {
 	res := PruneResult{Counts: []PruneCount{}}
@@ -229,10 +260,10 @@ func (s *sqlStore) Prune(ctx context.Context, r Retention, opts PruneOptions) (P
 		at = time.Now()
 	}
 	for _, t := range pruneTables() {
-		if r.period(t.setting) == 0 {
+		if !r.applies(t.setting) {
 			continue
 		}
-		c := PruneCount{Table: t.table, Setting: t.setting, Action: ActionDelete, Before: r.cutoff(t.setting, at)}
+		c := PruneCount{Table: t.table, Setting: t.setting, Action: ActionDelete, Before: r.cutoffOf(t, at)}
 		if t.set != "" {
 			c.Action = ActionClearRaw
 		}
@@ -268,16 +299,16 @@ func (s *sqlStore) Prune(ctx context.Context, r Retention, opts PruneOptions) (P
 // pruneCount counts the rows of t that a prune at at would take.
 func (s *sqlStore) pruneCount(ctx context.Context, r Retention, t pruneTable, at time.Time) (int64, error) {
 	conds := []string{t.age + " < $1"}
-	args := []any{s.d.timeArg(r.cutoff(t.setting, at))}
+	args := []any{s.d.timeArg(r.cutoffOf(t, at))}
 	if t.pending != "" {
 		conds = append(conds, t.pending)
 	}
 	if t.set != "" {
 		// Not what a deletion before it takes.
 		for _, o := range pruneTables() {
-			if o.table == t.table && o.set == "" && r.period(o.setting) != 0 {
+			if o.table == t.table && o.set == "" && r.applies(o.setting) {
 				conds = append(conds, fmt.Sprintf("%s >= $%d", o.age, len(args)+1))
-				args = append(args, s.d.timeArg(r.cutoff(o.setting, at)))
+				args = append(args, s.d.timeArg(r.cutoffOf(o, at)))
 			}
 		}
 	}

@@ -2,8 +2,6 @@ package web
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"html/template"
@@ -16,6 +14,7 @@ import (
 	"github.com/moatmail/moat/internal/api"
 	"github.com/moatmail/moat/internal/auth"
 	"github.com/moatmail/moat/internal/ratelimit"
+	"github.com/moatmail/moat/internal/reqid"
 	"github.com/moatmail/moat/internal/store"
 )
 
@@ -137,10 +136,11 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := s.opts.Now()
-		var b [8]byte
-		_, _ = rand.Read(b[:])
-		id := hex.EncodeToString(b[:])
-		w.Header().Set("X-Request-Id", id)
+		id := w.Header().Get("X-Request-Id") // set by the listener's request log, at debug level
+		if id == "" {
+			id = reqid.New()
+			w.Header().Set("X-Request-Id", id)
+		}
 		sw := &statusWriter{ResponseWriter: w, start: start, now: s.opts.Now}
 		holder := &principalHolder{}
 		r = r.WithContext(withHolder(r.Context(), holder))

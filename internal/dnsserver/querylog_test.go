@@ -1,0 +1,84 @@
+package dnsserver
+
+import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/miekg/dns"
+)
+
+// lockedBuffer is a log destination written by the server's goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestQueryLog: at debug level every query is logged with a request id,
+// the client's address and port, the question and the answer's code, on
+// UDP and TCP; at info level nothing is (and batched UDP stays on).
+func TestQueryLog(t *testing.T) {
+	t.Parallel()
+	var out lockedBuffer
+	env := startLogged(t, nil, pathBatch, slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if !env.srv.noBatch {
+		t.Error("queries logged with batched UDP on: the batched path does not decode the client's address")
+	}
+	env.exchange(t, "udp", question("Customer.com._mta-sts.sts.example.net.", dns.TypeTXT, false))
+	env.exchange(t, "tcp", question("missing.sts.example.net.", dns.TypeA, false))
+	env.exchange(t, "udp", question("customer.com._mta-sts.sts.example.net.", 65280, false))
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	var got []string
+	for _, l := range lines {
+		if strings.Contains(l, `msg="dns query"`) {
+			got = append(got, l)
+		}
+	}
+	if len(got) != 3 {
+		t.Fatalf("%d query lines, want 3:\n%s", len(got), out.String())
+	}
+	for i, want := range [][]string{
+		{"proto=udp", "name=customer.com._mta-sts.sts.example.net.", "type=TXT", "rcode=NOERROR", "answers=1"},
+		{"proto=tcp", "name=missing.sts.example.net.", "type=A", "rcode=NXDOMAIN", "answers=0"},
+		{"proto=udp", "type=TYPE65280"},
+	} {
+		for _, w := range append(want, "req=", "client=127.0.0.1:", "dns_id=") {
+			if !strings.Contains(got[i], w) {
+				t.Errorf("line %d lacks %q: %s", i, w, got[i])
+			}
+		}
+	}
+	ids := map[string]bool{}
+	for _, l := range got {
+		_, rest, _ := strings.Cut(l, "req=")
+		id, _, _ := strings.Cut(rest, " ")
+		ids[id] = true
+	}
+	if len(ids) != 3 {
+		t.Errorf("request ids not distinct: %v", ids)
+	}
+
+	var quiet lockedBuffer
+	env = startLogged(t, nil, pathBatch, slog.New(slog.NewTextHandler(&quiet, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	if env.srv.noBatch || env.srv.logQueries {
+		t.Error("at info level: queries logged or batched UDP off")
+	}
+	env.exchange(t, "udp", question("customer.com._mta-sts.sts.example.net.", dns.TypeTXT, false))
+	if strings.Contains(quiet.String(), "dns query") {
+		t.Errorf("query logged at info level:\n%s", quiet.String())
+	}
+}
