@@ -42,7 +42,9 @@ type MailOpts struct {
 //
 // It tries, in this order: a DMARC failure report (an RFC 5965 feedback
 // report of type auth-failure), DMARC aggregate reports (parts that are
-// XML, gzip or zip holding XML), TLS-RPT reports (parts holding JSON).
+// XML, gzip or zip holding XML), TLS-RPT reports (parts holding JSON);
+// with the Hint of a TLS-RPT address (and not All), a valid TLS-RPT
+// report first.
 // A damaged report (data that does not decompress, a <feedback> that
 // breaks off) is stored as invalid: of the kind the message names
 // (TLS-Report-Domain) or the Hint, else as DMARC. Errors: ErrNotReport
@@ -88,6 +90,15 @@ type mailPlan struct {
 
 // planMail finds the reports of a message (see SubmitMail).
 func (ing *Ingester) planMail(base Submission, raw []byte, opts MailOpts) (*mailPlan, error) {
+	// Mail to a TLS-RPT address is a TLS report nearly always: when a part
+	// holds a valid one it is stored without the failure-report and DMARC
+	// walks of the message (two MIME walks and a gunzip less a message).
+	var t *tlsFound
+	if opts.Hint == store.KindTLSRPT && !opts.All {
+		if t = ing.tlsFromMail(base, raw, false); len(t.valid) > 0 {
+			return &mailPlan{tls: t.valid}, nil
+		}
+	}
 	frep, fwarns, ferr := dmarcrpt.ParseFailure(raw, dmarcrpt.FailureOptions{MaxSize: int64(len(raw)) + 1})
 	if ferr == nil {
 		return &mailPlan{failure: ing.failureRow(base, raw, frep, fwarns)}, nil
@@ -139,43 +150,13 @@ func (ing *Ingester) planMail(base Submission, raw []byte, opts MailOpts) (*mail
 		return &mailPlan{dmarc: dvalid}, nil
 	}
 
-	// TLS-RPT reports: the parts tlsrpt.ExtractMessage finds, but those
-	// holding XML (DMARC's, read above).
-	var (
-		tvalid    []*store.TLSRPTReport
-		tfallback *store.TLSRPTReport
-		treason   string
-		tlsNamed  bool
-	)
-	msg, terr := tlsrpt.ExtractMessage(bytes.NewReader(raw), max(ing.opts.MaxDecompressed, int64(len(raw))))
-	switch {
-	case terr == nil:
-		tlsNamed = msg.ReportDomain != "" || msg.ReportSubmitter != ""
-		base.ReportSubmitter = msg.ReportSubmitter
-		var parts []tlsrpt.Part
-		for _, p := range msg.Parts {
-			if ing.peek(p.Data) != "xml" {
-				parts = append(parts, p)
-			}
-		}
-		reps, err := ing.choose(base, parts, opts.All)
-		switch {
-		case err == nil && reps[0].Status != store.ReportInvalid:
-			tvalid = reps
-		case err == nil:
-			tfallback = reps[0]
-		case errors.Is(err, ErrTooLarge):
-			tooLarge = cmpErr(tooLarge, err)
-		case len(parts) < len(msg.Parts):
-			treason = "its report parts hold XML"
-		default:
-			treason = reason(err, ErrNotReport)
-		}
-	case errors.Is(terr, tlsrpt.ErrTooLarge):
-		tooLarge = cmpErr(tooLarge, fmt.Errorf("%w: %w", ErrTooLarge, terr))
-	default:
-		treason = reason(terr, tlsrpt.ErrNoReport)
+	if t == nil {
+		t = ing.tlsFromMail(base, raw, opts.All)
 	}
+	if t.tooLarge != nil {
+		tooLarge = cmpErr(tooLarge, t.tooLarge)
+	}
+	tvalid, tfallback, treason, tlsNamed := t.valid, t.fallback, t.reason, t.named
 	switch {
 	case len(tvalid) > 0:
 		return &mailPlan{tls: tvalid}, nil
@@ -187,6 +168,54 @@ func (ing *Ingester) planMail(base Submission, raw []byte, opts MailOpts) (*mail
 		return nil, tooLarge
 	}
 	return nil, fmt.Errorf("%w: %s", ErrNotReport, notReportReason(opts.Hint, treason, strings.Join(dreasons, "; "), reason(ferr, dmarcrpt.ErrNotFailureReport)))
+}
+
+// tlsFound is what a message holds of TLS reports.
+type tlsFound struct {
+	valid    []*store.TLSRPTReport // reports that parse
+	fallback *store.TLSRPTReport   // else one that does not, kept as invalid
+	reason   string                // else why there is none
+	named    bool                  // the message names a report domain or submitter (RFC 8460 §5.3)
+	tooLarge error
+}
+
+// tlsFromMail finds the TLS reports of raw: the parts tlsrpt.ExtractMessage
+// finds, but those holding XML (DMARC's); all: every distinct one, else
+// the most likely.
+func (ing *Ingester) tlsFromMail(base Submission, raw []byte, all bool) *tlsFound {
+	t := &tlsFound{}
+	msg, err := tlsrpt.ExtractMessage(bytes.NewReader(raw), max(ing.opts.MaxDecompressed, int64(len(raw))))
+	switch {
+	case err == nil:
+	case errors.Is(err, tlsrpt.ErrTooLarge):
+		t.tooLarge = fmt.Errorf("%w: %w", ErrTooLarge, err)
+		return t
+	default:
+		t.reason = reason(err, tlsrpt.ErrNoReport)
+		return t
+	}
+	t.named = msg.ReportDomain != "" || msg.ReportSubmitter != ""
+	base.ReportSubmitter = msg.ReportSubmitter
+	var parts []tlsrpt.Part
+	for _, p := range msg.Parts {
+		if ing.peek(p.Data) != "xml" {
+			parts = append(parts, p)
+		}
+	}
+	reps, err := ing.choose(base, parts, all)
+	switch {
+	case err == nil && reps[0].Status != store.ReportInvalid:
+		t.valid = reps
+	case err == nil:
+		t.fallback = reps[0]
+	case errors.Is(err, ErrTooLarge):
+		t.tooLarge = err
+	case len(parts) < len(msg.Parts):
+		t.reason = "its report parts hold XML"
+	default:
+		t.reason = reason(err, ErrNotReport)
+	}
+	return t
 }
 
 func cmpErr(a, b error) error {
