@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The dashboard's and API's server time with a realistic organization:
-# `moat seed --domains DOMAINS --days DAYS` (defaults 1000 and 365), then
+# `moat seed --domains DOMAINS --days DAYS --dmarc-days DMARC_DAYS` (defaults 1000, 365 and 30), then
 # every dashboard page and API list endpoint requested N times by
 # bench/cmd/dashload, which reads the server time from the Server-Timing
 # header and prints p50/p95/max. Once on SQLite (a disk under WORK_BASE) and
 # once on a throwaway PostgreSQL (initdb/pg_ctl, as the postgres user when
 # run as root). Goal: every p95 under 100 ms.
 #
-# Environment (defaults in brackets): DOMAINS [1000], DAYS [365], N [30]
+# Environment (defaults in brackets): DOMAINS [1000], DAYS [365], DMARC_DAYS [30], N [30]
 # requests per URL, DB [sqlite postgres], WORK_BASE [/var/tmp], KEEP_WORK [0].
 # Everything listens on 127.0.0.1; every process started is stopped on exit.
 set -euo pipefail
@@ -16,6 +16,7 @@ export PATH="$PATH:/usr/local/go/bin"
 
 DOMAINS=${DOMAINS:-1000}
 DAYS=${DAYS:-365}
+DMARC_DAYS=${DMARC_DAYS:-30}
 N=${N:-30}
 DB=${DB:-sqlite postgres}
 WORK_BASE=${WORK_BASE:-/var/tmp}
@@ -49,8 +50,8 @@ run_one() {
 	mkdir -p "$data"
 	local m=("$WORK/moat" --data "$data" "$@")
 	echo
-	echo "== $name: seeding $DOMAINS domains, $DAYS days of TLS reports ..."
-	"${m[@]}" seed --org bench --domains "$DOMAINS" --days "$DAYS"
+	echo "== $name: seeding $DOMAINS domains, $DAYS days of TLS reports, the last $DMARC_DAYS with DMARC reports ..."
+	"${m[@]}" seed --org bench --domains "$DOMAINS" --days "$DAYS" --dmarc-days "$DMARC_DAYS"
 	echo "bench-password-$$" >"$WORK/pw"
 	"${m[@]}" users create "owner@bench.example" --org bench --role owner --password-file "$WORK/pw" >/dev/null
 	local token

@@ -41,7 +41,7 @@ type demoAccount struct{ email, password string }
 
 // ensureDemo makes the demo of --dev, once: the organization "demo", its
 // owner DemoUser (password in the data directory), the demo domain, and a
-// second domain with 60 days of TLS reports from several senders, some
+// second domain with 60 days of TLS and DMARC reports from several senders, some
 // failing. Later starts add the days that passed since.
 func ensureDemo(ctx context.Context, log *slog.Logger, st store.Store, c *config.Config) (*demoAccount, error) {
 	set := server.HostingSettings(c)
@@ -62,12 +62,13 @@ func ensureDemo(ctx context.Context, log *slog.Logger, st store.Store, c *config
 		return nil, err
 	}
 	start := time.Now()
-	stats, err := seed.Run(ctx, st, set, seed.Options{Org: org, Domains: 1, Days: demoDays, Seed: 1, Broken: true})
+	stats, err := seed.Run(ctx, st, set, seed.Options{Org: org, Domains: 1, Days: demoDays, DMARCDays: demoDays, Seed: 1, Broken: true})
 	if err != nil {
 		return nil, fmt.Errorf("demo reports: %w", err)
 	}
-	if stats.Reports > 0 {
-		log.Info("demo TLS reports stored", "reports", stats.Reports, "sessions", stats.Sessions, "failed", stats.Failed,
+	if stats.Reports+stats.DMARCReports > 0 {
+		log.Info("demo reports stored", "tls_reports", stats.Reports, "sessions", stats.Sessions, "failed", stats.Failed,
+			"dmarc_reports", stats.DMARCReports, "dmarc_messages", stats.DMARCMessages,
 			"duration", time.Since(start).Round(time.Millisecond))
 	}
 	return acct, nil

@@ -173,3 +173,13 @@ func (ing *Ingester) dmarcOfData(sub Submission) (*store.DMARCReport, error) {
 func (ing *Ingester) extractOpts(data []byte) dmarcrpt.ExtractOptions {
 	return dmarcrpt.ExtractOptions{MaxCompressed: int64(len(data)) + 1, MaxDecompressed: ing.opts.MaxDMARCXML}
 }
+
+// DMARCStoredReport prepares the aggregate report in raw (XML, gzip or
+// zip), received at received, exactly as intake would store it, for data
+// made elsewhere and stored with store.InsertDMARC: moat seed's demo
+// reports. hosted says which domains are hosted (nil: none). Errors:
+// ErrNotReport, ErrTooLarge.
+func DMARCStoredReport(raw []byte, received time.Time, source, detail string, hosted func(string) bool) (*store.DMARCReport, error) {
+	ing := NewIngester(nil, nil, hosted, IngestOpts{Now: func() time.Time { return received }})
+	return ing.dmarcOfData(Submission{Source: source, SourceDetail: detail, Data: raw})
+}

@@ -62,6 +62,7 @@ func DomainName(i int) string {
 // profile is how one generated domain behaves over the period.
 type profile struct {
 	domain   string
+	index    int     // of DomainName
 	volume   float64 // sessions a day, all senders
 	mx       []string
 	mode     string        // mode at the end of the period
@@ -84,7 +85,7 @@ type brokenPeriod struct {
 // newProfile draws domain i's behaviour over [start, end).
 func newProfile(rnd *rand.Rand, i int, start, end time.Time, broken bool) *profile {
 	d := DomainName(i)
-	p := &profile{domain: d}
+	p := &profile{domain: d, index: i}
 	// Log-normal volume: most domains are small, a few are big.
 	p.volume = math.Round(math.Exp(3.5 + 1.6*rnd.NormFloat64()))
 	p.volume = math.Max(3, math.Min(p.volume, 200000))

@@ -37,6 +37,10 @@ type Options struct {
 	Batch int
 	// Progress, when set, is told how many of the days are done.
 	Progress func(day, days int)
+	// DMARCDays is how many of the last Days get DMARC aggregate reports
+	// too (dmarc.go): one a day per domain from each of up to three
+	// receivers. Zero: none.
+	DMARCDays int
 }
 
 // Stats say what was made.
@@ -44,15 +48,21 @@ type Stats struct {
 	Domains    int   // domains hosted by this run
 	Existing   int   // domains that were hosted already
 	Reports    int   // reports stored
-	Duplicates int   // reports that were stored already (a run repeated)
+	Duplicates int   // TLS reports that were stored already (a run repeated)
 	Sessions   int64 // sessions the stored reports count
 	Failed     int64 // of which failed
+	// DMARC aggregate reports stored, those stored already, and the
+	// messages the stored ones count.
+	DMARCReports    int
+	DMARCDuplicates int
+	DMARCMessages   int64
 }
 
 // Store is what seeding writes to.
 type Store interface {
 	store.DomainStore
 	InsertTLSRPT(ctx context.Context, reports []*store.TLSRPTReport) ([]store.InsertResult, error)
+	InsertDMARC(ctx context.Context, b store.DMARCBatch) (store.DMARCBatchResult, error)
 }
 
 // Run hosts the domains, with their policy history (a domain that went to
@@ -64,7 +74,7 @@ func Run(ctx context.Context, st Store, set hosting.Settings, opts Options) (Sta
 	if opts.Org == 0 {
 		return stats, errors.New("seed: no organization")
 	}
-	if opts.Domains < 0 || opts.Days < 0 {
+	if opts.Domains < 0 || opts.Days < 0 || opts.DMARCDays < 0 {
 		return stats, errors.New("seed: negative counts")
 	}
 	if opts.Now.IsZero() {
@@ -117,6 +127,29 @@ func Run(ctx context.Context, st Store, set hosting.Settings, opts Options) (Sta
 		return nil
 	}
 	isHosted := func(d string) bool { return hosted[d] }
+	// The DMARC reports have a random source of their own, so that the
+	// TLS data of a seed is the same with them or without.
+	drnd := rand.New(rand.NewPCG(opts.Seed, 0x646d617263)) //nolint:gosec // reproducible demo data
+	var dbatch []*store.DMARCReport
+	dflush := func() error {
+		if len(dbatch) == 0 {
+			return nil
+		}
+		res, err := st.InsertDMARC(ctx, store.DMARCBatch{Reports: dbatch})
+		if err != nil {
+			return fmt.Errorf("seed: storing DMARC reports: %w", err)
+		}
+		for _, r := range res.Reports {
+			if r.Duplicate {
+				stats.DMARCDuplicates++
+				continue
+			}
+			stats.DMARCReports++
+			stats.DMARCMessages += r.Messages
+		}
+		dbatch = dbatch[:0]
+		return nil
+	}
 	for day := 0; day < opts.Days; day++ {
 		date := start.AddDate(0, 0, day)
 		// Reports arrive in the morning after the day they cover.
@@ -134,6 +167,21 @@ func Run(ctx context.Context, st Store, set hosting.Settings, opts Options) (Sta
 					}
 				}
 			}
+			if day < opts.Days-opts.DMARCDays {
+				continue
+			}
+			for _, raw := range dmarcReportsOn(drnd, p.domain, p.index, p.volume, date) {
+				rep, err := intake.DMARCStoredReport(raw, received, intake.SourceSMTP, "seed", isHosted)
+				if err != nil {
+					return stats, fmt.Errorf("seed: a generated DMARC report does not parse: %w", err)
+				}
+				dbatch = append(dbatch, rep)
+				if len(dbatch) >= opts.Batch {
+					if err := dflush(); err != nil {
+						return stats, err
+					}
+				}
+			}
 		}
 		if opts.Progress != nil {
 			opts.Progress(day+1, opts.Days)
@@ -142,7 +190,10 @@ func Run(ctx context.Context, st Store, set hosting.Settings, opts Options) (Sta
 			return stats, err
 		}
 	}
-	return stats, flush()
+	if err := flush(); err != nil {
+		return stats, err
+	}
+	return stats, dflush()
 }
 
 // host hosts p's domain as it was at start, and records the switch to

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moatmail/moat/internal/dmarcstats"
 	"github.com/moatmail/moat/internal/hosting"
 	"github.com/moatmail/moat/internal/store"
 	"github.com/moatmail/moat/internal/tlsrptstats"
@@ -97,5 +98,57 @@ func TestDomainNamesUnique(t *testing.T) {
 			t.Fatalf("DomainName(%d) = %s repeats", i, n)
 		}
 		seen[n] = true
+	}
+}
+
+// TestRunDMARC: with DMARCDays, every domain gets aggregate reports that parse
+// without a warning, the DMARC summary counts exactly the messages
+// stored, some of them failing DMARC (the CRM and the spoofers), a second
+// run stores nothing twice, and the TLS data is the same as without DMARC.
+func TestRunDMARC(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	set := hosting.Settings{Zone: "sts.test", PolicyHost: "mta-sts.sts.test", RUA: []string{"mailto:tlsrpt@reports.sts.test"}}
+	run := func(st store.Store, dmarcDays int) Stats {
+		org, err := st.OrgByName(ctx, "seeded")
+		if err != nil {
+			org = &store.Org{Name: "seeded"}
+			if err := st.CreateOrg(ctx, org); err != nil {
+				t.Fatal(err)
+			}
+		}
+		stats, err := Run(ctx, st, set, Options{Org: org.ID, Domains: 6, Days: 10, Now: now, Seed: 3, DMARCDays: dmarcDays})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return stats
+	}
+	st := openStore(t)
+	stats := run(st, 10)
+	if stats.DMARCReports < 6*10 || stats.DMARCMessages == 0 {
+		t.Fatalf("stats %+v, want at least a DMARC report per domain and day", stats)
+	}
+	if n, err := st.CountDMARCReports(ctx, store.DMARCFilter{}); err != nil || n != int64(stats.DMARCReports) {
+		t.Errorf("%d DMARC reports in the store (%v), seed says %d", n, err, stats.DMARCReports)
+	}
+	if n, err := st.CountDMARCReports(ctx, store.DMARCFilter{Status: store.ReportOK}); err != nil || n != int64(stats.DMARCReports) {
+		t.Errorf("%d DMARC reports without warnings (%v), of %d", n, err, stats.DMARCReports)
+	}
+	sum, err := dmarcstats.Summarize(ctx, st, dmarcstats.Query{Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.TotalMessages != stats.DMARCMessages || sum.DMARCFail == 0 || sum.DMARCPass <= sum.DMARCFail {
+		t.Errorf("summary %d messages (%d pass, %d fail), seed stored %d: want them equal, mostly passing, some failing",
+			sum.TotalMessages, sum.DMARCPass, sum.DMARCFail, stats.DMARCMessages)
+	}
+	again := run(st, 10)
+	if again.DMARCReports != 0 || again.Reports != 0 || again.Duplicates != stats.Reports || again.DMARCDuplicates != stats.DMARCReports {
+		t.Errorf("second run %+v, first %+v", again, stats)
+	}
+	without := run(openStore(t), 0)
+	if without.DMARCReports != 0 || without.Reports != stats.Reports || without.Sessions != stats.Sessions || without.Failed != stats.Failed {
+		t.Errorf("TLS data without DMARC %+v, with %+v: want the same", without, stats)
 	}
 }
