@@ -80,6 +80,9 @@ func dmarcPolicy(i int) (p string, pct int) {
 func dmarcReportsOn(rnd *rand.Rand, domain string, i int, volume float64, date time.Time) [][]byte {
 	p, pct := dmarcPolicy(i)
 	srcs := dmarcSources(domain, i)
+	// Mail the domain sends: of the order of what it receives (volume:
+	// the TLS sessions of a day), and at least a small office's.
+	volume = 40 + 2*volume
 	var out [][]byte
 	for ri, r := range dmarcReporters() {
 		var b strings.Builder
@@ -93,8 +96,9 @@ func dmarcReportsOn(rnd *rand.Rand, domain string, i int, volume float64, date t
 			writeRecord(&b, s, domain, n, p)
 		}
 		if rnd.IntN(5) < 2 { // spoofers, on some days
+			n := 1 + rnd.IntN(1+int(volume*r.share*0.05)) // a few percent of the real mail
 			writeRecord(&b, dmarcSource{ip: fmt.Sprintf("2001:db8:bad:%x::%x", ri+1, 1+rnd.IntN(200)), envelope: domain, dkim: "none", spf: "fail"},
-				domain, 1+rnd.IntN(30), p)
+				domain, n, p)
 			records++
 		}
 		if records == 0 {
