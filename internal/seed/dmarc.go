@@ -10,9 +10,11 @@ import (
 // DMARC aggregate reports of the demo (RFC 7489 Appendix C, as the large
 // receivers write them). A domain's mail comes from sources of the kinds
 // the DMARC pages sort into tabs: its own servers (DKIM and SPF aligned),
-// a newsletter service that signs for the domain (DKIM aligned, SPF of
-// the service's bounce domain), on some domains a CRM that signs with its
-// own key (nothing aligned: the misconfigured source the fixes are about),
+// a newsletter service that signs for the domain (Mailchimp: DKIM
+// aligned, SPF of the service's bounce domain), on some domains a CRM
+// that signs with its own key (HubSpot, nothing aligned: the
+// misconfigured source the fixes are about; both recognized by the
+// senders catalogue from their domains),
 // mailing lists that forward it (DKIM survives, SPF fails) and, on some
 // days, spoofers. Addresses are documentation ranges (RFC 5737, RFC 3849).
 
@@ -46,7 +48,7 @@ func dmarcSources(domain string, i int) []dmarcSource {
 	own := fmt.Sprintf("203.0.113.%d", 10+i%200)
 	srcs := []dmarcSource{
 		{ip: own, share: 0.6, envelope: domain, dkimDomain: domain, dkimSel: "s1", dkim: "pass", spf: "pass", dkimOK: true, spfOK: true},
-		{ip: fmt.Sprintf("198.51.100.%d", 20+i%50), share: 0.3, envelope: "bounces.news-service.example", dkimDomain: domain, dkimSel: "news1",
+		{ip: fmt.Sprintf("198.51.100.%d", 20+i%50), share: 0.3, envelope: "mail42.mcsv.net", dkimDomain: domain, dkimSel: "k1",
 			dkim: "pass", spf: "pass", dkimOK: true},
 		{ip: fmt.Sprintf("192.0.2.%d", 30+i%40), share: 0.03, envelope: domain, dkimDomain: domain, dkimSel: "s1", dkim: "pass", spf: "fail",
 			dkimOK: true, forwarded: true},
@@ -58,8 +60,8 @@ func dmarcSources(domain string, i int) []dmarcSource {
 			dkimDomain: domain, dkimSel: "s1", dkim: "fail", spf: "pass", forwarded: true})
 	}
 	if i%3 == 0 {
-		srcs = append(srcs, dmarcSource{ip: fmt.Sprintf("198.51.100.%d", 120+i%50), share: 0.07, envelope: "mail.crm-cloud.example",
-			dkimDomain: "crm-cloud.example", dkimSel: "crm", dkim: "pass", spf: "pass"})
+		srcs = append(srcs, dmarcSource{ip: fmt.Sprintf("198.51.100.%d", 120+i%50), share: 0.07, envelope: "bounce.hubspotemail.net",
+			dkimDomain: "hubspotemail.net", dkimSel: "hs1", dkim: "pass", spf: "pass"})
 	}
 	return srcs
 }
