@@ -8,6 +8,7 @@ import (
 
 	"github.com/moatmail/moat/internal/dmarcstats"
 	"github.com/moatmail/moat/internal/hosting"
+	senderspkg "github.com/moatmail/moat/internal/senders"
 	"github.com/moatmail/moat/internal/store"
 	"github.com/moatmail/moat/internal/tlsrptstats"
 )
@@ -142,6 +143,20 @@ func TestRunDMARC(t *testing.T) {
 	if sum.TotalMessages != stats.DMARCMessages || sum.DMARCFail == 0 || sum.DMARCPass <= sum.DMARCFail {
 		t.Errorf("summary %d messages (%d pass, %d fail), seed stored %d: want them equal, mostly passing, some failing",
 			sum.TotalMessages, sum.DMARCPass, sum.DMARCFail, stats.DMARCMessages)
+	}
+	// The first domain has every kind of source: the DMARC pages' tabs
+	// and the fixes have content, from the catalogue alone (no DNS).
+	cat, err := senderspkg.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	an := senderspkg.NewAnalyzer(st, st, nil, cat, senderspkg.Options{CachedOnly: true})
+	rep, err := an.Senders(ctx, senderspkg.Query{Domain: DomainName(0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := rep.ByClass; c.Compliant == 0 || c.Forwarded == 0 || c.Misconfigured == 0 || c.Unknown == 0 || len(rep.Fixes) == 0 {
+		t.Errorf("senders of %s: %+v, %d fixes; want messages of every class and a fix", DomainName(0), c, len(rep.Fixes))
 	}
 	again := run(st, 10)
 	if again.DMARCReports != 0 || again.Reports != 0 || again.Duplicates != stats.Reports || again.DMARCDuplicates != stats.DMARCReports {
