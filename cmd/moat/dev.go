@@ -141,10 +141,11 @@ func webPart(log *slog.Logger, c *config.Config, st store.Store) server.PartFunc
 				}
 				return err == nil, err
 			}}),
-			Password:  auth.DefaultParams,
-			BaseURL:   base,
-			Ingester:  env.Ingester,
-			MaxUpload: c.Intake.MaxReportSize,
+			Password:   auth.DefaultParams,
+			BaseURL:    base,
+			Ingester:   env.Ingester,
+			MaxUpload:  c.Intake.MaxReportSize,
+			CheckLimit: api.NewCheckLimiter(),
 		}
 		return web.New(log, c, st, web.Options{API: api.New(deps), Pages: web.Pages(deps)})
 	}

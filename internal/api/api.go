@@ -209,9 +209,10 @@ func denied(p *auth.Principal, perm string) string {
 
 // Error codes besides the status-derived ones.
 const (
-	codeInvalid     = "invalid"     // 400: a parameter or field is wrong; the message names it
-	codeExists      = "exists"      // 409: the name is taken
-	codeUnavailable = "unavailable" // 503: the store or another dependency failed
+	codeInvalid     = "invalid"      // 400: a parameter or field is wrong; the message names it
+	codeExists      = "exists"       // 409: the name is taken
+	codeUnavailable = "unavailable"  // 503: the store or another dependency failed
+	codeRateLimited = "rate_limited" // 429: too many of these requests; Retry-After says when
 )
 
 // httpError is an answer other than success, with its status and code.

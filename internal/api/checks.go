@@ -19,9 +19,13 @@ import (
 // RunCheck checks domain with deps.Checker and stores the report for
 // organization org of t (Tenant.InsertCheck). It returns the report, the
 // JSON of `moat check --json`, and the stored record's id. Errors:
-// check.ErrInvalidDomain (a *dnsname.Error), check.ErrDNSUnavailable, the
+// a *CheckLimitError (Deps.CheckLimit), check.ErrInvalidDomain (a
+// *dnsname.Error), check.ErrDNSUnavailable, the
 // store's (store.ErrNotFound when org is outside t's scope).
 func RunCheck(ctx context.Context, deps Deps, t store.Tenant, org int64, domain string) (*check.Report, int64, error) {
+	if err := deps.AllowCheck(org); err != nil {
+		return nil, 0, err
+	}
 	rep, err := deps.Checker.Check(ctx, domain)
 	if err != nil {
 		return nil, 0, err
@@ -58,8 +62,14 @@ func (s *server) runCheck(w http.ResponseWriter, r *http.Request, p *auth.Princi
 		return errStatus(http.StatusServiceUnavailable, codeUnavailable, "domain checks are not enabled on this Moat")
 	}
 	rep, id, err := RunCheck(r.Context(), s.Deps, p.Tenant, org.ID, body.Domain)
-	var de *dnsname.Error
+	var (
+		de *dnsname.Error
+		le *CheckLimitError
+	)
 	switch {
+	case errors.As(err, &le):
+		w.Header().Set("Retry-After", strconv.FormatInt(int64((le.Wait+time.Second-1)/time.Second), 10))
+		return errStatus(http.StatusTooManyRequests, codeRateLimited, le.Error())
 	case errors.As(err, &de):
 		return invalid("domain", de.Error())
 	case errors.Is(err, check.ErrDNSUnavailable):

@@ -1,13 +1,18 @@
 package api
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/moatmail/moat/internal/auth"
 	"github.com/moatmail/moat/internal/check"
 	"github.com/moatmail/moat/internal/hosting"
 	"github.com/moatmail/moat/internal/intake"
+	"github.com/moatmail/moat/internal/ratelimit"
 	"github.com/moatmail/moat/internal/senders"
 	"github.com/moatmail/moat/internal/store"
 )
@@ -45,4 +50,52 @@ type Deps struct {
 	SenderCache store.SenderCache
 	// Catalog names the sending services. Nil: the built-in catalogue.
 	Catalog *senders.Catalog
+	// CheckLimit bounds the domain checks each organization runs (POST
+	// /api/v1/checks and the Check page share it): a check sends dozens of
+	// DNS queries and connects to the domain's MX hosts, on anyone's
+	// behalf. Nil: no limit (tests). moat serve gives NewCheckLimiter().
+	CheckLimit *ratelimit.Limiter[int64]
+}
+
+// Check rate per organization: CheckBurst at once, then one every
+// CheckEvery.
+const (
+	CheckBurst = 10
+	CheckEvery = 6 * time.Second
+)
+
+// NewCheckLimiter returns the limiter of Deps.CheckLimit: CheckBurst
+// checks, then one every CheckEvery, per organization.
+func NewCheckLimiter() *ratelimit.Limiter[int64] {
+	return ratelimit.New[int64](rate.Every(CheckEvery), CheckBurst, 100000)
+}
+
+// ErrCheckLimit means an organization ran its checks too fast; a
+// *CheckLimitError says how long to wait.
+var ErrCheckLimit = errors.New("too many domain checks")
+
+// CheckLimitError is ErrCheckLimit with the wait.
+type CheckLimitError struct{ Wait time.Duration }
+
+func (e *CheckLimitError) Error() string {
+	return fmt.Sprintf("%v for this organization (%d at once, then one every %s); try again in %s",
+		ErrCheckLimit, CheckBurst, CheckEvery, e.Wait.Round(time.Second))
+}
+
+func (e *CheckLimitError) Unwrap() error { return ErrCheckLimit }
+
+// AllowCheck takes a check from organization org's allowance: nil, or a
+// *CheckLimitError.
+func (d Deps) AllowCheck(org int64) error {
+	if d.CheckLimit == nil {
+		return nil
+	}
+	now := time.Now
+	if d.Now != nil {
+		now = d.Now
+	}
+	if ok, wait := d.CheckLimit.Allow(org, now()); !ok {
+		return &CheckLimitError{Wait: max(wait, time.Second)}
+	}
+	return nil
 }

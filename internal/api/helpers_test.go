@@ -83,6 +83,12 @@ func hostingSettings() hosting.Settings {
 // newEnv starts the API on a fresh store of opts.
 func newEnv(t *testing.T, opts store.Options) *env {
 	t.Helper()
+	return newEnvWith(t, opts, nil)
+}
+
+// newEnvWith is newEnv with the API's dependencies changed by change.
+func newEnvWith(t *testing.T, opts store.Options, change func(*api.Deps)) *env {
+	t.Helper()
 	ctx := t.Context()
 	log := slog.New(slog.DiscardHandler)
 	st, err := store.Open(ctx, log, opts)
@@ -117,6 +123,9 @@ func newEnv(t *testing.T, opts store.Options) *env {
 		Log: log, Store: st, Hosting: hostingSettings(), Resolver: hosting.DNSResolver{Addr: dns.Addr, Timeout: 2 * time.Second},
 		Checker: checker, Password: auth.Params{Memory: 64, Time: 1, Threads: 1, KeyLen: 32, SaltLen: 16},
 		BaseURL: "https://app.moat.test", MaxUpload: 64 << 10, Ingester: ing,
+	}
+	if change != nil {
+		change(&deps)
 	}
 	cfg := config.Default()
 	cfg.Dev = true

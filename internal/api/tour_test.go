@@ -37,7 +37,7 @@ func tour(t *testing.T, e *env) {
 	acme := e.org(t, "acme", 0)
 	owner, ownerU := e.user(t, "owner@acme.test", acme, store.RoleOwner)
 	admin, adminU := e.user(t, "admin@acme.test", acme, store.RoleAdmin)
-	viewer, _ := e.user(t, "viewer@acme.test", acme, store.RoleViewer)
+	viewer, viewerU := e.user(t, "viewer@acme.test", acme, store.RoleViewer)
 	anon := cred{name: "nobody"}
 
 	// The description is public; everything else wants a principal.
@@ -301,6 +301,9 @@ func tour(t *testing.T, e *env) {
 	if _, err := e.st.Prune(t.Context(), store.Retention{Raw: 24 * time.Hour}, store.PruneOptions{Now: time.Now().AddDate(10, 0, 0)}); err != nil {
 		t.Fatal(err)
 	}
+	// Ten years on every sign-in session has expired, and retention took
+	// them: sign in again.
+	owner, admin, viewer = e.session(t, ownerU, acme), e.session(t, adminU, acme), e.session(t, viewerU, acme)
 	if gone := e.must(t, viewer, get("/api/v1/reports/tlsrpt/"+id+"/raw"), 410).json(t); gone["error"].(map[string]any)["code"] != "raw_pruned" {
 		t.Errorf("raw after retention: %v", gone)
 	}

@@ -6,8 +6,11 @@ import (
 	"html/template"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
+	"github.com/moatmail/moat/internal/api"
 	"github.com/moatmail/moat/internal/auth"
 	"github.com/moatmail/moat/internal/check"
 	"github.com/moatmail/moat/internal/dnsname"
@@ -139,6 +142,16 @@ func (pg *pages) runCheck(w http.ResponseWriter, r *http.Request, p *auth.Princi
 		if d, err := p.Tenant.Domain(ctx, a); err == nil {
 			orgID = d.OrgID
 		}
+	}
+	if err := pg.deps.AllowCheck(orgID); err != nil {
+		var le *api.CheckLimitError
+		if errors.As(err, &le) {
+			w.Header().Set("Retry-After", strconv.FormatInt(int64((le.Wait+time.Second-1)/time.Second), 10))
+		}
+		msg := "The check of " + name + " was not run: " + err.Error() + "."
+		data := &checksData{Name: name, CanWrite: true, Error: msg}
+		pg.render(w, r, p, http.StatusTooManyRequests, "checks", "checks", "Check a domain", data, msg)
+		return
 	}
 	rep, err := pg.deps.Checker.Check(ctx, name)
 	if err != nil {
