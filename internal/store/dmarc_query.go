@@ -290,6 +290,22 @@ func (t *tenant) DMARCRollups(ctx context.Context, rq DMARCRollupQuery) ([]DMARC
 
 // dmarcRollupQuery returns the SQL text of rq, its arguments and the
 // group-by columns.
+// dmarcRollupTable is the table a rollup query reads: dmarc_by_day, a
+// few narrow rows per domain and day, for the summaries of many domains
+// that group by no more than day, domain and DMARC result; dmarc_daily,
+// whose key leads with the domain, for one domain's and for the rest.
+func dmarcRollupTable(rq DMARCRollupQuery) string {
+	if rq.Domain != "" {
+		return "dmarc_daily"
+	}
+	for _, g := range rq.GroupBy {
+		if g != "day" && g != "domain" && g != "dkim" && g != "spf" {
+			return "dmarc_daily"
+		}
+	}
+	return "dmarc_by_day"
+}
+
 func (t *tenant) dmarcRollupQuery(rq DMARCRollupQuery) (string, []any, []string, error) {
 	// The columns are this package's names, never the caller's strings.
 	var group []string
@@ -326,6 +342,6 @@ func (t *tenant) dmarcRollupQuery(rq DMARCRollupQuery) (string, []any, []string,
 		groupBy = " GROUP BY " + strings.Join(group, ", ") + " ORDER BY " + strings.Join(group, ", ")
 	}
 	// SUM of bigint is numeric on PostgreSQL; back to bigint.
-	text := sqlText(`SELECT `, cols, `CAST(COALESCE(SUM(messages), 0) AS BIGINT) FROM dmarc_daily`, where(conds...), groupBy)
+	text := sqlText(`SELECT `, cols, `CAST(COALESCE(SUM(messages), 0) AS BIGINT) FROM `, dmarcRollupTable(rq), where(conds...), groupBy)
 	return text, q.args, group, nil
 }

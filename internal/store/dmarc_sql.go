@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -515,9 +516,26 @@ func (a *dmarcAgg) flush() error {
 			k.Reason, k.DKIMDomain, k.DKIMSelector, k.DKIMResult, k.DKIMAligned, k.SPFDomain, k.SPFResult,
 			k.SPFAligned, a.sums[k])
 	}
+	// The same messages by DMARC result alone: dmarc_by_day.
+	type result struct{ dkim, spf string }
+	byResult := map[result]int64{}
+	for _, k := range keys {
+		byResult[result{k.DKIM, k.SPF}] += a.sums[k]
+	}
 	clear(a.sums)
 	if err := up.exec(a.ctx, a.tx); err != nil {
 		return fmt.Errorf("add %d rows to the daily rollups: %w", len(keys), err)
+	}
+	results := slices.SortedFunc(maps.Keys(byResult), func(x, y result) int {
+		return cmp.Or(strings.Compare(x.dkim, y.dkim), strings.Compare(x.spf, y.spf))
+	})
+	byDay := a.s.bulk(5, `INSERT INTO dmarc_by_day (day, domain, dkim, spf, messages)`,
+		` ON CONFLICT (day, domain, dkim, spf) DO UPDATE SET messages = dmarc_by_day.messages + excluded.messages`)
+	for _, r := range results {
+		byDay.add(day, a.domain, r.dkim, r.spf, byResult[r])
+	}
+	if err := byDay.exec(a.ctx, a.tx); err != nil {
+		return fmt.Errorf("add to the daily counts by result: %w", err)
 	}
 	return nil
 }
