@@ -1,40 +1,22 @@
 package dnsserver
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/miekg/dns"
+
+	"github.com/moatmail/moat/internal/testlog"
 )
-
-// lockedBuffer is a log destination written by the server's goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestQueryLog: at debug level every query is logged with a request id,
 // the client's address and port, the question and the answer's code, on
 // UDP and TCP; at info level nothing is (and batched UDP stays on).
 func TestQueryLog(t *testing.T) {
 	t.Parallel()
-	var out lockedBuffer
-	env := startLogged(t, nil, pathBatch, slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	var out testlog.Buffer
+	env := startLogged(t, nil, pathBatch, out.Logger(slog.LevelDebug))
 	if !env.srv.noBatch {
 		t.Error("queries logged with batched UDP on: the batched path does not decode the client's address")
 	}
@@ -72,8 +54,8 @@ func TestQueryLog(t *testing.T) {
 		t.Errorf("request ids not distinct: %v", ids)
 	}
 
-	var quiet lockedBuffer
-	env = startLogged(t, nil, pathBatch, slog.New(slog.NewTextHandler(&quiet, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	var quiet testlog.Buffer
+	env = startLogged(t, nil, pathBatch, quiet.Logger(slog.LevelInfo))
 	if env.srv.noBatch || env.srv.logQueries {
 		t.Error("at info level: queries logged or batched UDP off")
 	}

@@ -10,42 +10,21 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/moatmail/moat/internal/testlog"
 )
-
-// logBuffer is a log destination written by servers' goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *logBuffer) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
 
 // TestHTTPRequestID: every answer of the HTTPS intake carries
 // X-Request-Id, and the lines logged about the request carry the same id;
 // an id set by the listener's request log before is kept.
 func TestHTTPRequestID(t *testing.T) {
 	t.Parallel()
-	var out logBuffer
+	var out testlog.Buffer
 	ing := startIngester(t, openStore(t), nil, IngestOpts{})
-	h := NewHTTPHandler(out.logger(), ing, HTTPOpts{RatePerIP: -1})
+	h := NewHTTPHandler(out.Logger(slog.LevelInfo), ing, HTTPOpts{RatePerIP: -1})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if id := r.Header.Get("Test-Outer-Id"); id != "" {
 			w.Header().Set("X-Request-Id", id) // as policyserver's request log does
@@ -85,9 +64,9 @@ func TestHTTPRequestID(t *testing.T) {
 // another id.
 func TestSMTPRequestID(t *testing.T) {
 	t.Parallel()
-	var out logBuffer
+	var out testlog.Buffer
 	ing := startIngester(t, openStore(t), nil, IngestOpts{})
-	srv := NewSMTPServer(out.logger(), ing, SMTPOpts{Recipients: []string{testRcpt}, Resolver: mapResolver{}})
+	srv := NewSMTPServer(out.Logger(slog.LevelInfo), ing, SMTPOpts{Recipients: []string{testRcpt}, Resolver: mapResolver{}})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -1,31 +1,14 @@
 package policyserver
 
 import (
-	"bytes"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/moatmail/moat/internal/testlog"
 )
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestRequestLog: at debug level every HTTPS request is logged under a
 // request id that X-Request-Id carries back, and a service host's handler
@@ -37,8 +20,8 @@ func TestRequestLog(t *testing.T) {
 		_, _ = io.WriteString(w, "id "+w.Header().Get("X-Request-Id"))
 	})
 	opts := Options{Services: map[string]http.Handler{"reports.example.net": service}}
-	var out lockedBuffer
-	r, roots := startDevLogged(t, testHolder("example.test"), opts, slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	var out testlog.Buffer
+	r, roots := startDevLogged(t, testHolder("example.test"), opts, out.Logger(slog.LevelDebug))
 	c := client(r.httpsAddr, roots)
 	code, hdr, _ := get(t, c, "GET", "https://mta-sts.example.test/.well-known/mta-sts.txt")
 	id := hdr.Get("X-Request-Id")
@@ -59,8 +42,8 @@ func TestRequestLog(t *testing.T) {
 		}
 	}
 
-	var quiet lockedBuffer
-	r, roots = startDevLogged(t, testHolder("example.test"), opts, slog.New(slog.NewTextHandler(&quiet, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	var quiet testlog.Buffer
+	r, roots = startDevLogged(t, testHolder("example.test"), opts, quiet.Logger(slog.LevelInfo))
 	c = client(r.httpsAddr, roots)
 	if code, hdr, _ := get(t, c, "GET", "https://mta-sts.example.test/.well-known/mta-sts.txt"); code != 200 || hdr.Get("X-Request-Id") != "" {
 		t.Errorf("at info level: %d, X-Request-Id %q", code, hdr.Get("X-Request-Id"))

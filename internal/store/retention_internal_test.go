@@ -58,6 +58,18 @@ func testDatabases() []struct {
 	}
 }
 
+// onEachDatabase runs test, in parallel, on a fresh store of each of
+// testDatabases.
+func onEachDatabase(t *testing.T, test func(t *testing.T, s *sqlStore)) {
+	t.Helper()
+	for _, db := range testDatabases() {
+		t.Run(db.name, func(t *testing.T) {
+			t.Parallel()
+			test(t, openTest(t, db.opts(t)))
+		})
+	}
+}
+
 func openTest(t *testing.T, opts Options) *sqlStore {
 	t.Helper()
 	st, err := Open(t.Context(), nil, opts)
@@ -480,90 +492,86 @@ func TestPruneDMARC(t *testing.T) {
 // valid or accepted stays.
 func TestPruneHistory(t *testing.T) {
 	t.Parallel()
-	for _, db := range testDatabases() {
-		t.Run(db.name, func(t *testing.T) {
-			t.Parallel()
-			s := openTest(t, db.opts(t))
-			ctx := t.Context()
-			now := time.Now().UTC()
-			org := &Org{Name: "acme", DisplayName: "ACME"}
-			if err := s.CreateOrg(ctx, org); err != nil {
+	onEachDatabase(t, func(t *testing.T, s *sqlStore) {
+		ctx := t.Context()
+		now := time.Now().UTC()
+		org := &Org{Name: "acme", DisplayName: "ACME"}
+		if err := s.CreateOrg(ctx, org); err != nil {
+			t.Fatal(err)
+		}
+		u := &User{Email: "a@acme.example", PasswordHash: "x"}
+		if err := s.CreateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		op := s.op()
+		for i, at := range []time.Time{now.AddDate(0, 0, -500), now.AddDate(0, 0, -10)} {
+			if err := op.InsertCheck(ctx, &CheckRecord{OrgID: org.ID, Domain: "a.example", CheckedAt: at, Score: 90, Grade: "A", Report: []byte("{}")}); err != nil {
 				t.Fatal(err)
 			}
-			u := &User{Email: "a@acme.example", PasswordHash: "x"}
-			if err := s.CreateUser(ctx, u); err != nil {
+			if _, err := s.w.ExecContext(ctx, `INSERT INTO tlsrpt_last (domain, received_at) VALUES ($1, $2)`,
+				fmt.Sprintf("d%d.example", i), s.d.timeArg(normTime(at))); err != nil {
 				t.Fatal(err)
 			}
-			op := s.op()
-			for i, at := range []time.Time{now.AddDate(0, 0, -500), now.AddDate(0, 0, -10)} {
-				if err := op.InsertCheck(ctx, &CheckRecord{OrgID: org.ID, Domain: "a.example", CheckedAt: at, Score: 90, Grade: "A", Report: []byte("{}")}); err != nil {
-					t.Fatal(err)
-				}
-				if _, err := s.w.ExecContext(ctx, `INSERT INTO tlsrpt_last (domain, received_at) VALUES ($1, $2)`,
-					fmt.Sprintf("d%d.example", i), s.d.timeArg(normTime(at))); err != nil {
+		}
+		for i, exp := range []time.Time{now.Add(-time.Hour), now.Add(time.Hour)} {
+			if err := s.CreateSession(ctx, &Session{ID: fmt.Sprint("session-", i), UserID: u.ID, CreatedAt: exp.Add(-48 * time.Hour), ExpiresAt: exp}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		invs := map[string]time.Time{"long expired": now.AddDate(0, 0, -31), "just expired": now.AddDate(0, 0, -29), "accepted": now.AddDate(0, 0, -60)}
+		for name, exp := range invs {
+			inv := &Invitation{OrgID: org.ID, Email: name + "@acme.example", Role: "viewer", Hash: name, CreatedAt: exp.Add(-72 * time.Hour), ExpiresAt: exp}
+			if err := op.CreateInvitation(ctx, inv); err != nil {
+				t.Fatal(err)
+			}
+			if name == "accepted" {
+				if _, err := s.w.ExecContext(ctx, `UPDATE invitations SET accepted_at = $1, accepted_by = $2 WHERE id = $3`,
+					s.d.timeArg(normTime(exp.Add(-time.Hour))), u.ID, inv.ID); err != nil {
 					t.Fatal(err)
 				}
 			}
-			for i, exp := range []time.Time{now.Add(-time.Hour), now.Add(time.Hour)} {
-				if err := s.CreateSession(ctx, &Session{ID: fmt.Sprint("session-", i), UserID: u.ID, CreatedAt: exp.Add(-48 * time.Hour), ExpiresAt: exp}); err != nil {
-					t.Fatal(err)
-				}
-			}
-			invs := map[string]time.Time{"long expired": now.AddDate(0, 0, -31), "just expired": now.AddDate(0, 0, -29), "accepted": now.AddDate(0, 0, -60)}
-			for name, exp := range invs {
-				inv := &Invitation{OrgID: org.ID, Email: name + "@acme.example", Role: "viewer", Hash: name, CreatedAt: exp.Add(-72 * time.Hour), ExpiresAt: exp}
-				if err := op.CreateInvitation(ctx, inv); err != nil {
-					t.Fatal(err)
-				}
-				if name == "accepted" {
-					if _, err := s.w.ExecContext(ctx, `UPDATE invitations SET accepted_at = $1, accepted_by = $2 WHERE id = $3`,
-						s.d.timeArg(normTime(exp.Add(-time.Hour))), u.ID, inv.ID); err != nil {
-						t.Fatal(err)
-					}
-				}
-			}
+		}
 
-			pruned := func(r Retention, dry bool) map[string]int64 {
-				t.Helper()
-				res, err := s.Prune(ctx, r, PruneOptions{DryRun: dry, Pause: -1})
-				if err != nil {
-					t.Fatal(err)
-				}
-				m := map[string]int64{}
-				for _, c := range res.Counts {
-					m[c.Table] += c.Rows
-				}
-				return m
+		pruned := func(r Retention, dry bool) map[string]int64 {
+			t.Helper()
+			res, err := s.Prune(ctx, r, PruneOptions{DryRun: dry, Pause: -1})
+			if err != nil {
+				t.Fatal(err)
 			}
-			// Every period 0: the expired rows only.
-			if got := pruned(Retention{}, true); len(got) != 2 || got["sessions"] != 1 || got["invitations"] != 1 {
-				t.Errorf("dry run, every period 0: %v, want 1 session and 1 invitation", got)
+			m := map[string]int64{}
+			for _, c := range res.Counts {
+				m[c.Table] += c.Rows
 			}
-			if got := pruned(Retention{}, false); got["sessions"] != 1 || got["invitations"] != 1 {
-				t.Errorf("every period 0: %v, want 1 session and 1 invitation", got)
+			return m
+		}
+		// Every period 0: the expired rows only.
+		if got := pruned(Retention{}, true); len(got) != 2 || got["sessions"] != 1 || got["invitations"] != 1 {
+			t.Errorf("dry run, every period 0: %v, want 1 session and 1 invitation", got)
+		}
+		if got := pruned(Retention{}, false); got["sessions"] != 1 || got["invitations"] != 1 {
+			t.Errorf("every period 0: %v, want 1 session and 1 invitation", got)
+		}
+		got := pruned(Retention{Raw: 90 * day, Reports: 400 * day, Rollups: 800 * day}, false)
+		if got["checks"] != 1 || got["tlsrpt_last"] != 1 || got["sessions"] != 0 || got["invitations"] != 0 {
+			t.Errorf("retention.reports 400d: %v, want 1 check and 1 tlsrpt_last row", got)
+		}
+		for q, want := range map[string]int64{
+			`SELECT count(*) FROM checks WHERE checked_at > $1`:                                 1,
+			`SELECT count(*) FROM tlsrpt_last WHERE received_at > $1`:                           1,
+			`SELECT count(*) FROM sessions WHERE expires_at > $1`:                               1,
+			`SELECT count(*) FROM invitations WHERE expires_at > $1 OR accepted_at IS NOT NULL`: 2,
+		} {
+			if n := count(t, s, q, s.d.timeArg(normTime(now.AddDate(0, 0, -100)))); n != want {
+				t.Errorf("%s: %d, want %d", q, n, want)
 			}
-			got := pruned(Retention{Raw: 90 * day, Reports: 400 * day, Rollups: 800 * day}, false)
-			if got["checks"] != 1 || got["tlsrpt_last"] != 1 || got["sessions"] != 0 || got["invitations"] != 0 {
-				t.Errorf("retention.reports 400d: %v, want 1 check and 1 tlsrpt_last row", got)
+		}
+		for _, table := range []string{"checks", "tlsrpt_last", "sessions"} {
+			if n := count(t, s, `SELECT count(*) FROM `+table); n != 1 {
+				t.Errorf("%s: %d rows left, want 1", table, n)
 			}
-			for q, want := range map[string]int64{
-				`SELECT count(*) FROM checks WHERE checked_at > $1`:                                 1,
-				`SELECT count(*) FROM tlsrpt_last WHERE received_at > $1`:                           1,
-				`SELECT count(*) FROM sessions WHERE expires_at > $1`:                               1,
-				`SELECT count(*) FROM invitations WHERE expires_at > $1 OR accepted_at IS NOT NULL`: 2,
-			} {
-				if n := count(t, s, q, s.d.timeArg(normTime(now.AddDate(0, 0, -100)))); n != want {
-					t.Errorf("%s: %d, want %d", q, n, want)
-				}
-			}
-			for _, table := range []string{"checks", "tlsrpt_last", "sessions"} {
-				if n := count(t, s, `SELECT count(*) FROM `+table); n != 1 {
-					t.Errorf("%s: %d rows left, want 1", table, n)
-				}
-			}
-			if n := count(t, s, `SELECT count(*) FROM invitations`); n != 2 {
-				t.Errorf("invitations: %d left, want the accepted one and the one expired 29 days ago", n)
-			}
-		})
-	}
+		}
+		if n := count(t, s, `SELECT count(*) FROM invitations`); n != 2 {
+			t.Errorf("invitations: %d left, want the accepted one and the one expired 29 days ago", n)
+		}
+	})
 }
