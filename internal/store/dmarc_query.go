@@ -288,8 +288,6 @@ func (t *tenant) DMARCRollups(ctx context.Context, rq DMARCRollupQuery) ([]DMARC
 	return out, nil
 }
 
-// dmarcRollupQuery returns the SQL text of rq, its arguments and the
-// group-by columns.
 // dmarcRollupTable is the table a rollup query reads: dmarc_by_day, a
 // few narrow rows per domain and day, for the summaries of many domains
 // that group by no more than day, domain and DMARC result; dmarc_daily,
@@ -306,6 +304,8 @@ func dmarcRollupTable(rq DMARCRollupQuery) string {
 	return "dmarc_by_day"
 }
 
+// dmarcRollupQuery returns the SQL text of rq, its arguments and the
+// group-by columns.
 func (t *tenant) dmarcRollupQuery(rq DMARCRollupQuery) (string, []any, []string, error) {
 	// The columns are this package's names, never the caller's strings.
 	var group []string
