@@ -238,7 +238,11 @@ func (s *Server) appendResponse(dst, msg []byte, proto Proto, from netip.AddrPor
 		s.stats.count(out[n:])
 	}
 	if s.logQueries {
-		s.logQuery(msg, out[n:], proto, from)
+		var resp []byte // nil: nothing is sent
+		if out != nil {
+			resp = out[n:]
+		}
+		s.logQuery(msg, resp, proto, from)
 	}
 	return out
 }

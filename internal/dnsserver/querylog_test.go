@@ -2,6 +2,7 @@ package dnsserver
 
 import (
 	"log/slog"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -23,6 +24,20 @@ func TestQueryLog(t *testing.T) {
 	env.exchange(t, "udp", question("Customer.com._mta-sts.sts.example.net.", dns.TypeTXT, false))
 	env.exchange(t, "tcp", question("missing.sts.example.net.", dns.TypeA, false))
 	env.exchange(t, "udp", question("customer.com._mta-sts.sts.example.net.", 65280, false))
+	// A response sent as a query, on TCP (whose answers are appended
+	// after the length): not answered, and said so.
+	resp := question("customer.com._mta-sts.sts.example.net.", dns.TypeTXT, false)
+	resp.Response = true
+	wire, err := resp.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := env.srv.appendResponse(make([]byte, 2, 512), wire, TCP, netip.MustParseAddrPort("127.0.0.1:53000")); got != nil {
+		t.Errorf("a response was answered: %x", got)
+	}
+	if !strings.Contains(out.String(), `msg="dns query not answered" req=`) || !strings.Contains(out.String(), "client=127.0.0.1:53000 proto=tcp") {
+		t.Errorf("the unanswered message is not logged:\n%s", out.String())
+	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	var got []string
 	for _, l := range lines {
