@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/moatmail/moat/internal/testlog"
 )
 
 // corpusDirs are the TLS-RPT samples of ../shared/corpora.
@@ -192,7 +193,7 @@ func devServe(t *testing.T, extra ...string) (addrs map[string]string, data stri
 	t.Helper()
 	data = t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
+	var stdout, stderr testlog.Buffer
 	done := make(chan int)
 	addrsFile := filepath.Join(t.TempDir(), "addrs.json")
 	args := append([]string{"serve", "--dev", "--data", data, "--dns-listen", "127.0.0.1:0", "--https-listen", "127.0.0.1:0",
@@ -374,7 +375,7 @@ func TestServeSIGKILL(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	// The per-IP rate limit would otherwise answer 429 to this one client.
 	cmd.Env = append(os.Environ(), childEnv+"="+strings.Join(args, "\x1f"), "MOAT_INTAKE_RATE_PER_IP=100000")
-	var childOut syncBuffer
+	var childOut testlog.Buffer
 	cmd.Stdout, cmd.Stderr = &childOut, &childOut
 	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {

@@ -2,10 +2,8 @@ package intake
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -65,21 +63,7 @@ func TestHTTPRequestID(t *testing.T) {
 func TestSMTPRequestID(t *testing.T) {
 	t.Parallel()
 	var out testlog.Buffer
-	ing := startIngester(t, openStore(t), nil, IngestOpts{})
-	srv := NewSMTPServer(out.Logger(slog.LevelInfo), ing, SMTPOpts{Recipients: []string{testRcpt}, Resolver: mapResolver{}})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, l) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
+	e := startSMTPLogged(t, nil, nil, SMTPOpts{Resolver: mapResolver{}}, out.Logger(slog.LevelInfo))
 	n := 0
 	deliver := func(c *smtp.Client) {
 		t.Helper()
@@ -90,7 +74,7 @@ func TestSMTPRequestID(t *testing.T) {
 		}
 	}
 	for range 2 {
-		c, err := smtp.Dial(l.Addr().String())
+		c, err := smtp.Dial(e.addr)
 		if err != nil {
 			t.Fatal(err)
 		}

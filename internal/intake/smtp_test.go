@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -104,6 +105,12 @@ type smtpEnv struct {
 // store when nil), with STARTTLS from a test CA.
 func startSMTP(t *testing.T, st testStore, hosted func(string) bool, opts SMTPOpts) *smtpEnv {
 	t.Helper()
+	return startSMTPLogged(t, st, hosted, opts, testLogger(t))
+}
+
+// startSMTPLogged is startSMTP with the server's logger.
+func startSMTPLogged(t *testing.T, st testStore, hosted func(string) bool, opts SMTPOpts, log *slog.Logger) *smtpEnv {
+	t.Helper()
 	if st == nil {
 		st = openStore(t)
 	}
@@ -118,7 +125,7 @@ func startSMTP(t *testing.T, st testStore, hosted func(string) bool, opts SMTPOp
 	if opts.Hostname == "" {
 		opts.Hostname = "reports.example.net"
 	}
-	srv := NewSMTPServer(testLogger(t), ing, opts)
+	srv := NewSMTPServer(log, ing, opts)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
