@@ -337,6 +337,38 @@ func (ss *session) Reset() {
 
 func (ss *session) Logout() error { return nil }
 
+// drainMessage reads and discards what the sender still sends of a
+// message that go-smtp's reader gave up on, straight from the
+// connection: up to the end-of-data line, the message size limit, or a
+// second of silence (the end may already sit in go-smtp's buffer).
+func (ss *session) drainMessage() {
+	if ss.conn == nil {
+		return
+	}
+	c := ss.conn.Conn()
+	limit := ss.s.srv.MaxMessageBytes
+	if limit <= 0 {
+		limit = 64 << 20
+	}
+	buf := make([]byte, 32<<10)
+	var tail []byte // the last bytes read, to find CRLF.CRLF across reads
+	for read := int64(0); read < limit; {
+		if err := c.SetReadDeadline(time.Now().Add(time.Second)); err != nil {
+			return
+		}
+		n, err := c.Read(buf)
+		read += int64(n)
+		tail = append(tail, buf[:n]...)
+		if bytes.Contains(tail, []byte("\r\n.\r\n")) || err != nil {
+			break
+		}
+		if len(tail) > 4 {
+			tail = append(tail[:0], tail[len(tail)-4:]...)
+		}
+	}
+	_ = c.SetReadDeadline(time.Time{})
+}
+
 // Data receives one message and answers only after its report is stored.
 // A panic here is recovered by go-smtp, which answers 421 and closes the
 // connection.
@@ -356,7 +388,12 @@ func (ss *session) Data(r io.Reader) error {
 		if errors.Is(err, smtp.ErrTooLongLine) {
 			// RFC 5321 §4.5.3.1.6: a text line is at most 1000 octets
 			// with its CRLF; §4.5.3.1.10: "500 Line too long". The message
-			// will not get shorter on a retry: a permanent failure.
+			// will not get shorter on a retry: a permanent failure. go-smtp
+			// stops reading at the long line and closes the connection
+			// after this answer; the rest of the message is read first, or
+			// the close resets a connection the sender is still writing
+			// to, it never sees the 500 and retries.
+			ss.drainMessage()
 			return smtpErr(500, smtp.EnhancedCode{5, 5, 2}, "line too long: a line of the message exceeds %d octets", ss.s.srv.MaxLineLength)
 		}
 		return smtpErr(451, smtp.EnhancedCode{4, 3, 0}, "reading the message failed: %v", err)
