@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,5 +62,56 @@ func TestSampleConfigs(t *testing.T) {
 		if err != nil {
 			t.Errorf("%s: %v", filepath.Base(f), err)
 		}
+	}
+}
+
+// TestContainerfile pins what dist/Containerfile promises and what the
+// binary must match: a pure-Go static build stamped through the variables
+// `moat version` reads, a final stage from scratch as a non-root user, and
+// an entry point whose command and flags exist. (The image itself is
+// checked by dist/check-image.sh, which needs a container builder.)
+func TestContainerfile(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("../../dist/Containerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	for _, want := range []string{"CGO_ENABLED=0 go build", "-X main.version=${VERSION}", "-X main.commit=${COMMIT}",
+		"./cmd/moat", "COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the Containerfile lacks %q", want)
+		}
+	}
+	var froms []string
+	var user, entry string
+	for _, line := range strings.Split(text, "\n") {
+		switch f := strings.Fields(line); {
+		case len(f) >= 2 && f[0] == "FROM":
+			froms = append(froms, f[1])
+		case len(f) == 2 && f[0] == "USER":
+			user = f[1]
+		case len(f) >= 2 && f[0] == "ENTRYPOINT":
+			entry = strings.TrimSpace(strings.TrimPrefix(line, "ENTRYPOINT"))
+		}
+	}
+	if len(froms) == 0 || froms[len(froms)-1] != "scratch" {
+		t.Errorf("the final stage is FROM %v, want scratch", froms)
+	}
+	if user == "" || strings.HasPrefix(user, "0") || strings.HasPrefix(user, "root") {
+		t.Errorf("USER %q: the image must not run as root", user)
+	}
+	var args []string
+	if err := json.Unmarshal([]byte(entry), &args); err != nil || len(args) < 2 || args[0] != "/moat" {
+		t.Fatalf("ENTRYPOINT %s: want the exec form starting with /moat (%v)", entry, err)
+	}
+	// The entry point's arguments must parse as a moat command line.
+	root := newRoot(io.Discard, io.Discard)
+	cmd, rest, err := root.Find(args[1:])
+	if err != nil || cmd == root {
+		t.Fatalf("ENTRYPOINT %v: no such command (%v)", args, err)
+	}
+	if err := cmd.ParseFlags(rest); err != nil {
+		t.Errorf("ENTRYPOINT %v: %v", args, err)
 	}
 }
