@@ -33,6 +33,10 @@ type KV interface {
 	Put(ctx context.Context, key string, value []byte) error
 }
 
+// recordTimeout bounds the write of a finished run's time, which is made
+// even after the leadership ended.
+const recordTimeout = 5 * time.Second
+
 // jobKey is where the start of a job's last successful run is kept.
 func jobKey(name string) string { return "moat/jobs/" + name + "/last" }
 
@@ -92,7 +96,13 @@ func runJob(ctx context.Context, log *slog.Logger, kv KV, j Job) {
 		}
 		log.Info("leader: job done", "job", j.Name, "took", time.Since(start).Round(time.Millisecond))
 		text, _ := start.MarshalText() // a UTC time always marshals
-		if err := kv.Put(ctx, jobKey(j.Name), text); err != nil && ctx.Err() == nil {
+		// The run is done even when the leadership ended as it finished:
+		// record it regardless, or the next leader would run it again at
+		// once.
+		pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+		err = kv.Put(pctx, jobKey(j.Name), text)
+		pcancel()
+		if err != nil && ctx.Err() == nil {
 			log.Warn("leader: job: recording the run", "job", j.Name, "err", err)
 			if !sleep(ctx, retry) { // rather than run it again at once
 				return

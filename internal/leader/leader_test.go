@@ -262,14 +262,29 @@ func TestJobs(t *testing.T) {
 		return nil
 	}}
 	count := func() int { mu.Lock(); defer mu.Unlock(); return len(runs) }
+	// The leadership ends as the third run finishes: that run still
+	// counts as the last one.
 	ctx, cancel := context.WithCancel(t.Context())
+	first := job
+	first.Run = func(c context.Context) error {
+		_ = job.Run(c)
+		if count() == 3 {
+			cancel()
+		}
+		return nil
+	}
 	done := make(chan struct{})
-	go func() { leader.RunJobs(ctx, nil, st, []leader.Job{job}); close(done) }()
-	waitFor(t, 2*time.Second, "three runs", func() bool { return count() >= 3 })
-	cancel()
-	<-done
+	go func() { leader.RunJobs(ctx, nil, st, []leader.Job{first}); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("RunJobs did not return 5 s after the leadership ended (%d runs)", count())
+	}
 	stopped := time.Now()
 	n := count()
+	if n != 3 {
+		t.Fatalf("%d runs before the leadership ended, want 3", n)
+	}
 
 	// Another leader, at once: the job is not due yet.
 	ctx, cancel = context.WithCancel(t.Context())
@@ -278,12 +293,12 @@ func TestJobs(t *testing.T) {
 	go func() { leader.RunJobs(ctx, nil, st, []leader.Job{job}); close(done) }()
 	waitFor(t, 2*time.Second, "a run by the next leader", func() bool { return count() > n })
 	mu.Lock()
-	first := runs[n]
+	next := runs[n]
 	last := runs[n-1]
 	mu.Unlock()
-	if first.Sub(last) < job.Every-20*time.Millisecond {
+	if next.Sub(last) < job.Every-20*time.Millisecond {
 		t.Errorf("the next leader ran the job %v after the last run (and %v after taking over), want at least %v",
-			first.Sub(last), first.Sub(stopped), job.Every)
+			next.Sub(last), next.Sub(stopped), job.Every)
 	}
 	cancel()
 	<-done
