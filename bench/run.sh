@@ -102,6 +102,7 @@ esac
 
 WORK=$(mktemp -d "$WORK_BASE/moat-bench.XXXXXX")
 INTAKE_WORK= # on a disk (INTAKE_BASE), made by the intake benchmark
+SPOOL_WORK=  # the same, of the Moat with the spool
 PIDS=()
 
 stop_pid() {
@@ -121,9 +122,12 @@ cleanup() {
 	done
 	wait 2>/dev/null || true
 	if [ "$KEEP_WORK" = 1 ]; then
-		echo "work directory kept: $WORK ${INTAKE_WORK}" >&2
+		echo "work directory kept: $WORK ${INTAKE_WORK} ${SPOOL_WORK}" >&2
 	else
 		rm -rf "$WORK"
+		if [ -n "$SPOOL_WORK" ]; then
+			rm -rf "$SPOOL_WORK"
+		fi
 		if [ -n "$INTAKE_WORK" ]; then
 			rm -rf "$INTAKE_WORK"
 		fi
@@ -555,6 +559,25 @@ start_intake_moat() {
 	wait_for 60 "moat serve (log: $WORK/moat-intake.log)" test -s "$INTAKE_WORK/moat.addrs"
 }
 
+# start_spool_moat runs a second Moat for the intake benchmark, the same
+# but with intake.smtp_spool: report mail is answered once the message is
+# committed to the spool (checked to hold a report first), and its reports
+# are stored afterwards, when the intake is quiet (issue 9 item 8).
+start_spool_moat() {
+	SPOOL_WORK=$(mktemp -d "$INTAKE_BASE/moat-bench-spool.XXXXXX")
+	SDATA=$SPOOL_WORK/data
+	SMOAT_HTTPS=$(free_port)
+	SMOAT_SMTP=$(free_port)
+	: >"$WORK/moat-spool.log"
+	MOAT_INTAKE_SMTP_SPOOL=true MOAT_INTAKE_RATE_PER_IP=1000000 MOAT_INTAKE_SMTP_CONNS_PER_IP=10000 GOMAXPROCS=$SERVER_THREADS \
+		"$BIN/moat" serve --dev --data "$SDATA" --log-level warn \
+		--https-listen "127.0.0.1:$SMOAT_HTTPS" --http-listen "" --dns-listen "" \
+		--smtp-listen "127.0.0.1:$SMOAT_SMTP" --web-listen "" --metrics-listen "" --addrs-file "$SPOOL_WORK/moat.addrs" >>"$WORK/moat-spool.log" 2>&1 &
+	SMOAT_PID=$!
+	PIDS+=("$SMOAT_PID")
+	wait_for 60 "moat serve with the spool (log: $WORK/moat-spool.log)" test -s "$SPOOL_WORK/moat.addrs"
+}
+
 # start_sink runs Postfix's smtp-sink: one process, one event loop, every
 # message read to the end and thrown away (no parsing, no disk).
 start_sink() {
@@ -573,11 +596,11 @@ start_sink() {
 # dmarc) Moat's database holds, with status STATUS when given, as `moat
 # reports KIND list` counts them.
 stored_reports() {
-	local kind=$1 status=()
+	local kind=$1 status=() data=${3:-$IDATA}
 	if [ -n "${2:-}" ]; then
 		status=(--status "$2")
 	fi
-	"$BIN/moat" reports "$kind" list --data "$IDATA" --json --limit 1 "${status[@]}" 2>>"$WORK/moat-intake.log" |
+	"$BIN/moat" reports "$kind" list --data "$data" --json --limit 1 "${status[@]}" 2>>"$WORK/moat-intake.log" |
 		sed -n 's/^  "total": \([0-9]*\).*/\1/p'
 }
 
@@ -593,17 +616,28 @@ run_intake() {
 	case " $* " in *" -size large "*) n=$((INTAKE_N / 4)) ;; esac
 	case " $* " in *" -kind dmarc "*) kind=dmarc ;; esac
 	case " $* " in *" -mode smtp "*) mode=smtp ;; *) mode=https ;; esac
-	if [ "$peer" = moat ]; then
+	local data=""
+	case $peer in
+	moat)
 		pid=$IMOAT_PID
+		data=$IDATA
 		expect=(-expect-stored)
 		port=$IMOAT_HTTPS
 		[ $mode = smtp ] && port=$IMOAT_SMTP
-	else
+		;;
+	spool)
+		pid=$SMOAT_PID
+		data=$SDATA
+		expect=(-expect-spooled)
+		port=$SMOAT_SMTP
+		;;
+	*)
 		pid=$SINK_PID
 		port=$SINK_PORT
-	fi
-	local stored0 stored1 before after
-	[ "$peer" = moat ] && stored0=$(stored_reports "$kind")
+		;;
+	esac
+	local stored0 stored1 before after drained drain_s="" drain_us=""
+	[ -n "$data" ] && stored0=$(stored_reports "$kind" "" "$data")
 	"$BIN/intakeload" -addr "127.0.0.1:$port" -c "$INTAKE_CLIENTS" -d "${dur}s" -n "$n" \
 		-run "$key-$peer-$round" -wait "${expect[@]}" "$@" >"$out" 2>&1 &
 	gp=$!
@@ -635,22 +669,38 @@ run_intake() {
 		exit 1
 	fi
 	local check=""
-	if [ "$peer" = moat ]; then
-		stored1=$(stored_reports "$kind")
+	if [ "$peer" = spool ]; then
+		# The spool's reports are stored once the intake is quiet: wait
+		# for all of them (bounded), and count that CPU apart.
+		local t0=$SECONDS
+		while [ "$(($(stored_reports "$kind" "" "$data") - stored0))" -lt "$reps" ]; do
+			if ((SECONDS - t0 > 900)); then
+				echo "$key: $reps reports spooled but not all stored after 900 s" >&2
+				exit 1
+			fi
+			sleep 0.5
+		done
+		drained=$(cpu_ticks "$pid")
+		drain_s=$((SECONDS - t0))
+		drain_us=$(awk -v t=$((drained - before)) -v hz="$HZ" -v r="$reps" 'BEGIN {printf "%.2f", t * 1e6 / hz / r}')
+	fi
+	if [ -n "$data" ]; then
+		stored1=$(stored_reports "$kind" "" "$data")
 		if [ "$((stored1 - stored0))" != "$reps" ]; then
 			echo "$key: $reps reports acknowledged but $((stored1 - stored0)) stored ($stored0 before, $stored1 after)" >&2
 			exit 1
 		fi
-		if [ "$(stored_reports "$kind" invalid)" != 0 ] || [ "$(stored_reports "$kind" warnings)" != 0 ]; then
+		if [ "$(stored_reports "$kind" invalid "$data")" != 0 ] || [ "$(stored_reports "$kind" warnings "$data")" != 0 ]; then
 			echo "$key: reports stored as invalid or with warnings: the generator's reports should conform" >&2
 			exit 1
 		fi
 		check="stored $((stored1 - stored0))"
+		[ -n "$drain_s" ] && check="$check (all stored ${drain_s}s after the run; CPU with storing them $drain_us µs/report)"
 	fi
 	[ "$round" = warmup ] && return 0
 	local us
 	us=$(awk -v t=$((after - before)) -v hz="$HZ" -v r="$reps" 'BEGIN {printf "%.2f", t * 1e6 / hz / r}')
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$key" "$peer" "$round" "$reps" "$rps" "$us" "$json" "$wire" "$conns" >>"$RESULTS_INTAKE"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$key" "$peer" "$round" "$reps" "$rps" "$us" "$json" "$wire" "$conns" "$drain_us" >>"$RESULTS_INTAKE"
 	printf '  %-22s %-5s round %s: %8s reports %9s reports/s %8s µs CPU/report  %s conns%s%s  load %s%s\n' \
 		"$key" "$peer" "$round" "$reps" "$rps" "$us" "$conns" "${refused:+ ($refused refused with 421, retried)}" \
 		"${check:+  $check}" "$(load_avg)" \
@@ -666,20 +716,20 @@ INTAKE_PATHS=(
 	"https-json-1k|moat|-mode https -size small -encoding json"
 	"https-gzip-20k|moat|-mode https -size large -encoding gzip"
 	"https-fresh-gzip-1k|moat|-mode https -size small -encoding gzip -per-conn 1"
-	"smtp-1k|moat sink|-mode smtp -size small -per-conn 1"
+	"smtp-1k|moat spool sink|-mode smtp -size small -per-conn 1"
 	"smtp-10perconn-1k|moat sink|-mode smtp -size small -per-conn 10"
 	"smtp-starttls-1k|moat|-mode smtp -size small -per-conn 1 -starttls"
-	"smtp-20k|moat sink|-mode smtp -size large -per-conn 1"
-	"smtp-dmarc-1k|moat sink|-mode smtp -kind dmarc -size small -per-conn 1"
-	"smtp-dmarc-20k|moat sink|-mode smtp -kind dmarc -size large -per-conn 1"
+	"smtp-20k|moat spool sink|-mode smtp -size large -per-conn 1"
+	"smtp-dmarc-1k|moat spool sink|-mode smtp -kind dmarc -size small -per-conn 1"
+	"smtp-dmarc-20k|moat spool sink|-mode smtp -kind dmarc -size large -per-conn 1"
 )
 # `dmarc` runs the rows of one message per connection only.
 if [ "$MODE" = dmarc ]; then
 	INTAKE_PATHS=(
-		"smtp-1k|moat sink|-mode smtp -size small -per-conn 1"
-		"smtp-dmarc-1k|moat sink|-mode smtp -kind dmarc -size small -per-conn 1"
-		"smtp-20k|moat sink|-mode smtp -size large -per-conn 1"
-		"smtp-dmarc-20k|moat sink|-mode smtp -kind dmarc -size large -per-conn 1"
+		"smtp-1k|moat spool sink|-mode smtp -size small -per-conn 1"
+		"smtp-dmarc-1k|moat spool sink|-mode smtp -kind dmarc -size small -per-conn 1"
+		"smtp-20k|moat spool sink|-mode smtp -size large -per-conn 1"
+		"smtp-dmarc-20k|moat spool sink|-mode smtp -kind dmarc -size large -per-conn 1"
 	)
 fi
 
@@ -688,6 +738,7 @@ if [ "$MODE" = intake ] || [ "$MODE" = dmarc ] || [ "$MODE" = all ]; then
 		stop_moat # the seeded one: no CPU taken from the intake runs
 	fi
 	start_intake_moat
+	start_spool_moat
 	start_sink
 	echo "intake: $INTAKE_CLIENTS clients, ${DURATION}s per run, $ROUNDS rounds, database on $(df --output=source "$INTAKE_BASE" | tail -1)" \
 		"($INTAKE_BASE), smtp-sink of Postfix $(dpkg-query -W -f '${Version}' postfix 2>/dev/null || echo '?'), load $(load_avg)"
@@ -711,6 +762,8 @@ if [ "$MODE" = intake ] || [ "$MODE" = dmarc ] || [ "$MODE" = all ]; then
 	INTAKE_DB_KB=$(du -sk "$IDATA" | cut -f1)
 	stop_pid "$IMOAT_PID"
 	forget_pid "$IMOAT_PID"
+	stop_pid "$SMOAT_PID"
+	forget_pid "$SMOAT_PID"
 	stop_pid "$SINK_PID"
 	forget_pid "$SINK_PID"
 	# RFC 8460 reports are decoded by internal/tlsrpt; its Go benchmark
@@ -851,26 +904,33 @@ if [ -s "$RESULTS_INTAKE" ]; then
 		k = $1 SUBSEP $2
 		if (!(k in reps)) { order[++nk] = k }
 		reps[k] = reps[k] " " $4; rps[k] = rps[k] " " $5; us[k] = us[k] " " $6; json[k] = $7; wire[k] = $8
+		if ($10 != "") dus[k] = dus[k] " " $10
 	}
 	END {
-		printf "%-20s %-5s %7s %7s %8s %10s %11s %15s %10s %10s\n", "path", "peer", "JSON B", "sent B", "clients",
-			"reports", "reports/s", "CPU µs/report", "rate M/s", "CPU M/s"
+		printf "%-20s %-5s %7s %7s %8s %10s %11s %15s %10s %10s %10s %16s\n", "path", "peer", "JSON B", "sent B", "clients",
+			"reports", "reports/s", "CPU µs/report", "rate M/s", "CPU M/s", "rate S/s", "with storing µs"
 		for (i = 1; i <= nk; i++) {
 			mus[order[i]] = median(us[order[i]]); mrps[order[i]] = median(rps[order[i]])
 		}
 		for (i = 1; i <= nk; i++) {
 			k = order[i]
 			split(k, p, SUBSEP)
-			m = p[1] SUBSEP "moat"
-			rr = "-"; cr = "-"
-			if (p[2] != "moat" && (m in mus) && mus[k] > 0 && mrps[k] > 0) {
+			m = p[1] SUBSEP "moat"; sp = p[1] SUBSEP "spool"
+			rr = "-"; cr = "-"; sr = "-"
+			if (p[2] == "sink" && (m in mus) && mus[k] > 0 && mrps[k] > 0) {
 				rr = sprintf("%.2f", mrps[m] / mrps[k]); cr = sprintf("%.2f", mus[m] / mus[k])
 			}
-			printf "%-20s %-5s %7d %7d %8d %10d %11.0f %15.2f %10s %10s\n", p[1], p[2], json[k], wire[k], clients,
-				median(reps[k]), mrps[k], mus[k], rr, cr
+			if (p[2] == "sink" && (sp in mrps) && mrps[k] > 0) {
+				sr = sprintf("**%.2f**", mrps[sp] / mrps[k])
+			}
+			ds = (k in dus) ? sprintf("%.2f", median(dus[k])) : "-"
+			printf "%-20s %-5s %7d %7d %8d %10d %11.0f %15.2f %10s %10s %10s %16s\n", p[1], p[2], json[k], wire[k], clients,
+				median(reps[k]), mrps[k], mus[k], rr, cr, sr, ds
 		}
 	}' clients="$INTAKE_CLIENTS" "$RESULTS_INTAKE"
 	echo "   rate M/s: Moat's reports/s over smtp-sink's; CPU M/s: Moat's CPU per report over smtp-sink's."
+	echo "   spool: Moat with intake.smtp_spool (answers once the checked message is committed to the spool);"
+	echo "   rate S/s: its reports/s over smtp-sink's; with storing µs: its CPU per report until every report was stored."
 	echo "   Moat's database after the runs: $INTAKE_STORED reports, $INTAKE_DB_KB KiB."
 	[ -s "$WORK/decode-bench.txt" ] && awk '/^BenchmarkDecode/ {
 		for (i = 1; i <= NF; i++) { if ($(i + 1) == "ns/op") ns = $i; if ($(i + 1) == "MB/s") mbs = $i }

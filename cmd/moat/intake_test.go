@@ -480,3 +480,46 @@ func TestServeSIGKILL(t *testing.T) {
 		t.Fatalf("%d acknowledged reports lost after SIGKILL", lost)
 	}
 }
+
+// TestServeSpool: `moat serve` with intake.smtp_spool answers report mail
+// once it is spooled, stores the reports afterwards (the CLI sees them),
+// and still refuses mail without a report.
+func TestServeSpool(t *testing.T) {
+	t.Parallel()
+	cfg := filepath.Join(t.TempDir(), "moat.yaml")
+	if err := os.WriteFile(cfg, []byte("intake:\n  smtp_spool: true\n  spool_max_delay: 2s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addrs, data := devServe(t, "--config", cfg)
+	roots := devRoots(t, data)
+	count := func() int64 {
+		var l struct {
+			Total int64 `json:"total"`
+		}
+		out := mustMoat(t, "reports", "tlsrpt", "list", "--data", data, "--json", "--limit", "1", "--since", "")
+		if err := json.Unmarshal([]byte(out), &l); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		return l.Total
+	}
+	before := count()
+	const n = 5
+	for i := range n {
+		sendReportMail(t, addrs["smtp"], roots, []byte(fmt.Sprintf(`{"organization-name":"Sender","date-range":`+
+			`{"start-datetime":"2026-11-01T00:00:00Z","end-datetime":"2026-11-01T23:59:59Z"},"contact-info":"tlsrpt@sender.example",`+
+			`"report-id":"spool-%d","policies":[{"policy":{"policy-type":"sts","policy-string":["version: STSv1","mode: testing",`+
+			`"mx: mx1.a.example","max_age: 86400"],"policy-domain":"a.example","mx-host":["mx1.a.example"]},`+
+			`"summary":{"total-successful-session-count":%d,"total-failure-session-count":0}}]}`, i, 10+i)))
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for count()-before != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d reports stored 30 s after %d were spooled", count()-before, n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	err := sendMail(addrs["smtp"], roots, "tlsrpt@reports.sts.moat.test", "Subject: hello\r\n\r\njust saying hi\r\n")
+	if err == nil || !strings.Contains(err.Error(), "no TLS report") {
+		t.Errorf("a mail that is not a report: %v", err)
+	}
+}

@@ -103,19 +103,21 @@ type TLSRPT struct {
 // published rua (tlsrpt.rua, and the DMARC rua shown to domain owners) is
 // derived from it.
 type Intake struct {
-	Host           string   `yaml:"host" json:"host" env:"HOST" doc:"Host name of the report intake: the https rua is https://<host>/v1/tlsrpt, and the SMTP server greets with it. It must resolve to Moat. Default: reports.<zone>."`
-	Addresses      []string `yaml:"addresses" json:"addresses" env:"ADDRESSES" doc:"Mailboxes the SMTP intake accepts reports for, published as mailto: rua; other recipients are refused. Default: tlsrpt@<host>."`
-	DMARCAddresses []string `yaml:"dmarc_addresses" json:"dmarc_addresses" env:"DMARC_ADDRESSES" doc:"Mailboxes the SMTP intake accepts DMARC aggregate (rua) and failure (ruf) reports for; the first is the rua and ruf each domain's records page shows. Reports belong to the organizations hosting their policy domain, whichever address they came to. Default: dmarc@<host>."`
-	ReportListen   string   `yaml:"report_listen" json:"report_listen" env:"REPORT_LISTEN" flag:"report-listen" doc:"A separate listener for POST /v1/tlsrpt. Empty: the endpoint is served on the HTTPS listener for Host <intake.host>."`
-	ReportTLS      bool     `yaml:"report_tls" json:"report_tls" env:"REPORT_TLS" doc:"Serve TLS on intake.report_listen (certificate for intake.host from ACME or the development CA). false: plain HTTP, for a TLS-terminating proxy in front."`
-	SMTPListen     string   `yaml:"smtp_listen" json:"smtp_listen" env:"SMTP_LISTEN" flag:"smtp-listen" doc:"Address of the SMTP intake (STARTTLS offered). Empty disables it."`
-	RequireDKIM    bool     `yaml:"require_dkim" json:"require_dkim" env:"REQUIRE_DKIM" doc:"Refuse reports by mail that are not DKIM-signed or whose signature fails (RFC 8460 §3 asks reporters to sign)."`
-	MaxReportSize  int64    `yaml:"max_report_size" json:"max_report_size" env:"MAX_REPORT_SIZE" doc:"Largest report body (HTTPS) or message (SMTP) accepted, in bytes."`
-	MaxReportJSON  int64    `yaml:"max_report_json" json:"max_report_json" env:"MAX_REPORT_JSON" doc:"Largest report after decompression, in bytes (gzip bombs are refused)."`
-	MaxDMARCXML    int64    `yaml:"max_dmarc_xml" json:"max_dmarc_xml" env:"MAX_DMARC_XML" doc:"Largest DMARC aggregate report after decompression, in bytes. DMARC reports are read as a stream in constant memory, so this bounds the time one report takes (a million records is about 400 MB of XML), not memory."`
-	RatePerIP      float64  `yaml:"rate_per_ip" json:"rate_per_ip" env:"RATE_PER_IP" doc:"HTTPS reports per second accepted from one client IP (bursts of five times as many); beyond it, 429."`
-	SMTPConnsPerIP int64    `yaml:"smtp_conns_per_ip" json:"smtp_conns_per_ip" env:"SMTP_CONNS_PER_IP" doc:"Simultaneous SMTP connections accepted from one client IP address (IPv6: one /64); more are answered 421."`
-	IMAP           []IMAP   `yaml:"imap" json:"imap" env:"-" doc:"Mailboxes to take reports from (IMAP IDLE, else polling), YAML only. Each entry: url (imaps://USER@HOST[:PORT]/FOLDER, or imap://...?starttls=1; FOLDER default INBOX), the password in the url, password or password_file (else MOAT_IMAP_PASSWORD), processed_folder (default Moat/Processed) and failed_folder (default Moat/Failed) where each message is moved once its reports are committed or found missing, poll_interval (default 1m), ca_file (PEM roots trusted besides the system's)."`
+	Host           string        `yaml:"host" json:"host" env:"HOST" doc:"Host name of the report intake: the https rua is https://<host>/v1/tlsrpt, and the SMTP server greets with it. It must resolve to Moat. Default: reports.<zone>."`
+	Addresses      []string      `yaml:"addresses" json:"addresses" env:"ADDRESSES" doc:"Mailboxes the SMTP intake accepts reports for, published as mailto: rua; other recipients are refused. Default: tlsrpt@<host>."`
+	DMARCAddresses []string      `yaml:"dmarc_addresses" json:"dmarc_addresses" env:"DMARC_ADDRESSES" doc:"Mailboxes the SMTP intake accepts DMARC aggregate (rua) and failure (ruf) reports for; the first is the rua and ruf each domain's records page shows. Reports belong to the organizations hosting their policy domain, whichever address they came to. Default: dmarc@<host>."`
+	ReportListen   string        `yaml:"report_listen" json:"report_listen" env:"REPORT_LISTEN" flag:"report-listen" doc:"A separate listener for POST /v1/tlsrpt. Empty: the endpoint is served on the HTTPS listener for Host <intake.host>."`
+	ReportTLS      bool          `yaml:"report_tls" json:"report_tls" env:"REPORT_TLS" doc:"Serve TLS on intake.report_listen (certificate for intake.host from ACME or the development CA). false: plain HTTP, for a TLS-terminating proxy in front."`
+	SMTPListen     string        `yaml:"smtp_listen" json:"smtp_listen" env:"SMTP_LISTEN" flag:"smtp-listen" doc:"Address of the SMTP intake (STARTTLS offered). Empty disables it."`
+	RequireDKIM    bool          `yaml:"require_dkim" json:"require_dkim" env:"REQUIRE_DKIM" doc:"Refuse reports by mail that are not DKIM-signed or whose signature fails (RFC 8460 §3 asks reporters to sign)."`
+	MaxReportSize  int64         `yaml:"max_report_size" json:"max_report_size" env:"MAX_REPORT_SIZE" doc:"Largest report body (HTTPS) or message (SMTP) accepted, in bytes."`
+	MaxReportJSON  int64         `yaml:"max_report_json" json:"max_report_json" env:"MAX_REPORT_JSON" doc:"Largest report after decompression, in bytes (gzip bombs are refused)."`
+	MaxDMARCXML    int64         `yaml:"max_dmarc_xml" json:"max_dmarc_xml" env:"MAX_DMARC_XML" doc:"Largest DMARC aggregate report after decompression, in bytes. DMARC reports are read as a stream in constant memory, so this bounds the time one report takes (a million records is about 400 MB of XML), not memory."`
+	RatePerIP      float64       `yaml:"rate_per_ip" json:"rate_per_ip" env:"RATE_PER_IP" doc:"HTTPS reports per second accepted from one client IP (bursts of five times as many); beyond it, 429."`
+	SMTPConnsPerIP int64         `yaml:"smtp_conns_per_ip" json:"smtp_conns_per_ip" env:"SMTP_CONNS_PER_IP" doc:"Simultaneous SMTP connections accepted from one client IP address (IPv6: one /64); more are answered 421."`
+	SMTPSpool      bool          `yaml:"smtp_spool" json:"smtp_spool" env:"SMTP_SPOOL" doc:"Answer report mail 250 once the message is committed to the spool (after checking that it holds a report), and store its reports afterwards, when the intake is quiet or the message has waited intake.spool_max_delay: the SMTP intake then keeps up with a burst of reports (all senders deliver just after midnight UTC) at the speed of the disk's commits. false: answer only once the reports are stored, with their ids. A spooled message whose reports cannot be stored for good is kept and logged."`
+	SpoolMaxDelay  time.Duration `yaml:"spool_max_delay" json:"spool_max_delay" env:"SPOOL_MAX_DELAY" doc:"Longest time a spooled message waits while mail keeps arriving (intake.smtp_spool); after it the reports are stored beside the intake."`
+	IMAP           []IMAP        `yaml:"imap" json:"imap" env:"-" doc:"Mailboxes to take reports from (IMAP IDLE, else polling), YAML only. Each entry: url (imaps://USER@HOST[:PORT]/FOLDER, or imap://...?starttls=1; FOLDER default INBOX), the password in the url, password or password_file (else MOAT_IMAP_PASSWORD), processed_folder (default Moat/Processed) and failed_folder (default Moat/Failed) where each message is moved once its reports are committed or found missing, poll_interval (default 1m), ca_file (PEM roots trusted besides the system's)."`
 }
 
 // Metrics configures the monitoring endpoints.
@@ -252,7 +254,7 @@ func Default() Config {
 		Web: Web{SessionIdle: 12 * time.Hour, SessionLifetime: 30 * 24 * time.Hour},
 		Intake: Intake{
 			ReportTLS: true, SMTPListen: ":25",
-			MaxReportSize: 10 << 20, MaxReportJSON: 64 << 20, MaxDMARCXML: 1 << 30, RatePerIP: 10, SMTPConnsPerIP: 20,
+			MaxReportSize: 10 << 20, MaxReportJSON: 64 << 20, MaxDMARCXML: 1 << 30, RatePerIP: 10, SMTPConnsPerIP: 20, SpoolMaxDelay: time.Minute,
 		},
 	}
 }
@@ -660,6 +662,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Intake.SMTPConnsPerIP < 1 || c.Intake.SMTPConnsPerIP > 100000 {
 		return invalid("intake.smtp_conns_per_ip", c.Intake.SMTPConnsPerIP, "want 1 to 100000")
+	}
+	if c.Intake.SpoolMaxDelay < time.Second || c.Intake.SpoolMaxDelay > 24*time.Hour {
+		return invalid("intake.spool_max_delay", c.Intake.SpoolMaxDelay, "want between 1s and 24h")
 	}
 	if err := c.validateIMAP(); err != nil {
 		return err

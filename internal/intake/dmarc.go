@@ -53,7 +53,7 @@ var errNotDMARC = errors.New("not a DMARC aggregate report")
 // before its first record.
 func (ing *Ingester) prepareDMARC(base Submission, ds dmarcSource) (*store.DMARCReport, error) {
 	rep := &store.DMARCReport{
-		ReceivedAt: ing.opts.Now().UTC(), Source: base.Source, SourceDetail: base.SourceDetail, Raw: ds.src.Data,
+		ReceivedAt: ing.receivedAt(base), Source: base.Source, SourceDetail: base.SourceDetail, Raw: ds.src.Data,
 		MediaType: cmpOr(base.MediaType, ds.src.MediaType), DKIM: base.DKIM, Pct: -1,
 	}
 	if h, rows, ok := ing.preDecode(ds); ok {

@@ -22,7 +22,7 @@ import (
 func (ing *Ingester) failureRow(base Submission, raw []byte, rep *dmarcrpt.FailureReport, warns []dmarcrpt.Warning) *store.DMARCFailure {
 	sum := sha256.Sum256(raw)
 	f := &store.DMARCFailure{
-		ReceivedAt: ing.opts.Now().UTC(), Source: base.Source, SourceDetail: base.SourceDetail, Raw: raw,
+		ReceivedAt: ing.receivedAt(base), Source: base.Source, SourceDetail: base.SourceDetail, Raw: raw,
 		Digest: hex.EncodeToString(sum[:]), DKIM: base.DKIM, Status: store.ReportOK, Warnings: warningStrings(warns),
 		Domain: failureDomain(rep), Reporter: domainOf(rep.Mail.From), FeedbackType: rep.FeedbackType,
 		AuthFailure: rep.AuthFailure, DeliveryResult: rep.DeliveryResult, ArrivalDate: rep.ArrivalDate.UTC(), // zero stays zero

@@ -86,6 +86,11 @@ type IngestOpts struct {
 	// OnCommit, when set, is told of every commit: how long it took, how
 	// many reports it held, and its error (metrics).
 	OnCommit func(d time.Duration, reports int, err error)
+	// Spool keeps report mail acknowledged before its reports are stored
+	// (SpoolMail, RunSpool); nil: SpoolMail fails and RunSpool returns.
+	Spool store.Spool
+	// SpoolOpts tunes RunSpool.
+	SpoolOpts SpoolOpts
 }
 
 func (o IngestOpts) withDefaults() IngestOpts {
@@ -128,6 +133,17 @@ type Submission struct {
 	// carried it, if any. A value that does not match the domain of the
 	// report's contact-info is kept as a warning.
 	ReportSubmitter string
+	// ReceivedAt is when the report was received, if not now: a spooled
+	// message is stored later than it was acknowledged.
+	ReceivedAt time.Time
+}
+
+// receivedAt is the time a submission's report was received.
+func (ing *Ingester) receivedAt(sub Submission) time.Time {
+	if !sub.ReceivedAt.IsZero() {
+		return sub.ReceivedAt.UTC()
+	}
+	return ing.opts.Now().UTC()
 }
 
 // Result says what became of a submitted report. It is returned only once
@@ -203,6 +219,9 @@ type Ingester struct {
 	outcomes   map[OutcomeKey]int64
 
 	gunzips sync.Pool // *gzip.Reader, for peek
+
+	spool     spoolState
+	spoolOpts SpoolOpts
 }
 
 // count adds one to the outcome counter of a report.
@@ -220,11 +239,12 @@ type Store interface {
 }
 
 // pending is a report waiting for its batch to commit: one of rep (a
-// TLS-RPT report), dmarc and failure is set.
+// TLS-RPT report), dmarc, failure and spool (a message to spool) is set.
 type pending struct {
 	rep     *store.TLSRPTReport
 	dmarc   *store.DMARCReport
 	failure *store.DMARCFailure
+	spool   *store.SpoolItem
 	done    chan outcome // buffered (1): the writer never blocks on it
 }
 
@@ -247,13 +267,15 @@ func NewIngester(log *slog.Logger, st Store, hosted func(domain string) bool, op
 	}
 	opts = opts.withDefaults()
 	return &Ingester{
-		log:      log,
-		st:       st,
-		hosted:   hosted,
-		opts:     opts,
-		queue:    make(chan *pending, opts.QueueSize),
-		stopped:  make(chan struct{}),
-		outcomes: make(map[OutcomeKey]int64),
+		log:       log,
+		st:        st,
+		hosted:    hosted,
+		opts:      opts,
+		queue:     make(chan *pending, opts.QueueSize),
+		stopped:   make(chan struct{}),
+		outcomes:  make(map[OutcomeKey]int64),
+		spool:     spoolState{wake: make(chan struct{}, 1)},
+		spoolOpts: opts.SpoolOpts.withDefaults(),
 	}
 }
 
@@ -325,15 +347,22 @@ func (ing *Ingester) failQueued() {
 }
 
 // commit stores one batch and answers each of its reports: the TLS-RPT
-// reports in one transaction, the DMARC ones in another.
+// reports in one transaction, the DMARC ones in another, the messages to
+// spool in a third.
 func (ing *Ingester) commit(ctx context.Context, batch []*pending) {
-	var tls, dmarc []*pending
+	var tls, dmarc, spool []*pending
 	for _, p := range batch {
-		if p.rep != nil {
+		switch {
+		case p.rep != nil:
 			tls = append(tls, p)
-		} else {
+		case p.spool != nil:
+			spool = append(spool, p)
+		default:
 			dmarc = append(dmarc, p)
 		}
+	}
+	if len(spool) > 0 {
+		ing.commitSpool(ctx, spool)
 	}
 	if len(tls) > 0 {
 		ing.commitTLS(ctx, tls)
@@ -474,7 +503,7 @@ func (ing *Ingester) enqueue(ctx context.Context, p *pending) (outcome, error) {
 func (ing *Ingester) prepare(sub Submission) (*store.TLSRPTReport, error) {
 	sum := sha256.Sum256(sub.Data)
 	rep := &store.TLSRPTReport{
-		ReceivedAt:   ing.opts.Now().UTC(),
+		ReceivedAt:   ing.receivedAt(sub),
 		Source:       sub.Source,
 		SourceDetail: sub.SourceDetail,
 		Raw:          sub.Data,

@@ -127,10 +127,8 @@ func (ing *Ingester) looksLikeReport(data []byte) (bool, string) {
 	}
 	what := describe(js)
 	if what == "JSON" {
-		for _, field := range []string{`"organization-name"`, `"policies"`, `"report-id"`, `"date-range"`} {
-			if bytes.Contains(js, []byte(field)) {
-				return true, ""
-			}
+		if hasTLSField(js) {
+			return true, ""
 		}
 		return false, "is a JSON object without any TLS-RPT field (organization-name, policies, report-id, date-range)"
 	}
@@ -138,6 +136,19 @@ func (ing *Ingester) looksLikeReport(data []byte) (bool, string) {
 		what = c + " holding " + what
 	}
 	return false, "is " + what + ", not a TLS-RPT report (JSON)"
+}
+
+// tlsFields are the top-level fields of a TLS-RPT report (RFC 8460 §4.3).
+var tlsFields = [][]byte{[]byte(`"organization-name"`), []byte(`"policies"`), []byte(`"report-id"`), []byte(`"date-range"`)}
+
+// hasTLSField reports whether js names a field of a TLS-RPT report.
+func hasTLSField(js []byte) bool {
+	for _, f := range tlsFields {
+		if bytes.Contains(js, f) {
+			return true
+		}
+	}
+	return false
 }
 
 // describe names the kind of content data starts with.

@@ -88,6 +88,10 @@ type SMTPOpts struct {
 	// SubmitTimeout bounds the wait for the commit of a report after the
 	// message is received. Zero means 60 seconds.
 	SubmitTimeout time.Duration
+	// Spool acknowledges a message that holds a report once the message
+	// is committed to the spool, not once its reports are stored
+	// (Ingester.SpoolMail; the Ingester's RunSpool stores them).
+	Spool bool
 }
 
 func (o SMTPOpts) withDefaults() SMTPOpts {
@@ -425,7 +429,11 @@ func (ss *session) Data(r io.Reader) error {
 	detail := withMessageID(fmt.Sprintf("from=<%s> ip=%s helo=%s", ss.from, ss.remote, ss.conn.Hostname()), data)
 	sctx, cancel := context.WithTimeout(ctx, ss.s.opts.SubmitTimeout)
 	defer cancel()
-	results, err := ss.s.ing.SubmitMail(sctx, Submission{Source: SourceSMTP, SourceDetail: detail, DKIM: dres}, data, MailOpts{Hint: hint})
+	sub := Submission{Source: SourceSMTP, SourceDetail: detail, DKIM: dres}
+	if ss.s.opts.Spool {
+		return ss.spool(sctx, log, sub, data, hint, what, start)
+	}
+	results, err := ss.s.ing.SubmitMail(sctx, sub, data, MailOpts{Hint: hint})
 	switch {
 	case errors.Is(err, ErrNotReport):
 		log.Info("report mail refused", "err", err)
@@ -460,6 +468,39 @@ func (ss *session) Data(r io.Reader) error {
 	default:
 		return smtpErr(250, smtp.EnhancedCode{2, 0, 0}, "%s stored (report %d)", name, res.ID)
 	}
+}
+
+// spool keeps a message that holds a report in the spool and answers.
+func (ss *session) spool(ctx context.Context, log msgLog, sub Submission, data []byte, hint, what string, start time.Time) error {
+	rc, err := ss.s.ing.SpoolMail(ctx, sub, data, MailOpts{Hint: hint})
+	switch {
+	case errors.Is(err, ErrNotReport):
+		log.Info("report mail refused", "err", err)
+		return smtpErr(550, smtp.EnhancedCode{5, 6, 0}, "no %s in this message: %s", what, reason(err, ErrNotReport))
+	case errors.Is(err, ErrTooLarge):
+		log.Info("report mail refused", "err", err)
+		return smtpErr(552, smtp.EnhancedCode{5, 3, 4}, "report too large: %v", err)
+	case errors.Is(err, ErrSpoolFull):
+		log.Warn("report mail deferred", "err", err)
+		return smtpErr(452, smtp.EnhancedCode{4, 3, 1}, "too many reports wait to be stored; please retry later")
+	case err != nil:
+		log.Warn("report mail not spooled", "err", err)
+		return smtpErr(451, smtp.EnhancedCode{4, 3, 0}, "the report could not be stored; please retry later")
+	}
+	log.Info("report mail spooled", "kind", rc.Kind, "spool_id", rc.ID, "reports", rc.Reports, "duration", time.Since(start))
+	name := "report"
+	switch rc.Kind {
+	case store.KindTLSRPT:
+		name = "TLS report"
+	case store.KindDMARC:
+		name = "DMARC report"
+	case store.KindDMARCFailure:
+		name = "DMARC failure report"
+	}
+	if rc.Reports > 1 {
+		name = fmt.Sprintf("%d reports", rc.Reports)
+	}
+	return smtpErr(250, smtp.EnhancedCode{2, 0, 0}, "%s accepted, queued for storage (spool %d)", name, rc.ID)
 }
 
 // msgLog writes the lines of one message with its attributes.

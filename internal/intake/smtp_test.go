@@ -115,6 +115,18 @@ func startSMTPLogged(t *testing.T, st testStore, hosted func(string) bool, opts 
 		st = openStore(t)
 	}
 	ing := startIngester(t, st, hosted, IngestOpts{})
+	return startSMTPServer(t, ing, st, opts, log)
+}
+
+// startSMTPWith serves the SMTP intake on 127.0.0.1 for ing, which stores
+// in st.
+func startSMTPWith(t *testing.T, ing *Ingester, st testStore, opts SMTPOpts) *smtpEnv {
+	t.Helper()
+	return startSMTPServer(t, ing, st, opts, testLogger(t))
+}
+
+func startSMTPServer(t *testing.T, ing *Ingester, st testStore, opts SMTPOpts, log *slog.Logger) *smtpEnv {
+	t.Helper()
 	serverTLS, clientTLS := testTLS(t)
 	if opts.TLSConfig == nil {
 		opts.TLSConfig = serverTLS

@@ -130,6 +130,8 @@ var (
 		[]string{"kind", "path", "outcome"}, nil)
 	descCommits = prometheus.NewDesc("moat_intake_commits_total", "Transactions the ingester committed.", nil, nil)
 	descQueue   = prometheus.NewDesc("moat_intake_queue_depth", "Reports waiting for the ingester's writer.", nil, nil)
+	descSpool   = prometheus.NewDesc("moat_intake_spool_messages", "Report mail in the spool waiting for its reports to be stored (intake.smtp_spool), as this instance last counted.", nil, nil)
+	descSpooled = prometheus.NewDesc("moat_intake_spool_processed_total", "Spooled messages this instance processed, by result: stored (their reports committed) or failed (kept, never retried).", []string{"result"}, nil)
 	descSnapN   = prometheus.NewDesc("moat_snapshot_domains", "Hosted domains in the serving snapshot.", nil, nil)
 	descSnapAge = prometheus.NewDesc("moat_snapshot_age_seconds", "Time since the serving snapshot was built.", nil, nil)
 	descRebuild = prometheus.NewDesc("moat_snapshot_rebuild_seconds", "Time the last snapshot rebuild took.", nil, nil)
@@ -143,7 +145,7 @@ var (
 
 func (c *moatCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descDNS, descHTTPS, descRefused, descOrders, descCerts, descExpSoon, descExpMin,
-		descIntake, descOutcomes, descCommits, descQueue, descSnapN, descSnapAge, descRebuild, descBuilds, descStore, descLeader,
+		descIntake, descOutcomes, descCommits, descQueue, descSpool, descSpooled, descSnapN, descSnapAge, descRebuild, descBuilds, descStore, descLeader,
 		descPruned, descPruneAt} {
 		ch <- d
 	}
@@ -205,6 +207,9 @@ func (c *moatCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descCommits, prometheus.CounterValue, float64(st.Batches))
 		ch <- prometheus.MustNewConstMetric(descQueue, prometheus.GaugeValue, float64(ing.QueueDepth()))
+		ch <- prometheus.MustNewConstMetric(descSpool, prometheus.GaugeValue, float64(ing.SpoolQueued()))
+		ch <- prometheus.MustNewConstMetric(descSpooled, prometheus.CounterValue, float64(ing.SpoolDone()), "stored")
+		ch <- prometheus.MustNewConstMetric(descSpooled, prometheus.CounterValue, float64(ing.SpoolFailed()), "failed")
 		storeErrs += c.p.commitErrs.Load()
 	}
 	if snap := s.env.Snapshots.Load(); snap != nil {

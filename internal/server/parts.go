@@ -86,6 +86,11 @@ func (p *ingesterPart) Start(ctx context.Context, env *Env) error {
 	g, rctx := startGroup(ctx, p.Name())
 	p.g = g
 	g.goServe(rctx, env, func() error { return env.Ingester.Run(rctx) })
+	if env.Config.HasRole(config.RoleIntake) {
+		// Every instance that takes reports stores those of the spool
+		// (intake.smtp_spool), its own and those left by others.
+		g.goServe(rctx, env, func() error { return env.Ingester.RunSpool(rctx) })
+	}
 	return nil
 }
 
@@ -280,7 +285,7 @@ func (p *smtpPart) Start(ctx context.Context, env *Env) error {
 	p.srv = intake.NewSMTPServer(env.Log, env.Ingester, intake.SMTPOpts{
 		Hostname: host, TLSConfig: tc, Recipients: c.Intake.Addresses, DMARCRecipients: c.Intake.DMARCAddresses,
 		MaxMessageBytes: c.Intake.MaxReportSize * 2, RequireDKIM: c.Intake.RequireDKIM,
-		MaxConnectionsPerIP: int(c.Intake.SMTPConnsPerIP),
+		MaxConnectionsPerIP: int(c.Intake.SMTPConnsPerIP), Spool: c.Intake.SMTPSpool,
 	})
 	g, rctx := startGroup(ctx, p.Name())
 	p.g = g

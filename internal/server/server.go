@@ -139,7 +139,8 @@ func New(log *slog.Logger, c *config.Config, st store.Store, opts Options) (*Ser
 	s := &Server{log: log, cfg: c, st: st, addrs: map[string]string{}, failc: make(chan error, 1)}
 	holder := new(snapshot.Holder)
 	var mp *metricsPart
-	iopts := intake.IngestOpts{MaxDecompressed: c.Intake.MaxReportJSON, MaxDMARCXML: c.Intake.MaxDMARCXML}
+	iopts := intake.IngestOpts{MaxDecompressed: c.Intake.MaxReportJSON, MaxDMARCXML: c.Intake.MaxDMARCXML,
+		Spool: st, SpoolOpts: intake.SpoolOpts{MaxDelay: c.Intake.SpoolMaxDelay}}
 	if c.Metrics.Listen != "" {
 		mp = newMetricsPart(s)
 		iopts.OnCommit = func(d time.Duration, _ int, err error) {

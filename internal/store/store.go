@@ -140,6 +140,10 @@ type Store interface {
 	DMARCStore
 	DMARCReader
 
+	// Spool keeps report mail acknowledged before its reports are stored
+	// (spool.go).
+	Spool
+
 	// SenderCache keeps the reverse DNS and SPF facts about the sources of
 	// DMARC reports (senders.go).
 	SenderCache

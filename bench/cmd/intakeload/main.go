@@ -24,7 +24,9 @@
 //
 // With -expect-stored each acknowledgement must say the report was stored
 // as a new report ("report stored (report N)", Moat's answer to HTTPS and
-// SMTP); the stored ids are collected and must all differ. Without it any
+// SMTP); the stored ids are collected and must all differ. With
+// -expect-spooled, likewise for Moat's SMTP answer with intake.smtp_spool
+// ("report accepted, queued for storage (spool N)"). Without either any
 // 200 or 250 counts (an SMTP sink).
 //
 // It prints "reports", "errors", "connections", "refused" (SMTP connections
@@ -32,7 +34,7 @@
 // "json-bytes" and "wire-bytes" (the mean report size before compression
 // (JSON, or XML with -kind dmarc),
 // and the mean HTTP body or SMTP message), "distinct-ids" with
-// -expect-stored, and exits non-zero when any delivery failed.
+// -expect-stored or -expect-spooled, and exits non-zero when any delivery failed.
 package main
 
 import (
@@ -61,10 +63,10 @@ func main() {
 
 // config is what one run does.
 type config struct {
-	mode, addr, host, rcpt string
-	kind                   string // tlsrpt or dmarc
-	gzip, starttls, stored bool
-	clients, perConn       int
+	mode, addr, host, rcpt          string
+	kind                            string // tlsrpt or dmarc
+	gzip, starttls, stored, spooled bool
+	clients, perConn                int
 }
 
 // load is one prepared run: the payloads, and the counters the clients
@@ -100,6 +102,7 @@ func run() error {
 	n := flag.Int("n", 50000, "at most this many reports (all built before the run)")
 	runID := flag.String("run", "", "prefix of the report-ids, distinct per run (default: from the clock)")
 	flag.BoolVar(&c.stored, "expect-stored", false, "require Moat's answer \"report stored (report N)\" for every report")
+	flag.BoolVar(&c.spooled, "expect-spooled", false, "require Moat's answer \"report accepted, queued for storage (spool N)\" for every report (intake.smtp_spool)")
 	wait := flag.Bool("wait", false, "after building the reports print \"ready\" and wait (at most a minute) for SIGUSR1")
 	sizes := flag.Bool("sizes", false, "print the report sizes and exit")
 	dmarcOut := flag.String("dmarc-file", "", "write one gzipped DMARC aggregate report of -dmarc-records records to this file and exit (for moat import)")
@@ -183,14 +186,14 @@ func run() error {
 	acked := l.acked.Load()
 	fmt.Printf("reports %d\nerrors %d\nconnections %d\nrefused %d\nseconds %.2f\nreports/s %.2f\njson-bytes %d\nwire-bytes %d\n",
 		acked, l.failed.Load(), l.conns.Load(), l.refused.Load(), secs, float64(acked)/secs, jsonBytes, wire/int64(len(l.payloads)))
-	if c.stored {
+	if c.stored || c.spooled {
 		fmt.Printf("distinct-ids %d\n", len(l.ids))
 	}
 	if l.firstErr != nil {
 		return fmt.Errorf("%d deliveries failed, the first: %w", l.failed.Load(), l.firstErr)
 	}
-	if c.stored && int64(len(l.ids)) != acked {
-		return fmt.Errorf("%d reports acknowledged with %d distinct stored ids", acked, len(l.ids))
+	if (c.stored || c.spooled) && int64(len(l.ids)) != acked {
+		return fmt.Errorf("%d reports acknowledged with %d distinct stored or spooled ids", acked, len(l.ids))
 	}
 	return nil
 }
@@ -250,12 +253,20 @@ func (l *load) take() ([]byte, bool) {
 // DMARC reports are answered "DMARC report stored (report N: ...)".
 var storedRe = regexp.MustCompile(`^(?:[245]\.[0-9]{1,3}\.[0-9]{1,3} )?(?:DMARC )?report stored \(report ([0-9]+)[:)]`)
 
+// spooledRe matches Moat's answer for a report mail kept in the spool
+// (intake.smtp_spool).
+var spooledRe = regexp.MustCompile(`^(?:[245]\.[0-9]{1,3}\.[0-9]{1,3} )?(?:TLS |DMARC )?report accepted, queued for storage \(spool ([0-9]+)\)$`)
+
 // ack counts an acknowledged report; answer is the server's text.
 func (l *load) ack(answer string) error {
-	if l.cfg.stored {
-		m := storedRe.FindStringSubmatch(answer)
+	if l.cfg.stored || l.cfg.spooled {
+		re, what := storedRe, "a new stored report"
+		if l.cfg.spooled {
+			re, what = spooledRe, "a spooled report mail"
+		}
+		m := re.FindStringSubmatch(answer)
 		if m == nil {
-			return fmt.Errorf("acknowledged, but not as a new stored report: %q", answer)
+			return fmt.Errorf("acknowledged, but not as %s: %q", what, answer)
 		}
 		id, _ := strconv.ParseInt(m[1], 10, 64)
 		l.mu.Lock()

@@ -43,6 +43,7 @@ func run() error {
 	smtpAddr := flag.String("smtp", "", "address of the SMTP report intake, 127.0.0.1:port; empty: none")
 	profile := flag.String("cpuprofile", "", "write a CPU profile here (required)")
 	dur := flag.Duration("d", time.Minute, "stop after this long (or at SIGTERM/SIGINT)")
+	spool := flag.Bool("spool", false, "intake.smtp_spool: answer report mail once the message is spooled")
 	flag.Parse()
 	if *data == "" || *profile == "" || (*dnsAddr == "" && *httpsAddr == "" && *smtpAddr == "") {
 		return errors.New("-data, -cpuprofile and -dns, -https or -smtp are required")
@@ -56,7 +57,8 @@ func run() error {
 			"dns-listen": *dnsAddr, "https-listen": *httpsAddr, "http-listen": "", "smtp-listen": *smtpAddr,
 		},
 		// Every client of the load generators is 127.0.0.1.
-		Environ: []string{"MOAT_INTAKE_RATE_PER_IP=1000000", "MOAT_INTAKE_SMTP_CONNS_PER_IP=10000"},
+		Environ: []string{"MOAT_INTAKE_RATE_PER_IP=1000000", "MOAT_INTAKE_SMTP_CONNS_PER_IP=10000",
+			fmt.Sprintf("MOAT_INTAKE_SMTP_SPOOL=%t", *spool)},
 	})
 	if err != nil {
 		return err

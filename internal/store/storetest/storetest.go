@@ -84,6 +84,8 @@ func Run(t *testing.T, fresh func(t *testing.T) store.Options) {
 		{"DMARCInvalid", testDMARCInvalid},
 		{"DMARCFailures", testDMARCFailures},
 		{"SenderCache", testSenderCache},
+		{"Spool", testSpool},
+		{"SpoolTwoInstances", testSpoolTwoInstances},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
