@@ -153,6 +153,10 @@ func pruneTables() []pruneTable {
 		// that go; the results of moat check, kept as long as reports.
 		{table: "tlsrpt_last", setting: SettingReports, key: "domain", age: "received_at"},
 		{table: "checks", setting: SettingReports, key: "id", age: "checked_at"},
+		// Spooled mail whose reports could not be stored, kept for a look
+		// as long as raw report bytes; the spool's other rows go as soon
+		// as their reports are stored.
+		{table: "intake_spool", setting: SettingRaw, key: "id", age: "received_at", pending: "failed"},
 		// Sign-in sessions at once when expired (they let no one in
 		// then); an invitation never accepted 30 days after it expired,
 		// so that the dashboard shows it as expired for a while.

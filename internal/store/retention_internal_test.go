@@ -181,8 +181,9 @@ func TestPrune(t *testing.T) {
 				{Table: "dmarc_by_day", Setting: SettingRollups, Action: ActionDelete, Before: rollCut},
 				{Table: "tlsrpt_last", Setting: SettingReports, Action: ActionDelete, Before: normTime(repCut),
 					Rows: count(t, s, `SELECT count(*) FROM tlsrpt_last WHERE received_at < $1`, ta(repCut))},
-				// No checks, sessions or invitations here: TestPruneHistory.
+				// No checks, spooled mail, sessions or invitations here: TestPruneHistory.
 				{Table: "checks", Setting: SettingReports, Action: ActionDelete, Before: normTime(repCut)},
+				{Table: "intake_spool", Setting: SettingRaw, Action: ActionDelete, Before: normTime(rawCut)},
 				{Table: "sessions", Setting: SettingExpired, Action: ActionDelete, Before: normTime(now)},
 				{Table: "invitations", Setting: SettingExpired, Action: ActionDelete, Before: normTime(now).Add(-30 * day)},
 			}
@@ -531,6 +532,21 @@ func TestPruneHistory(t *testing.T) {
 				}
 			}
 		}
+		// Spooled mail: failed rows go with retention.raw, by arrival;
+		// queued ones (acknowledged, not yet stored) never do.
+		spool := []*SpoolItem{
+			{ReceivedAt: now.AddDate(0, 0, -200), Source: "smtp", Detail: "old failed", Data: []byte("x")},
+			{ReceivedAt: now.AddDate(0, 0, -200), Source: "smtp", Detail: "old queued", Data: []byte("x")},
+			{ReceivedAt: now.AddDate(0, 0, -10), Source: "smtp", Detail: "recent failed", Data: []byte("x")},
+		}
+		if err := s.SpoolPut(ctx, spool); err != nil {
+			t.Fatal(err)
+		}
+		for _, it := range []*SpoolItem{spool[0], spool[2]} {
+			if err := s.SpoolFail(ctx, it.ID, "no report"); err != nil {
+				t.Fatal(err)
+			}
+		}
 
 		pruned := func(r Retention, dry bool) map[string]int64 {
 			t.Helper()
@@ -552,8 +568,24 @@ func TestPruneHistory(t *testing.T) {
 			t.Errorf("every period 0: %v, want 1 session and 1 invitation", got)
 		}
 		got := pruned(Retention{Raw: 90 * day, Reports: 400 * day, Rollups: 800 * day}, false)
-		if got["checks"] != 1 || got["tlsrpt_last"] != 1 || got["sessions"] != 0 || got["invitations"] != 0 {
-			t.Errorf("retention.reports 400d: %v, want 1 check and 1 tlsrpt_last row", got)
+		if got["checks"] != 1 || got["tlsrpt_last"] != 1 || got["sessions"] != 0 || got["invitations"] != 0 || got["intake_spool"] != 1 {
+			t.Errorf("retention.reports 400d, raw 90d: %v, want 1 check, 1 tlsrpt_last row and 1 spooled message", got)
+		}
+		var left []string
+		rows, err := s.r.QueryContext(ctx, `SELECT detail FROM intake_spool ORDER BY id`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var d string
+			if err := rows.Scan(&d); err != nil {
+				t.Fatal(err)
+			}
+			left = append(left, d)
+		}
+		rows.Close()
+		if fmt.Sprint(left) != "[old queued recent failed]" {
+			t.Errorf("spooled messages left: %q, want the queued one and the recent failed one", left)
 		}
 		for q, want := range map[string]int64{
 			`SELECT count(*) FROM checks WHERE checked_at > $1`:                                 1,
