@@ -434,16 +434,8 @@ func (ss *session) Data(r io.Reader) error {
 		return ss.spool(sctx, log, sub, data, hint, what, start)
 	}
 	results, err := ss.s.ing.SubmitMail(sctx, sub, data, MailOpts{Hint: hint})
-	switch {
-	case errors.Is(err, ErrNotReport):
-		log.Info("report mail refused", "err", err)
-		return smtpErr(550, smtp.EnhancedCode{5, 6, 0}, "no %s in this message: %s", what, reason(err, ErrNotReport))
-	case errors.Is(err, ErrTooLarge):
-		log.Info("report mail refused", "err", err)
-		return smtpErr(552, smtp.EnhancedCode{5, 3, 4}, "report too large: %v", err)
-	case err != nil:
-		log.Warn("report not stored", "err", err)
-		return smtpErr(451, smtp.EnhancedCode{4, 3, 0}, "the report could not be stored; please retry later")
+	if err != nil {
+		return refusal(log, err, what)
 	}
 	res := results[0]
 	log.Info("report received", "kind", res.Kind, "id", res.ID, "duplicate", res.Duplicate, "conflict_of", res.ConflictOf,
@@ -470,9 +462,9 @@ func (ss *session) Data(r io.Reader) error {
 	}
 }
 
-// spool keeps a message that holds a report in the spool and answers.
-func (ss *session) spool(ctx context.Context, log msgLog, sub Submission, data []byte, hint, what string, start time.Time) error {
-	rc, err := ss.s.ing.SpoolMail(ctx, sub, data, MailOpts{Hint: hint})
+// refusal is the answer to a message whose report was not taken (err from
+// SubmitMail or SpoolMail); what names the report the address is for.
+func refusal(log msgLog, err error, what string) error {
 	switch {
 	case errors.Is(err, ErrNotReport):
 		log.Info("report mail refused", "err", err)
@@ -483,9 +475,16 @@ func (ss *session) spool(ctx context.Context, log msgLog, sub Submission, data [
 	case errors.Is(err, ErrSpoolFull):
 		log.Warn("report mail deferred", "err", err)
 		return smtpErr(452, smtp.EnhancedCode{4, 3, 1}, "too many reports wait to be stored; please retry later")
-	case err != nil:
-		log.Warn("report mail not spooled", "err", err)
-		return smtpErr(451, smtp.EnhancedCode{4, 3, 0}, "the report could not be stored; please retry later")
+	}
+	log.Warn("report not stored", "err", err)
+	return smtpErr(451, smtp.EnhancedCode{4, 3, 0}, "the report could not be stored; please retry later")
+}
+
+// spool keeps a message that holds a report in the spool and answers.
+func (ss *session) spool(ctx context.Context, log msgLog, sub Submission, data []byte, hint, what string, start time.Time) error {
+	rc, err := ss.s.ing.SpoolMail(ctx, sub, data, MailOpts{Hint: hint})
+	if err != nil {
+		return refusal(log, err, what)
 	}
 	log.Info("report mail spooled", "kind", rc.Kind, "spool_id", rc.ID, "reports", rc.Reports, "duration", time.Since(start))
 	name := "report"

@@ -267,20 +267,20 @@ func (ing *Ingester) RunSpool(ctx context.Context) error {
 	poll := time.NewTicker(o.Poll)
 	defer poll.Stop()
 	for {
-		st, err := sp.SpoolStats(ctx)
+		// SpoolOldest reads the first rows only: cheap enough for every
+		// turn of a burst.
+		oldest, queued, err := sp.SpoolOldest(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			ing.log.Warn("spool: counting the queued messages", "err", err)
-		} else {
-			ing.spool.queued.Store(st.Queued)
+			ing.log.Warn("spool: looking for queued messages", "err", err)
 		}
 		// While mail arrives, wait for a pause unless the oldest message
 		// has waited long enough.
-		if err == nil && st.Queued > 0 {
+		if queued {
 			since := time.Since(time.Unix(0, ing.spool.lastPut.Load()))
-			waited := time.Since(st.Oldest)
+			waited := time.Since(oldest)
 			if since < o.Quiet && waited < o.MaxDelay {
 				if !sleep(ctx, min(o.Quiet-since, o.MaxDelay-waited)) {
 					return nil
@@ -289,7 +289,7 @@ func (ing *Ingester) RunSpool(ctx context.Context) error {
 			}
 		}
 		n := 0
-		if err == nil && st.Queued > 0 {
+		if queued {
 			n = ing.processSpool(ctx, sp, o)
 		}
 		if ctx.Err() != nil {
@@ -297,6 +297,16 @@ func (ing *Ingester) RunSpool(ctx context.Context) error {
 		}
 		if n > 0 {
 			continue // more may wait
+		}
+		// Idle: count the spool exactly (it reads the whole table), for
+		// SpoolMail's limit and the metrics; in between, the count follows
+		// this process's puts and deletions.
+		if err == nil {
+			if st, err := sp.SpoolStats(ctx); err == nil {
+				ing.spool.queued.Store(st.Queued)
+			} else if ctx.Err() == nil {
+				ing.log.Warn("spool: counting the queued messages", "err", err)
+			}
 		}
 		select {
 		case <-ctx.Done():

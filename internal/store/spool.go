@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -60,8 +61,12 @@ type Spool interface {
 	// SpoolFailed returns the rows failed for good, newest first, at most
 	// limit (0: 100), without their data.
 	SpoolFailed(ctx context.Context, limit int) ([]*SpoolItem, error)
-	// SpoolStats counts the rows.
+	// SpoolStats counts the rows. It reads the whole table: call it
+	// rarely (SpoolOldest is cheap).
 	SpoolStats(ctx context.Context) (SpoolStats, error)
+	// SpoolOldest returns ReceivedAt of the oldest queued row; false when
+	// none is queued. It reads the first rows only.
+	SpoolOldest(ctx context.Context) (time.Time, bool, error)
 }
 
 // spoolNever is the claim of a failed row: never reached (and within
@@ -252,4 +257,19 @@ func (s *sqlStore) SpoolStats(ctx context.Context) (SpoolStats, error) {
 		st.Oldest = oldestPG.Time.UTC()
 	}
 	return st, nil
+}
+
+// SpoolOldest implements Spool. Rows are queued in id order, so the first
+// one not failed is the oldest (failed rows are few).
+func (s *sqlStore) SpoolOldest(ctx context.Context) (time.Time, bool, error) {
+	var at time.Time
+	err := s.r.QueryRowContext(ctx, `SELECT received_at FROM intake_spool WHERE failed = $1 ORDER BY id LIMIT 1`, false).
+		Scan(timeCol{&at})
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return time.Time{}, false, nil
+	case err != nil:
+		return time.Time{}, false, fmt.Errorf("store: oldest spooled message: %w", err)
+	}
+	return at, true, nil
 }

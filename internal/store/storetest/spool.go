@@ -31,6 +31,9 @@ func testSpool(t *testing.T, fresh func(t *testing.T) store.Options) {
 	if st, err := s.SpoolStats(ctx); err != nil || st != (store.SpoolStats{}) {
 		t.Fatalf("SpoolStats of an empty spool = %+v, %v", st, err)
 	}
+	if at, ok, err := s.SpoolOldest(ctx); err != nil || ok {
+		t.Fatalf("SpoolOldest of an empty spool = %v, %v, %v", at, ok, err)
+	}
 	items := spoolItems(4, "a")
 	if err := s.SpoolPut(ctx, items); err != nil {
 		t.Fatal(err)
@@ -113,6 +116,10 @@ func testSpool(t *testing.T, fresh func(t *testing.T) store.Options) {
 	}
 	if want := (store.SpoolStats{Queued: 1, Failed: 1, Oldest: items[1].ReceivedAt.UTC().Truncate(time.Microsecond)}); st != want {
 		t.Errorf("SpoolStats at the end = %+v, want %+v", st, want)
+	}
+	// The failed row is not a queued one.
+	if at, ok, err := s.SpoolOldest(ctx); err != nil || !ok || !at.Equal(st.Oldest) {
+		t.Errorf("SpoolOldest = %v, %v, %v; want %v", at, ok, err, st.Oldest)
 	}
 
 	// A lease that runs out: the row is claimed again.
