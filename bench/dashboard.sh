@@ -56,7 +56,12 @@ run_one() {
 	"${m[@]}" users create "owner@bench.example" --org bench --role owner --password-file "$WORK/pw" >/dev/null
 	local token
 	token=$("${m[@]}" tokens create --org bench --scope read --name dashload | tail -1 | awk '{print $NF}')
-	"${m[@]}" serve --dev --log-level warn --dns-listen "" --https-listen 127.0.0.1:0 --http-listen "" \
+	# Retention off for the measured server: a new leader runs it at once,
+	# and on the seeded year it would clear the raw bytes of 750,000
+	# reports while the pages are measured (a server in use prunes a day
+	# at a time).
+	MOAT_RETENTION_RAW=0 MOAT_RETENTION_REPORTS=0 MOAT_RETENTION_ROLLUPS=0 \
+		"${m[@]}" serve --dev --log-level warn --dns-listen "" --https-listen 127.0.0.1:0 --http-listen "" \
 		--smtp-listen "" --web-listen 127.0.0.1:0 --metrics-listen "" --addrs-file "$WORK/addrs-$name" >"$WORK/serve-$name.log" 2>&1 &
 	local pid=$!
 	PIDS+=("$pid")

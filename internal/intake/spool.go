@@ -95,7 +95,7 @@ type spoolState struct {
 type SpoolReceipt struct {
 	ID      int64  // the spooled message's id
 	Kind    string // the kind of its first report: store.KindTLSRPT, KindDMARC or KindDMARCFailure
-	Reports int    // the reports it will store
+	Reports int    // the reports found: 1 when the quick check decided (a message may hold more)
 }
 
 // SpoolMail checks that raw holds a report, as SubmitMail would find it,

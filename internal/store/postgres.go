@@ -8,7 +8,8 @@ import (
 	"log/slog"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // driver "pgx"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 )
 
@@ -30,10 +31,18 @@ func openPostgres(ctx context.Context, log *slog.Logger, url string) (_ Store, e
 	// The URL is not in the errors: it may hold a password. pgx's own errors
 	// name host, user and database.
 	fail := func(err error) error { return fmt.Errorf("store: open postgres: %w", err) }
-	db, err := sql.Open("pgx", url)
+	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
 		return nil, fail(err)
 	}
+	if _, set := cfg.RuntimeParams["max_parallel_workers_per_gather"]; !set {
+		// Moat's queries read a few thousand rows through indexes: starting
+		// parallel workers for them costs more than it saves (a dashboard
+		// rollup query measured 52 ms with two workers, 12 ms without, on
+		// 2 cores). A URL parameter of the same name overrides it.
+		cfg.RuntimeParams["max_parallel_workers_per_gather"] = "0"
+	}
+	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(pgMaxConns)
 	db.SetMaxIdleConns(pgMaxConns / 2)
 	db.SetConnMaxIdleTime(5 * time.Minute)
