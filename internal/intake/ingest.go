@@ -9,7 +9,9 @@
 // returns only after the transaction holding the report has committed, so
 // an HTTP 200 or SMTP 250 is never sent for a report that a crash could
 // lose. A report that cannot be parsed is stored anyway, marked invalid with
-// the reason; nothing a sender delivered is dropped silently.
+// the reason; nothing a sender delivered is dropped silently. With the SMTP
+// spool (spool.go) a report mail is acknowledged once the message itself
+// is committed, and its reports are stored afterwards by RunSpool.
 package intake
 
 import (

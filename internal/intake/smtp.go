@@ -373,7 +373,8 @@ func (ss *session) drainMessage() {
 	_ = c.SetReadDeadline(time.Time{})
 }
 
-// Data receives one message and answers only after its report is stored.
+// Data receives one message and answers only after its report is stored
+// (with SMTPOpts.Spool: after the message is committed to the spool).
 // A panic here is recovered by go-smtp, which answers 421 and closes the
 // connection.
 func (ss *session) Data(r io.Reader) error {
