@@ -25,6 +25,11 @@ type ExtractOptions struct {
 	// 256 MiB when ≤ 0. The decoder streams, so this bounds time, not
 	// memory; a compression bomb stops there with ErrTooLarge.
 	MaxDecompressed int64
+	// Head, when positive, keeps only the first Head bytes of each
+	// source's Data (Source.Cut says there was more), decoding no more
+	// base64 than that: a quick look at whether the input holds a
+	// report. Such a source is not for Open.
+	Head int
 }
 
 func (o ExtractOptions) withDefaults() ExtractOptions {
@@ -73,7 +78,9 @@ type Source struct {
 	Kind string
 	// Data are the (still compressed) bytes.
 	Data []byte
-	max  int64
+	// Cut: Data holds only the first ExtractOptions.Head bytes.
+	Cut bool
+	max int64
 }
 
 // Open returns the report's XML, decompressed as it is read (gzip with
@@ -83,6 +90,9 @@ type Source struct {
 // ExtractOptions.MaxDecompressed wrapping ErrTooLarge; Decode then fails
 // with a *DecodeError wrapping them.
 func (s *Source) Open() (*Stream, error) {
+	if s.Cut {
+		return nil, fmt.Errorf("%w: only the first %d bytes of the report were read (ExtractOptions.Head)", ErrInvalidReport, len(s.Data))
+	}
 	r, err := unpack.Open(s.Data, unpack.Options{MaxSize: s.max})
 	if err != nil {
 		var ue *unpack.Error
@@ -195,7 +205,11 @@ func Extract(data []byte, opts ExtractOptions) (in *Input, err error) {
 		return nil, fmt.Errorf("%w: input of %d bytes exceeds %d bytes", ErrTooLarge, len(data), opts.MaxCompressed)
 	}
 	if kind := sniffReport(data); kind != "" {
-		return &Input{Sources: []*Source{{Kind: kind, Data: data, max: opts.MaxDecompressed}}}, nil
+		src := &Source{Kind: kind, Data: data, max: opts.MaxDecompressed}
+		if opts.Head > 0 && len(data) > opts.Head {
+			src.Data, src.Cut = data[:opts.Head], true
+		}
+		return &Input{Sources: []*Source{src}}, nil
 	}
 	raw, mbox := skipMboxLine(data)
 	h, body, err := mailmime.ReadHeader(raw)
@@ -212,7 +226,7 @@ func Extract(data []byte, opts ExtractOptions) (in *Input, err error) {
 	}
 	var cands []candidate
 	var seen []string
-	notes := mailmime.Walk(h, body, mailmime.Options{ExpandMessages: true}, func(p *mailmime.Part) {
+	notes := mailmime.Walk(h, body, mailmime.Options{ExpandMessages: true, MaxBody: max(opts.Head, 0)}, func(p *mailmime.Part) {
 		seen = append(seen, describePart(p))
 		kind := sniffReport(p.Body)
 		rank, warn := classify(p, kind)
@@ -222,7 +236,7 @@ func Extract(data []byte, opts ExtractOptions) (in *Input, err error) {
 		if warn != "" {
 			in.Warnings = append(in.Warnings, Warning{Path: "mail/" + p.Path, Message: warn})
 		}
-		cands = append(cands, candidate{rank, &Source{Part: p.Path, MediaType: p.MediaType, Filename: p.Filename, Kind: kind, Data: p.Body, max: opts.MaxDecompressed}})
+		cands = append(cands, candidate{rank, &Source{Part: p.Path, MediaType: p.MediaType, Filename: p.Filename, Kind: kind, Data: p.Body, Cut: p.Cut, max: opts.MaxDecompressed}})
 	})
 	if len(cands) == 0 {
 		return nil, fmt.Errorf("%w: %s", ErrNoReport, describeParts(seen, notes, "an aggregate report"))

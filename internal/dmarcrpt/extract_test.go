@@ -1,6 +1,7 @@
 package dmarcrpt
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -121,5 +122,36 @@ func TestExtractLimits(t *testing.T) {
 	var de *DecodeError
 	if !errors.Is(err, ErrTooLarge) || !errors.As(err, &de) || !strings.Contains(err.Error(), "decompressed size exceeds 100 bytes") {
 		t.Errorf("Decode of a source over MaxDecompressed = %v", err)
+	}
+}
+
+// TestExtractHead: with ExtractOptions.Head the sources are those of a
+// whole read, each cut to its first bytes, and a cut source is not opened.
+func TestExtractHead(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"gzip.xml.gz", "mail-multipart-mixed-gzip.eml", "mail-forwarded-message-rfc822.eml", "mail-base64-without-padding-and-garbage.eml"} {
+		data, err := os.ReadFile(filepath.Join("testdata/extract", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		whole, err := Extract(data, ExtractOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, err := Extract(data, ExtractOptions{Head: 16})
+		if err != nil || len(in.Sources) != len(whole.Sources) {
+			t.Fatalf("%s: Extract with Head: %v, %d sources; want %d", name, err, len(in.Sources), len(whole.Sources))
+		}
+		for i, src := range in.Sources {
+			w := whole.Sources[i]
+			if src.Part != w.Part || src.Kind != w.Kind || len(src.Data) != min(16, len(w.Data)) ||
+				!bytes.HasPrefix(w.Data, src.Data) || src.Cut != (len(w.Data) > 16) {
+				t.Errorf("%s source %d: part %q kind %q %d bytes cut %v; whole: part %q kind %q %d bytes",
+					name, i, src.Part, src.Kind, len(src.Data), src.Cut, w.Part, w.Kind, len(w.Data))
+			}
+			if _, err := src.Open(); src.Cut && !errors.Is(err, ErrInvalidReport) {
+				t.Errorf("%s: Open of a cut source = %v, want ErrInvalidReport", name, err)
+			}
+		}
 	}
 }

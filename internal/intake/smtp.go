@@ -427,13 +427,15 @@ func (ss *session) Data(r io.Reader) error {
 	case store.KindDMARC:
 		what = "DMARC report"
 	}
-	detail := withMessageID(fmt.Sprintf("from=<%s> ip=%s helo=%s", ss.from, ss.remote, ss.conn.Hostname()), data)
+	detail := fmt.Sprintf("from=<%s> ip=%s helo=%s", ss.from, ss.remote, ss.conn.Hostname())
 	sctx, cancel := context.WithTimeout(ctx, ss.s.opts.SubmitTimeout)
 	defer cancel()
 	sub := Submission{Source: SourceSMTP, SourceDetail: detail, DKIM: dres}
 	if ss.s.opts.Spool {
+		// The processor adds the Message-ID (a header parse less here).
 		return ss.spool(sctx, log, sub, data, hint, what, start)
 	}
+	sub.SourceDetail = withMessageID(detail, data)
 	results, err := ss.s.ing.SubmitMail(sctx, sub, data, MailOpts{Hint: hint})
 	if err != nil {
 		return refusal(log, err, what)
@@ -531,6 +533,9 @@ func reason(err, sentinel error) string {
 // DKIMFail otherwise, with a description, and whether the failure is only
 // temporary (a key lookup failed).
 func (s *SMTPServer) verifyDKIM(ctx context.Context, data []byte) (result, why string, temporary bool) {
+	if unsigned(data) {
+		return DKIMNone, "no DKIM-Signature", false // what the verifier finds, without its header parse
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.DKIMTimeout)
 	defer cancel()
 	lookup := func(name string) (txts []string, err error) {
@@ -562,6 +567,38 @@ func (s *SMTPServer) verifyDKIM(ctx context.Context, data []byte) (result, why s
 		reasons = append(reasons, fmt.Sprintf("d=%s: %v", v.Domain, v.Err))
 	}
 	return DKIMFail, strings.Join(reasons, "; "), temporary
+}
+
+// unsigned reports whether the message data surely has no DKIM-Signature
+// field: its header ends with an empty line and does not name one. The
+// verifier would read the header to find none; a header it cannot read
+// (no empty line) is left to it, for its error.
+func unsigned(data []byte) bool {
+	var end int
+	switch {
+	case bytes.HasPrefix(data, []byte("\n")) || bytes.HasPrefix(data, []byte("\r\n")):
+		end = 0
+	default:
+		for i := 0; ; {
+			j := bytes.IndexByte(data[i:], '\n')
+			if j < 0 {
+				return false
+			}
+			i += j + 1
+			if bytes.HasPrefix(data[i:], []byte("\n")) || bytes.HasPrefix(data[i:], []byte("\r\n")) {
+				end = i
+				break
+			}
+		}
+	}
+	const name = "dkim-signature"
+	h := data[:end]
+	for i := 0; i+len(name) <= len(h); i++ {
+		if h[i]|0x20 == 'd' && bytes.EqualFold(h[i:i+len(name)], []byte(name)) {
+			return false
+		}
+	}
+	return true
 }
 
 // limitListener refuses connections beyond the limits with a 421 reply.

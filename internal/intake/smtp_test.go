@@ -589,3 +589,44 @@ func TestSMTPShutdown(t *testing.T) {
 		t.Errorf("Serve after Shutdown: %v, want nil", err)
 	}
 }
+
+// FuzzUnsigned: when unsigned says a message has no DKIM-Signature, the
+// verifier finds none and reads its header without error, so skipping it
+// changes nothing.
+func FuzzUnsigned(f *testing.F) {
+	key := newDKIMKey(f)
+	f.Add([]byte("From: a@example.com\r\nSubject: x\r\n\r\nbody\r\n"))
+	f.Add([]byte("From: a@example.com\nDKIM-Signature: v=1\n\nbody"))
+	f.Add([]byte("From: a@example.com\r\n dkim-signature : folded\r\n\r\n"))
+	f.Add([]byte("dKiM-SiGnAtUrE : v=1\r\n\r\n"))
+	f.Add([]byte("\r\nbody only"))
+	f.Add([]byte("From: a@example.com\r\nno end of header"))
+	f.Add(key.sign(f, reportMail("application/tlsrpt+json", []byte(rfcExample))))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if !unsigned(data) {
+			return
+		}
+		lookup := func(string) ([]string, error) { return nil, errors.New("no lookups in this test") }
+		verifs, err := dkim.VerifyWithOptions(bytes.NewReader(data), &dkim.VerifyOptions{LookupTXT: lookup, MaxVerifications: 8})
+		if err != nil || len(verifs) != 0 {
+			t.Fatalf("unsigned(%q), but the verifier gives %d results, %v", data, len(verifs), err)
+		}
+	})
+}
+
+func TestUnsigned(t *testing.T) {
+	t.Parallel()
+	for data, want := range map[string]bool{
+		"From: a@example.com\r\nSubject: x\r\n\r\nDKIM-Signature in the body\r\n": true,
+		"From: a@example.com\nSubject: x\n\nbody":                                 true,
+		"\r\nbody": true,
+		"From: a@example.com\r\nDKIM-Signature: v=1\r\n\r\n":        false,
+		"From: a@example.com\r\n\tdkim-SIGNATURE folded in\r\n\r\n": false,
+		"From: a@example.com\r\nno empty line":                      false,
+		"":                                                          false,
+	} {
+		if got := unsigned([]byte(data)); got != want {
+			t.Errorf("unsigned(%q) = %v, want %v", data, got, want)
+		}
+	}
+}

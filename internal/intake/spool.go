@@ -1,10 +1,10 @@
 package intake
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -131,21 +131,50 @@ func (ing *Ingester) SpoolMail(ctx context.Context, sub Submission, raw []byte, 
 	return rc, nil
 }
 
+// checkHead is how many bytes of each part checkMail decodes: enough for
+// the gzip header, the first block's Huffman tables and the first
+// hundreds of bytes of the report (gunzipHead reads 512).
+const checkHead = 1024
+
 // checkMail is SpoolMail's check that raw holds a report, without
 // decoding one: a part that SubmitMail would store as a TLS report, a DMARC
 // failure report, or a part it would store as a DMARC aggregate report;
-// the kind of the message's Hint first. When none is found it
-// runs SubmitMail's whole search, which decides as SubmitMail would (a
+// the kind of the message's Hint first; from the first bytes of each part
+// only (quickCheck). When none is found it runs SubmitMail's whole
+// search, which decides as SubmitMail would (a
 // damaged report is kept as invalid, mail without one is refused with
 // the reasons). So it refuses nothing SubmitMail would store; what it lets
 // through that SubmitMail would refuse (a report larger than the limits
 // once decompressed) is kept in the spool, marked failed, when processed.
 func (ing *Ingester) checkMail(sub Submission, raw []byte, opts MailOpts) (SpoolReceipt, error) {
+	if kind := ing.quickCheck(raw, opts.Hint); kind != "" {
+		return SpoolReceipt{Kind: kind, Reports: 1}, nil
+	}
+	p, err := ing.planMail(sub, raw, opts)
+	if err != nil {
+		return SpoolReceipt{}, err
+	}
+	rc := SpoolReceipt{Reports: len(p.tls) + len(p.dmarc)}
+	switch {
+	case p.failure != nil:
+		rc.Kind, rc.Reports = store.KindDMARCFailure, rc.Reports+1
+	case len(p.dmarc) > 0:
+		rc.Kind = store.KindDMARC
+	default:
+		rc.Kind = store.KindTLSRPT
+	}
+	return rc, nil
+}
+
+// quickCheck is checkMail's look at the first bytes of raw's parts: the
+// kind of a report SubmitMail surely stores (valid, or kept as invalid),
+// or "" when it cannot tell.
+func (ing *Ingester) quickCheck(raw []byte, hint string) string {
 	// The shapes SubmitMail always stores, valid or kept as invalid, read
 	// from the first bytes only: a TLS part that is (gzipped) JSON naming a
 	// TLS-RPT field in its first bytes (looksLikeReport), a DMARC part that
 	// is gzipped XML (compressed, so kept even when damaged). Anything
-	// else goes to SubmitMail's whole search below.
+	// else goes to SubmitMail's whole search (checkMail).
 	head := func(data []byte) ([]byte, bool) {
 		switch unpack.Sniff(data) {
 		case "":
@@ -155,12 +184,14 @@ func (ing *Ingester) checkMail(sub Submission, raw []byte, opts MailOpts) (Spool
 		}
 		return nil, false
 	}
+	// Only the first checkHead bytes of each part are decoded (and
+	// gunzipped, as far as they go): what the check looks at is in them.
 	tls := func() bool {
-		msg, err := tlsrpt.ExtractMessage(bytes.NewReader(raw), max(ing.opts.MaxDecompressed, int64(len(raw))))
+		parts, err := tlsrpt.ReportParts(raw, checkHead)
 		if err != nil {
 			return false
 		}
-		for _, p := range msg.Parts {
+		for _, p := range parts {
 			if h, ok := head(p.Data); ok && peekPlain(h) == "json" && hasTLSField(h) {
 				return true
 			}
@@ -168,7 +199,9 @@ func (ing *Ingester) checkMail(sub Submission, raw []byte, opts MailOpts) (Spool
 		return false
 	}
 	dmarc := func() bool {
-		in, err := dmarcrpt.Extract(raw, ing.extractOpts(raw))
+		eo := ing.extractOpts(raw)
+		eo.Head = checkHead
+		in, err := dmarcrpt.Extract(raw, eo)
 		if err != nil {
 			return false
 		}
@@ -192,28 +225,15 @@ func (ing *Ingester) checkMail(sub Submission, raw []byte, opts MailOpts) (Spool
 		kind string
 		ok   func() bool
 	}{{store.KindDMARC, dmarc}, {store.KindDMARCFailure, failure}, {store.KindTLSRPT, tls}}
-	if opts.Hint == store.KindTLSRPT {
+	if hint == store.KindTLSRPT {
 		checks[0], checks[2] = checks[2], checks[0]
 	}
 	for _, c := range checks {
 		if c.ok() {
-			return SpoolReceipt{Kind: c.kind, Reports: 1}, nil
+			return c.kind
 		}
 	}
-	p, err := ing.planMail(sub, raw, opts)
-	if err != nil {
-		return SpoolReceipt{}, err
-	}
-	rc := SpoolReceipt{Reports: len(p.tls) + len(p.dmarc)}
-	switch {
-	case p.failure != nil:
-		rc.Kind, rc.Reports = store.KindDMARCFailure, rc.Reports+1
-	case len(p.dmarc) > 0:
-		rc.Kind = store.KindDMARC
-	default:
-		rc.Kind = store.KindTLSRPT
-	}
-	return rc, nil
+	return ""
 }
 
 // commitSpool keeps the spooled messages of a batch in one transaction.
@@ -379,7 +399,11 @@ func (ing *Ingester) processItem(ctx context.Context, sp store.Spool, it *store.
 			ok = false
 		}
 	}()
-	sub := Submission{Source: it.Source, SourceDetail: it.Detail, DKIM: it.DKIM, ReceivedAt: it.ReceivedAt}
+	detail := it.Detail
+	if it.Source == SourceSMTP && !strings.Contains(detail, " message-id=") {
+		detail = withMessageID(detail, it.Data) // left out of the SMTP dialogue
+	}
+	sub := Submission{Source: it.Source, SourceDetail: detail, DKIM: it.DKIM, ReceivedAt: it.ReceivedAt}
 	results, err := ing.SubmitMail(ctx, sub, it.Data, MailOpts{Hint: it.Hint})
 	switch {
 	case err == nil:

@@ -1,6 +1,7 @@
 package intake
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -133,7 +134,9 @@ func TestSMTPSpool(t *testing.T) {
 		t.Fatalf("reports: %d, %v", len(reps), err)
 	}
 	r := reps[0]
+	// The Message-ID is added to the detail by the processor, once.
 	if r.ReportID != "spool-1" || r.Source != SourceSMTP || !strings.Contains(r.SourceDetail, "from=<tlsrpt@sender.example>") ||
+		strings.Count(r.SourceDetail, " message-id=m1@sender.example") != 1 ||
 		r.ReceivedAt.Before(before.Add(-time.Millisecond)) || r.ReceivedAt.After(acked) {
 		t.Errorf("stored report %q from %q (%q) received %v, want spool-1 by smtp received between %v and %v",
 			r.ReportID, r.Source, r.SourceDetail, r.ReceivedAt, before, acked)
@@ -360,4 +363,51 @@ func TestSpoolFull(t *testing.T) {
 		t.Fatalf("after the spool emptied: %v", err)
 	}
 	waitReports(t, e.st, 3, 10*time.Second)
+}
+
+// TestQuickCheck: reports larger than what the quick check decodes of a
+// part (checkHead) are still recognized from their first bytes, so
+// SpoolMail does not fall back to SubmitMail's whole search for them; and
+// gunzipHead of a gzip stream cut short gives the first bytes of the
+// whole.
+func TestQuickCheck(t *testing.T) {
+	t.Parallel()
+	ing := NewIngester(nil, &nullStore{}, nil, IngestOpts{MaxDecompressed: 1 << 20, MaxDMARCXML: 1 << 20})
+	// Failure details with distinct addresses: about 20 KB of JSON that
+	// compress to well over checkHead bytes.
+	var details []string
+	for i := range 200 {
+		details = append(details, fmt.Sprintf(`{"result-type":"validation-failure","sending-mta-ip":"192.0.2.%d","receiving-mx-hostname":"mx%d.a.example","failed-session-count":%d,"additional-information":"%016x"}`, i, i*7919%1000, i*31%97+1, uint64(i)*0x9E3779B97F4A7C15))
+	}
+	bigJSON := []byte(`{"organization-name":"Sender","date-range":{"start-datetime":"2026-12-01T00:00:00Z","end-datetime":"2026-12-01T23:59:59Z"},` +
+		`"contact-info":"tlsrpt@sender.example","report-id":"big-1","policies":[{"policy":{"policy-type":"sts","policy-domain":"a.example"},` +
+		`"summary":{"total-successful-session-count":1,"total-failure-session-count":200},"failure-details":[` + strings.Join(details, ",") + `]}]}`)
+	bigTLS := gzipped(t, bigJSON)
+	bigDMARC := gzipped(t, dmarcXML("Receiver", "big-2", "a.example", 600, 3))
+	if len(bigTLS) < 2*checkHead || len(bigDMARC) < 2*checkHead {
+		t.Fatalf("test reports of %d and %d bytes gzipped: not larger than the check's %d", len(bigTLS), len(bigDMARC), checkHead)
+	}
+	for _, c := range []struct {
+		name, hint, want string
+		raw              []byte
+	}{
+		{"TLS report to the TLS address", store.KindTLSRPT, store.KindTLSRPT, reportMail("application/tlsrpt+gzip", bigTLS)},
+		{"TLS report to the DMARC address", store.KindDMARC, store.KindTLSRPT, reportMail("application/tlsrpt+gzip", bigTLS)},
+		{"DMARC report to the DMARC address", store.KindDMARC, store.KindDMARC, dmarcMail("application/gzip", "r.xml.gz", bigDMARC)},
+		{"DMARC report to the TLS address", store.KindTLSRPT, store.KindDMARC, dmarcMail("application/gzip", "r.xml.gz", bigDMARC)},
+		{"prose", store.KindTLSRPT, "", plainMail("Just saying hello.")},
+	} {
+		if got := ing.quickCheck(c.raw, c.hint); got != c.want {
+			t.Errorf("%s: quickCheck = %q, want %q", c.name, got, c.want)
+		}
+	}
+
+	whole, ok := ing.gunzipHead(bigTLS)
+	if !ok || len(whole) != 512 {
+		t.Fatalf("gunzipHead of the whole stream: %d bytes, %v", len(whole), ok)
+	}
+	part, ok := ing.gunzipHead(bigTLS[:300])
+	if !ok || len(part) == 0 || !bytes.HasPrefix(whole, part) {
+		t.Fatalf("gunzipHead of the first 300 bytes: %q, %v; want a prefix of %q", part, ok, whole)
+	}
 }

@@ -49,8 +49,11 @@ type Part struct {
 	// Encoding is the Content-Transfer-Encoding as written, lower-case.
 	Encoding string
 	// Body is the body with its transfer encoding undone (base64,
-	// quoted-printable); other encodings are kept as they are.
+	// quoted-printable); other encodings are kept as they are. With
+	// Options.MaxBody it is at most that many first bytes of it.
 	Body []byte
+	// Cut: Body is only the first Options.MaxBody bytes of a longer body.
+	Cut bool
 	// Top: the part is the body of the message itself, not a part of a
 	// multipart nor of an attached message.
 	Top bool
@@ -62,6 +65,11 @@ type Options struct {
 	// message/global parts (forwarded reports); otherwise they are leaves
 	// whose Body is the attached message.
 	ExpandMessages bool
+	// MaxBody, when positive, keeps only the first MaxBody bytes of each
+	// leaf's decoded body (Part.Cut says one was longer), decoding no more
+	// base64 than that: for a quick look at what parts hold. Attached
+	// messages are still read whole to walk them.
+	MaxBody int
 }
 
 // ReadHeader reads the header of a message and returns it with a reader
@@ -90,6 +98,7 @@ func Walk(h textproto.Header, body io.Reader, opts Options, visit func(*Part)) (
 
 type walker struct {
 	opts    Options
+	buf     bytes.Buffer // readHead's, reused
 	visit   func(*Part)
 	visited int
 	notes   []string
@@ -138,10 +147,16 @@ func (w *walker) walk(h textproto.Header, body io.Reader, depth int, prefix stri
 		w.walk(ih, br, depth+1, leafPath(prefix, msgBody), true, false)
 	default:
 		enc := strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding")))
-		w.visit(&Part{
+		p := &Part{
 			Path: leafPath(prefix, msgBody), Header: h, MediaType: mt, Params: params,
-			Filename: Filename(h, params), Encoding: enc, Body: w.readBody(h, body), Top: top,
-		})
+			Filename: Filename(h, params), Encoding: enc, Top: top,
+		}
+		if w.opts.MaxBody > 0 {
+			p.Body, p.Cut = w.readHead(enc, body, w.opts.MaxBody)
+		} else {
+			p.Body = w.readBody(h, body)
+		}
+		w.visit(p)
 	}
 }
 
@@ -170,6 +185,32 @@ func (w *walker) readBody(h textproto.Header, body io.Reader) []byte {
 	return DecodeTransfer(h.Get("Content-Transfer-Encoding"), raw)
 }
 
+// readHead reads a leaf body and returns at most its first limit bytes,
+// transfer-decoded, and whether the body was longer. The encoded body is
+// read into a buffer the walk reuses; what is returned is a copy.
+func (w *walker) readHead(encoding string, body io.Reader, limit int) ([]byte, bool) {
+	w.buf.Reset()
+	if _, err := w.buf.ReadFrom(body); err != nil {
+		w.notes = append(w.notes, fmt.Sprintf("body cut short: %v", err))
+	}
+	raw := w.buf.Bytes()
+	var dec []byte
+	switch encoding {
+	case "base64":
+		dec = DecodeBase64Prefix(raw, limit+1) // one more: was there more?
+	case "quoted-printable":
+		dec = DecodeTransfer(encoding, raw)
+	default:
+		dec = raw
+	}
+	cut := len(dec) > limit
+	dec = dec[:min(len(dec), limit)]
+	if encoding != "base64" {
+		dec = bytes.Clone(dec) // not the reused buffer
+	}
+	return dec, cut
+}
+
 // DecodeTransfer undoes a Content-Transfer-Encoding (RFC 2045 §6):
 // base64 (leniently, see DecodeBase64) and quoted-printable (kept as is
 // when it does not decode); 7bit, 8bit, binary and unknown encodings
@@ -192,9 +233,32 @@ func DecodeTransfer(encoding string, raw []byte) []byte {
 // outside the alphabet (line breaks, indentation, garbage) are skipped,
 // padding may be missing, and padded chunks may follow each other.
 func DecodeBase64(raw []byte) []byte {
-	clean := make([]byte, 0, len(raw))
+	return DecodeBase64Prefix(raw, -1)
+}
+
+// DecodeBase64Prefix is DecodeBase64 of no more of raw than it takes to
+// decode n bytes: its result is a prefix of DecodeBase64(raw), n bytes
+// long or longer (shorter only when raw decodes to fewer). n < 0 decodes
+// all of raw.
+func DecodeBase64Prefix(raw []byte, n int) []byte {
+	size := len(raw)
+	if n >= 0 {
+		size = min(size, n/3*4+16)
+	}
+	clean := make([]byte, 0, size)
+	done, letters := 0, 0 // bytes of the chunks ended by '=', letters of the current chunk
+scan:
 	for _, c := range raw {
-		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '+' || c == '/' || c == '=' {
+		switch {
+		case 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '+' || c == '/':
+			if n >= 0 && done+letters*6/8 >= n {
+				break scan
+			}
+			letters++
+			clean = append(clean, c)
+		case c == '=':
+			done += letters * 6 / 8 // a lone sextet (letters%4 == 1) carries no byte
+			letters = 0
 			clean = append(clean, c)
 		}
 	}

@@ -76,6 +76,17 @@ body
 	if strings.Join(got, "\n") != strings.Join(want, "\n") || len(notes) != 0 {
 		t.Errorf("Walk =\n%s\nwant\n%s\nnotes %q", strings.Join(got, "\n"), strings.Join(want, "\n"), notes)
 	}
+	// MaxBody: the first bytes of each leaf, and whether there was more;
+	// attached messages are still walked.
+	var heads []string
+	h, body, _ := ReadHeader([]byte(msg))
+	Walk(h, body, Options{ExpandMessages: true, MaxBody: 4}, func(p *Part) {
+		heads = append(heads, fmt.Sprintf("%s %q %v", p.Path, p.Body, p.Cut))
+	})
+	wantHeads := []string{`1 "hell" true`, `2 "hell" true`, `3.1 "caf\xc3" true`, `3.2 "data" false`, `4.1 "body" false`}
+	if strings.Join(heads, "\n") != strings.Join(wantHeads, "\n") {
+		t.Errorf("Walk with MaxBody 4 =\n%s\nwant\n%s", strings.Join(heads, "\n"), strings.Join(wantHeads, "\n"))
+	}
 	got, _ = walkAll(t, msg, Options{})
 	if len(got) != 4 || !strings.HasPrefix(got[2], "3 message/rfc822") || !strings.HasPrefix(got[3], "4 message/rfc822") {
 		t.Errorf("without ExpandMessages: %q", got)
@@ -130,6 +141,46 @@ func TestDecodeBase64(t *testing.T) {
 			t.Errorf("%s: DecodeBase64(%q) = %q", name, in, got)
 		}
 	}
+}
+
+func TestDecodeBase64Prefix(t *testing.T) {
+	t.Parallel()
+	data := []byte("any carnal pleasure, and more of it.")
+	enc := base64.StdEncoding.EncodeToString(data)
+	split := base64.StdEncoding.EncodeToString(data[:1]) + base64.StdEncoding.EncodeToString(data[1:2]) +
+		"\r\n" + base64.StdEncoding.EncodeToString(data[2:])
+	for _, in := range []string{enc, split, enc[:10] + "*\n" + enc[10:]} {
+		for _, n := range []int{0, 1, 2, 3, 4, 5, 10, len(data) - 1, len(data), len(data) + 5, -1} {
+			got := DecodeBase64Prefix([]byte(in), n)
+			want := n
+			if n < 0 || n > len(data) {
+				want = len(data)
+			}
+			if len(got) < want || !bytes.HasPrefix(data, got) {
+				t.Errorf("DecodeBase64Prefix(%q, %d) = %q, want %d bytes or more of %q", in, n, got, want, data)
+			}
+			if n >= 0 && n+3 < len(data) && len(got) > n+3 {
+				t.Errorf("DecodeBase64Prefix(%q, %d) decoded %d bytes, more than it needed", in, n, len(got))
+			}
+		}
+	}
+}
+
+// FuzzDecodeBase64Prefix: the prefix is what DecodeBase64 gives, cut.
+func FuzzDecodeBase64Prefix(f *testing.F) {
+	f.Add([]byte("aGVs\r\n bG8="), 2)
+	f.Add([]byte("YQ==Yg==Yw"), 2)
+	f.Add([]byte("=a=bc=def="), 1)
+	f.Fuzz(func(t *testing.T, raw []byte, n int) {
+		full := DecodeBase64(raw)
+		got := DecodeBase64Prefix(raw, n)
+		if !bytes.HasPrefix(full, got) {
+			t.Fatalf("DecodeBase64Prefix(%q, %d) = %q, not a prefix of %q", raw, n, got, full)
+		}
+		if want := min(max(n, 0), len(full)); n >= 0 && len(got) < want || n < 0 && len(got) != len(full) {
+			t.Fatalf("DecodeBase64Prefix(%q, %d) = %d bytes of %d", raw, n, len(got), len(full))
+		}
+	})
 }
 
 func TestHeaderFields(t *testing.T) {

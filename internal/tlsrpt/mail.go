@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/emersion/go-message/textproto"
+
 	"github.com/moatmail/moat/internal/mailmime"
 )
 
@@ -33,6 +35,8 @@ type Part struct {
 	// Data is the body, transfer-decoded (base64, quoted-printable) but
 	// still possibly compressed: pass it to Decompress.
 	Data []byte
+	// Cut: Data holds only the first bytes of the part (ReportParts).
+	Cut bool
 }
 
 // Candidate priorities, most likely first.
@@ -100,10 +104,40 @@ func ExtractMessage(r io.Reader, maxSize int64) (msg *Message, err error) {
 	}
 	_, _, msg.ReportID, _ = ParseSubject(msg.Subject)
 
+	if msg.Parts, err = findParts(h, body, 0); err != nil {
+		return nil, err
+	}
+	return msg, nil
+}
+
+// ReportParts returns the parts ExtractMessage finds in the message raw,
+// in its order, without reading the message's header fields, each part's
+// Data cut to at most its first head bytes (Part.Cut says it was
+// longer): a quick look at whether a message holds a report, not the
+// report. A candidate whose rank depends on more of its bytes than head
+// (a text/plain part naming a report field further on) may be missed.
+// It gives ErrNoReport as ExtractMessage does; raw is not size-checked.
+func ReportParts(raw []byte, head int) (parts []Part, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			parts, err = nil, fmt.Errorf("%w: %w: %v", ErrNoReport, errInternal, p)
+		}
+	}()
+	h, body, err := mailmime.ReadHeader(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: not a mail message: %w", ErrNoReport, err)
+	}
+	return findParts(h, body, max(head, 1))
+}
+
+// findParts walks a message (header h, body) for the candidate report
+// parts, most likely first; head > 0 keeps only the first head bytes of
+// each.
+func findParts(h textproto.Header, body io.Reader, head int) ([]Part, error) {
 	// The walk descends into message/rfc822 attachments: forwarded reports.
 	var cands []candidate
 	var seen []string // a description of each leaf part, for the error
-	notes := mailmime.Walk(h, body, mailmime.Options{ExpandMessages: true}, func(p *mailmime.Part) {
+	notes := mailmime.Walk(h, body, mailmime.Options{ExpandMessages: true, MaxBody: head}, func(p *mailmime.Part) {
 		desc := p.MediaType
 		if desc == "" {
 			desc = "text/plain (no Content-Type)"
@@ -113,17 +147,18 @@ func ExtractMessage(r io.Reader, maxSize int64) (msg *Message, err error) {
 		}
 		seen = append(seen, fmt.Sprintf("%s of %d bytes", desc, len(p.Body)))
 		if prio, ok := classify(p.MediaType, p.Filename, p.Body, p.Top); ok {
-			cands = append(cands, candidate{prio: prio, part: Part{MediaType: p.MediaType, Filename: p.Filename, Data: p.Body}})
+			cands = append(cands, candidate{prio: prio, part: Part{MediaType: p.MediaType, Filename: p.Filename, Data: p.Body, Cut: p.Cut}})
 		}
 	})
 	if len(cands) == 0 {
 		return nil, fmt.Errorf("%w: %s", ErrNoReport, describeParts(seen, notes))
 	}
 	slices.SortStableFunc(cands, func(a, b candidate) int { return a.prio - b.prio })
-	for _, c := range cands {
-		msg.Parts = append(msg.Parts, c.part)
+	parts := make([]Part, len(cands))
+	for i, c := range cands {
+		parts[i] = c.part
 	}
-	return msg, nil
+	return parts, nil
 }
 
 type candidate struct {

@@ -1,6 +1,7 @@
 package tlsrpt
 
 import (
+	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -289,6 +290,21 @@ Content-Transfer-Encoding: base64
 			}
 			if got := partTypes(m); got != tc.types {
 				t.Fatalf("candidates %q, want %q", got, tc.types)
+			}
+			// ReportParts: the same parts, each cut to its first bytes.
+			for _, head := range []int{40, 1 << 20} {
+				parts, err := ReportParts([]byte(crlf(tc.msg)), head)
+				if err != nil || len(parts) != len(m.Parts) {
+					t.Fatalf("ReportParts(%d): %d parts, %v; want %d", head, len(parts), err, len(m.Parts))
+				}
+				for i, p := range parts {
+					whole := m.Parts[i]
+					if p.MediaType != whole.MediaType || p.Filename != whole.Filename || !bytes.HasPrefix(whole.Data, p.Data) ||
+						len(p.Data) != min(head, len(whole.Data)) || p.Cut != (len(whole.Data) > head) {
+						t.Errorf("ReportParts(%d) part %d: %s %q %d bytes cut %v; ExtractMessage's: %s %q %d bytes",
+							head, i, p.MediaType, p.Filename, len(p.Data), p.Cut, whole.MediaType, whole.Filename, len(whole.Data))
+					}
+				}
 			}
 			out, _, err := Decompress(m.Parts[0].Data, 0)
 			if err != nil {
