@@ -27,8 +27,8 @@ type ExtractOptions struct {
 	MaxDecompressed int64
 	// Head, when positive, keeps only the first Head bytes of each
 	// source's Data (Source.Cut says there was more), decoding no more
-	// base64 than that: a quick look at whether the input holds a
-	// report. Such a source is not for Open.
+	// base64 than that, and leaves Input.Mail nil: a quick look at
+	// whether the input holds a report. Such a source is not for Open.
 	Head int
 }
 
@@ -45,7 +45,7 @@ func (o ExtractOptions) withDefaults() ExtractOptions {
 // Input is what Extract found in a file, a body or a mail.
 type Input struct {
 	// Mail is the report message's header, nil when the input was a file
-	// or a body rather than a mail.
+	// or a body rather than a mail (and with ExtractOptions.Head).
 	Mail *MailInfo
 	// Sources are the reports found, most likely first (see Extract).
 	// There is at least one.
@@ -216,7 +216,10 @@ func Extract(data []byte, opts ExtractOptions) (in *Input, err error) {
 	if err != nil || !isMail(h) {
 		return nil, fmt.Errorf("%w: not gzip, zip, XML or a mail message: begins with %s", ErrNoReport, describePrefix(data))
 	}
-	in = &Input{Mail: mailInfo(h.Get("From"), h.Get("Subject"), h.Get("Message-Id"), h.Get("Date"))}
+	in = &Input{}
+	if opts.Head <= 0 { // a quick look needs the parts only
+		in.Mail = mailInfo(h.Get("From"), h.Get("Subject"), h.Get("Message-Id"), h.Get("Date"))
+	}
 	if mbox {
 		in.Warnings = append(in.Warnings, Warning{Path: "mail", Message: `an mbox "From " line before the header; skipped`})
 	}

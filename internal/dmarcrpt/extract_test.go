@@ -142,6 +142,9 @@ func TestExtractHead(t *testing.T) {
 		if err != nil || len(in.Sources) != len(whole.Sources) {
 			t.Fatalf("%s: Extract with Head: %v, %d sources; want %d", name, err, len(in.Sources), len(whole.Sources))
 		}
+		if in.Mail != nil {
+			t.Errorf("%s: Extract with Head read the mail's header fields: %+v", name, in.Mail)
+		}
 		for i, src := range in.Sources {
 			w := whole.Sources[i]
 			if src.Part != w.Part || src.Kind != w.Kind || len(src.Data) != min(16, len(w.Data)) ||
