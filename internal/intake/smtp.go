@@ -623,7 +623,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			_ = c.Close()
 			continue
 		}
-		return &countedConn{Conn: c, release: func() { l.s.release(key) }}, nil
+		return &smtpConn{Conn: c, release: func() { l.s.release(key) }}, nil
 	}
 }
 
@@ -648,19 +648,6 @@ func (s *SMTPServer) release(key netip.Prefix) {
 	if s.perAddr[key]--; s.perAddr[key] <= 0 {
 		delete(s.perAddr, key)
 	}
-}
-
-// countedConn gives its connection slot back once, when closed.
-type countedConn struct {
-	net.Conn
-	once    sync.Once
-	release func()
-}
-
-func (c *countedConn) Close() error {
-	// The slot is free before the peer can see the connection end.
-	c.once.Do(c.release)
-	return c.Conn.Close()
 }
 
 // slogPrinter adapts go-smtp's logger to slog: recovered panics are

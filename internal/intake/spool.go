@@ -136,6 +136,12 @@ func (ing *Ingester) SpoolMail(ctx context.Context, sub Submission, raw []byte, 
 // hundreds of bytes of the report (gunzipHead reads 512).
 const checkHead = 1024
 
+// gzipLook is how many bytes of a gzipped part the check decompresses:
+// the gzip header with a report's file name, a block's Huffman tables and
+// some hundreds of compressed bytes. A stream whose first 512 bytes need
+// more is decided by the whole search, as before.
+const gzipLook = 512
+
 // checkMail is SpoolMail's check that raw holds a report, without
 // decoding one: a part that SubmitMail would store as a TLS report, a DMARC
 // failure report, or a part it would store as a DMARC aggregate report;
@@ -180,7 +186,10 @@ func (ing *Ingester) quickCheck(raw []byte, hint string) string {
 		case "":
 			return data, true
 		case unpack.Gzip:
-			return ing.gunzipHead(data)
+			// gunzipHead's 512 bytes need far fewer compressed ones:
+			// flate decodes all the input it is given, so it gets
+			// gzipLook bytes, not the part's checkHead.
+			return ing.gunzipHead(data[:min(len(data), gzipLook)])
 		}
 		return nil, false
 	}
@@ -209,7 +218,7 @@ func (ing *Ingester) quickCheck(raw []byte, hint string) string {
 			if unpack.Sniff(src.Data) != unpack.Gzip {
 				continue
 			}
-			if h, ok := ing.gunzipHead(src.Data); ok && peekPlain(h) == "xml" {
+			if h, ok := ing.gunzipHead(src.Data[:min(len(src.Data), gzipLook)]); ok && peekPlain(h) == "xml" {
 				return true
 			}
 		}

@@ -373,15 +373,7 @@ func TestSpoolFull(t *testing.T) {
 func TestQuickCheck(t *testing.T) {
 	t.Parallel()
 	ing := NewIngester(nil, &nullStore{}, nil, IngestOpts{MaxDecompressed: 1 << 20, MaxDMARCXML: 1 << 20})
-	// Failure details with distinct addresses: about 20 KB of JSON that
-	// compress to well over checkHead bytes.
-	var details []string
-	for i := range 200 {
-		details = append(details, fmt.Sprintf(`{"result-type":"validation-failure","sending-mta-ip":"192.0.2.%d","receiving-mx-hostname":"mx%d.a.example","failed-session-count":%d,"additional-information":"%016x"}`, i, i*7919%1000, i*31%97+1, uint64(i)*0x9E3779B97F4A7C15))
-	}
-	bigJSON := []byte(`{"organization-name":"Sender","date-range":{"start-datetime":"2026-12-01T00:00:00Z","end-datetime":"2026-12-01T23:59:59Z"},` +
-		`"contact-info":"tlsrpt@sender.example","report-id":"big-1","policies":[{"policy":{"policy-type":"sts","policy-domain":"a.example"},` +
-		`"summary":{"total-successful-session-count":1,"total-failure-session-count":200},"failure-details":[` + strings.Join(details, ",") + `]}]}`)
+	bigJSON := bigTLSReport()
 	bigTLS := gzipped(t, bigJSON)
 	bigDMARC := gzipped(t, dmarcXML("Receiver", "big-2", "a.example", 600, 3))
 	if len(bigTLS) < 2*checkHead || len(bigDMARC) < 2*checkHead {
@@ -409,5 +401,30 @@ func TestQuickCheck(t *testing.T) {
 	part, ok := ing.gunzipHead(bigTLS[:300])
 	if !ok || len(part) == 0 || !bytes.HasPrefix(whole, part) {
 		t.Fatalf("gunzipHead of the first 300 bytes: %q, %v; want a prefix of %q", part, ok, whole)
+	}
+}
+
+// bigTLSReport is a TLS report of about 20 KB of JSON, failure details with
+// distinct addresses, that compresses to well over checkHead bytes.
+func bigTLSReport() []byte {
+	var details []string
+	for i := range 200 {
+		details = append(details, fmt.Sprintf(`{"result-type":"validation-failure","sending-mta-ip":"192.0.2.%d","receiving-mx-hostname":"mx%d.a.example","failed-session-count":%d,"additional-information":"%016x"}`, i, i*7919%1000, i*31%97+1, uint64(i)*0x9E3779B97F4A7C15))
+	}
+	return []byte(`{"organization-name":"Sender","date-range":{"start-datetime":"2026-12-01T00:00:00Z","end-datetime":"2026-12-01T23:59:59Z"},` +
+		`"contact-info":"tlsrpt@sender.example","report-id":"big-1","policies":[{"policy":{"policy-type":"sts","policy-domain":"a.example"},` +
+		`"summary":{"total-successful-session-count":1,"total-failure-session-count":200},"failure-details":[` + strings.Join(details, ",") + `]}]}`)
+}
+
+// BenchmarkQuickCheck is the spool's check of a mail holding a TLS report
+// of 20 KB of JSON (about 6.5 KB gzipped, in base64).
+func BenchmarkQuickCheck(b *testing.B) {
+	ing := NewIngester(nil, &nullStore{}, nil, IngestOpts{MaxDecompressed: 1 << 20, MaxDMARCXML: 1 << 20})
+	raw := reportMail("application/tlsrpt+gzip", gzipped(b, bigTLSReport()))
+	b.ReportAllocs()
+	for b.Loop() {
+		if ing.quickCheck(raw, store.KindTLSRPT) == "" {
+			b.Fatal("the quick check did not decide")
+		}
 	}
 }

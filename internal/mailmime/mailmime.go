@@ -186,22 +186,42 @@ func (w *walker) readBody(h textproto.Header, body io.Reader) []byte {
 }
 
 // readHead reads a leaf body and returns at most its first limit bytes,
-// transfer-decoded, and whether the body was longer. The encoded body is
-// read into a buffer the walk reuses; what is returned is a copy.
+// transfer-decoded, and whether the body was longer. It reads no more of
+// the body than that takes (the multipart reader skips the rest): limit+1
+// bytes of an unencoded body, base64 until it decodes to more than limit
+// bytes, a quoted-printable body whole. The encoded body is read into a
+// buffer the walk reuses; what is returned is a copy.
 func (w *walker) readHead(encoding string, body io.Reader, limit int) ([]byte, bool) {
 	w.buf.Reset()
-	if _, err := w.buf.ReadFrom(body); err != nil {
-		w.notes = append(w.notes, fmt.Sprintf("body cut short: %v", err))
-	}
-	raw := w.buf.Bytes()
 	var dec []byte
+	var err error
 	switch encoding {
 	case "base64":
-		dec = DecodeBase64Prefix(raw, limit+1) // one more: was there more?
+		// Four letters per three bytes, and a line break per 76 letters
+		// (RFC 2045 §6.8); more is read when lines are shorter or stray
+		// characters are skipped. A prefix of the body decodes to a prefix
+		// of its decoding (DecodeBase64Prefix).
+		want := int64((limit+1+2)/3*4 + (limit+1)/57*2 + 64)
+		w.buf.Grow(int(want))
+		for {
+			var n int64
+			n, err = io.CopyN(&w.buf, body, want)
+			dec = DecodeBase64Prefix(w.buf.Bytes(), limit+1) // one more: was there more?
+			if len(dec) > limit || err != nil || n < want {
+				break
+			}
+			want = int64(w.buf.Len())
+		}
 	case "quoted-printable":
-		dec = DecodeTransfer(encoding, raw)
+		_, err = w.buf.ReadFrom(body)
+		dec = DecodeTransfer(encoding, w.buf.Bytes())
 	default:
-		dec = raw
+		w.buf.Grow(limit + 1)
+		_, err = io.CopyN(&w.buf, body, int64(limit)+1)
+		dec = w.buf.Bytes()
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		w.notes = append(w.notes, fmt.Sprintf("body cut short: %v", err))
 	}
 	cut := len(dec) > limit
 	dec = dec[:min(len(dec), limit)]

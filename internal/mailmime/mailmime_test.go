@@ -228,3 +228,45 @@ func TestReportSubject(t *testing.T) {
 		}
 	}
 }
+
+// FuzzWalkHead: Walk with MaxBody visits the parts Walk visits, each with
+// the first MaxBody bytes of its body, and Cut when the body is longer,
+// though it reads less of each body (readHead).
+func FuzzWalkHead(f *testing.F) {
+	long := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("0123456789abcdef"), 300))
+	var lines strings.Builder
+	for i := 0; i < len(long); i += 76 {
+		lines.WriteString(long[i:min(i+76, len(long))] + "\r\n")
+	}
+	f.Add([]byte(crlf("Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Transfer-Encoding: base64\n\n")+lines.String()+"--b\n\nplain text\n--b--\n"), 1024)
+	f.Add([]byte(crlf("Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Transfer-Encoding: base64\n\nYW*Jj\nZG\n--b\nContent-Transfer-Encoding: quoted-printable\n\ncaf=C3=A9\n")), 2)
+	f.Add([]byte("Content-Transfer-Encoding: base64\r\n\r\n"+long[:40]+"\r\n"+long[40:90]), 30)
+	f.Add([]byte(crlf("Content-Type: multipart/mixed; boundary=b\n\n--b\n\nhello\n--b\nContent-Type: message/rfc822\n\nContent-Type: text/plain\n\nbody\n--b--\n")), 3)
+	f.Fuzz(func(t *testing.T, msg []byte, n int) {
+		if n < 1 || n > 1<<16 {
+			return
+		}
+		h, body, err := ReadHeader(msg)
+		if err != nil {
+			return
+		}
+		var full []*Part
+		Walk(h, body, Options{ExpandMessages: true}, func(p *Part) { full = append(full, p) })
+		h, body, _ = ReadHeader(msg)
+		i := 0
+		Walk(h, body, Options{ExpandMessages: true, MaxBody: n}, func(p *Part) {
+			defer func() { i++ }()
+			if i >= len(full) {
+				t.Fatalf("MaxBody %d: part %s beyond the %d parts of the whole walk", n, p.Path, len(full))
+			}
+			w := full[i]
+			want := w.Body[:min(len(w.Body), n)]
+			if p.Path != w.Path || !bytes.Equal(p.Body, want) || p.Cut != (len(w.Body) > n) {
+				t.Fatalf("MaxBody %d: part %s %q cut %v; the whole walk's part %s is %q (%d bytes)", n, p.Path, p.Body, p.Cut, w.Path, w.Body, len(w.Body))
+			}
+		})
+		if i != len(full) {
+			t.Fatalf("MaxBody %d: %d parts, the whole walk %d", n, i, len(full))
+		}
+	})
+}

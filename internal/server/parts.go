@@ -265,7 +265,10 @@ func (*smtpPart) Name() string { return "smtp intake" }
 
 func (p *smtpPart) Start(ctx context.Context, env *Env) error {
 	c := env.Config
-	var lc net.ListenConfig
+	// No TCP keep-alive: a session is bounded by the intake's read
+	// time-out, and the four socket options it sets on every accepted
+	// connection are a measurable part of a short session.
+	lc := net.ListenConfig{KeepAlive: -1}
 	l, err := lc.Listen(ctx, "tcp", c.Intake.SMTPListen)
 	if err != nil {
 		return fmt.Errorf("smtp listener: %w", err)
