@@ -540,42 +540,41 @@ IDATA=
 SINK_PID=
 SINK_PORT=
 
-# start_intake_moat runs Moat with its database on a disk (INTAKE_BASE):
-# reports are acknowledged only once committed with synchronous=FULL, and
-# the fsync of /dev/shm costs nothing. The per-IP rate limit is lifted:
-# every client is 127.0.0.1.
-start_intake_moat() {
-	INTAKE_WORK=$(mktemp -d "$INTAKE_BASE/moat-bench-intake.XXXXXX")
-	IDATA=$INTAKE_WORK/data
-	IMOAT_HTTPS=$(free_port)
-	IMOAT_SMTP=$(free_port)
-	: >"$WORK/moat-intake.log"
-	MOAT_INTAKE_RATE_PER_IP=1000000 MOAT_INTAKE_SMTP_CONNS_PER_IP=10000 GOMAXPROCS=$SERVER_THREADS \
-		"$BIN/moat" serve --dev --data "$IDATA" --log-level warn \
-		--https-listen "127.0.0.1:$IMOAT_HTTPS" --http-listen "" --dns-listen "" \
-		--smtp-listen "127.0.0.1:$IMOAT_SMTP" --web-listen "" --metrics-listen "" --addrs-file "$INTAKE_WORK/moat.addrs" >>"$WORK/moat-intake.log" 2>&1 &
-	IMOAT_PID=$!
-	PIDS+=("$IMOAT_PID")
-	wait_for 60 "moat serve (log: $WORK/moat-intake.log)" test -s "$INTAKE_WORK/moat.addrs"
+# bench_moat SPOOL NAME runs a Moat for the intake benchmark with its
+# database on a disk (INTAKE_BASE): reports are acknowledged only once
+# committed with synchronous=FULL (the fsync of /dev/shm costs nothing).
+# The per-IP limits are lifted: every client is 127.0.0.1. SPOOL is
+# intake.smtp_spool. It sets BM_WORK, BM_DATA, BM_HTTPS, BM_SMTP, BM_PID.
+bench_moat() {
+	local spool=$1 name=$2
+	BM_WORK=$(mktemp -d "$INTAKE_BASE/moat-bench-$name.XXXXXX")
+	BM_DATA=$BM_WORK/data
+	BM_HTTPS=$(free_port)
+	BM_SMTP=$(free_port)
+	: >"$WORK/moat-$name.log"
+	MOAT_INTAKE_SMTP_SPOOL=$spool MOAT_INTAKE_RATE_PER_IP=1000000 MOAT_INTAKE_SMTP_CONNS_PER_IP=10000 GOMAXPROCS=$SERVER_THREADS \
+		"$BIN/moat" serve --dev --data "$BM_DATA" --log-level warn \
+		--https-listen "127.0.0.1:$BM_HTTPS" --http-listen "" --dns-listen "" \
+		--smtp-listen "127.0.0.1:$BM_SMTP" --web-listen "" --metrics-listen "" --addrs-file "$BM_WORK/moat.addrs" >>"$WORK/moat-$name.log" 2>&1 &
+	BM_PID=$!
+	PIDS+=("$BM_PID")
+	wait_for 60 "moat serve (log: $WORK/moat-$name.log)" test -s "$BM_WORK/moat.addrs"
 }
 
-# start_spool_moat runs a second Moat for the intake benchmark, the same
-# but with intake.smtp_spool: report mail is answered once the message is
-# committed to the spool (checked to hold a report first), and its reports
-# are stored afterwards, when the intake is quiet (issue 9 item 8).
+# start_intake_moat runs the Moat that answers report mail only once its
+# reports are stored (intake.smtp_spool: false).
+start_intake_moat() {
+	bench_moat false intake
+	INTAKE_WORK=$BM_WORK IDATA=$BM_DATA IMOAT_HTTPS=$BM_HTTPS IMOAT_SMTP=$BM_SMTP IMOAT_PID=$BM_PID
+}
+
+# start_spool_moat runs a second Moat, with intake.smtp_spool (the
+# default): report mail is answered once the message is committed to the
+# spool (checked to hold a report first), and its reports are stored
+# afterwards, when the intake is quiet (issue 9 item 8).
 start_spool_moat() {
-	SPOOL_WORK=$(mktemp -d "$INTAKE_BASE/moat-bench-spool.XXXXXX")
-	SDATA=$SPOOL_WORK/data
-	SMOAT_HTTPS=$(free_port)
-	SMOAT_SMTP=$(free_port)
-	: >"$WORK/moat-spool.log"
-	MOAT_INTAKE_SMTP_SPOOL=true MOAT_INTAKE_RATE_PER_IP=1000000 MOAT_INTAKE_SMTP_CONNS_PER_IP=10000 GOMAXPROCS=$SERVER_THREADS \
-		"$BIN/moat" serve --dev --data "$SDATA" --log-level warn \
-		--https-listen "127.0.0.1:$SMOAT_HTTPS" --http-listen "" --dns-listen "" \
-		--smtp-listen "127.0.0.1:$SMOAT_SMTP" --web-listen "" --metrics-listen "" --addrs-file "$SPOOL_WORK/moat.addrs" >>"$WORK/moat-spool.log" 2>&1 &
-	SMOAT_PID=$!
-	PIDS+=("$SMOAT_PID")
-	wait_for 60 "moat serve with the spool (log: $WORK/moat-spool.log)" test -s "$SPOOL_WORK/moat.addrs"
+	bench_moat true spool
+	SPOOL_WORK=$BM_WORK SDATA=$BM_DATA SMOAT_HTTPS=$BM_HTTPS SMOAT_SMTP=$BM_SMTP SMOAT_PID=$BM_PID
 }
 
 # start_sink runs Postfix's smtp-sink: one process, one event loop, every

@@ -254,7 +254,7 @@ func Default() Config {
 		Web: Web{SessionIdle: 12 * time.Hour, SessionLifetime: 30 * 24 * time.Hour},
 		Intake: Intake{
 			ReportTLS: true, SMTPListen: ":25",
-			MaxReportSize: 10 << 20, MaxReportJSON: 64 << 20, MaxDMARCXML: 1 << 30, RatePerIP: 10, SMTPConnsPerIP: 20, SpoolMaxDelay: time.Minute,
+			MaxReportSize: 10 << 20, MaxReportJSON: 64 << 20, MaxDMARCXML: 1 << 30, RatePerIP: 10, SMTPConnsPerIP: 20, SMTPSpool: true, SpoolMaxDelay: time.Minute,
 		},
 	}
 }

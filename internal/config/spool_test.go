@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// TestSMTPSpool: the spool is off by default with a one-minute delay;
+// TestSMTPSpool: the spool is on by default with a one-minute delay;
 // both can be set; a delay outside 1s..24h is refused naming the key.
 func TestSMTPSpool(t *testing.T) {
 	t.Parallel()
@@ -15,11 +15,11 @@ func TestSMTPSpool(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Intake.SMTPSpool || c.Intake.SpoolMaxDelay != time.Minute {
-		t.Errorf("defaults: smtp_spool %v, spool_max_delay %v; want false and 1m", c.Intake.SMTPSpool, c.Intake.SpoolMaxDelay)
+	if !c.Intake.SMTPSpool || c.Intake.SpoolMaxDelay != time.Minute {
+		t.Errorf("defaults: smtp_spool %v, spool_max_delay %v; want true and 1m", c.Intake.SMTPSpool, c.Intake.SpoolMaxDelay)
 	}
-	c, err = Load(Source{Environ: []string{"MOAT_ZONE=sts.example.net", "MOAT_INTAKE_SMTP_SPOOL=true", "MOAT_INTAKE_SPOOL_MAX_DELAY=5m"}})
-	if err != nil || !c.Intake.SMTPSpool || c.Intake.SpoolMaxDelay != 5*time.Minute {
+	c, err = Load(Source{Environ: []string{"MOAT_ZONE=sts.example.net", "MOAT_INTAKE_SMTP_SPOOL=false", "MOAT_INTAKE_SPOOL_MAX_DELAY=5m"}})
+	if err != nil || c.Intake.SMTPSpool || c.Intake.SpoolMaxDelay != 5*time.Minute {
 		t.Errorf("set: %+v, %v", c.Intake, err)
 	}
 	for _, d := range []string{"500ms", "25h"} {

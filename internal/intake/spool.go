@@ -261,7 +261,7 @@ func (ing *Ingester) commitSpool(ctx context.Context, batch []*pending) {
 	if err != nil {
 		err = fmt.Errorf("%w: spool %d messages: %w", ErrStore, len(items), err)
 		ing.failures.Add(int64(len(items)))
-		ing.log.Error("report mail not spooled", "messages", len(items), "err", err)
+		ing.log.Error("report mail not spooled", "source", items[0].Source, "messages", len(items), "err", err)
 	} else {
 		ing.batches.Add(1)
 	}

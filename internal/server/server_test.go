@@ -558,7 +558,16 @@ func TestMetrics(t *testing.T) {
 
 	base := "http://" + srv.Addr(server.ListenerMetrics)
 	plain := &http.Client{Timeout: 10 * time.Second}
+	// The mail was answered once spooled (intake.smtp_spool, the
+	// default); its report is stored once the intake is quiet.
 	body := get(t, plain, base+"/metrics", 200)
+	for deadline := time.Now().Add(15 * time.Second); !strings.Contains(body, `moat_intake_spool_processed_total{result="stored"} 1`); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the spooled DMARC report not stored after 15 s:\n%s", body)
+		}
+		time.Sleep(50 * time.Millisecond)
+		body = get(t, plain, base+"/metrics", 200)
+	}
 	for _, want := range []string{
 		`moat_dns_answers_total{qtype="TXT",rcode="NOERROR"} 1`,
 		`moat_dns_answers_total{qtype="TXT",rcode="NXDOMAIN"} 1`,
@@ -568,13 +577,14 @@ func TestMetrics(t *testing.T) {
 		`moat_intake_reports_total{outcome="acknowledged"} 2`,
 		`moat_intake_outcomes_total{kind="tlsrpt",outcome="stored",path="https"} 1`,
 		`moat_intake_outcomes_total{kind="dmarc",outcome="stored",path="smtp"} 1`,
-		`moat_intake_commit_seconds_count 2`,
+		`moat_intake_commit_seconds_count 3`, // the HTTPS report, the spooled mail, its report
+		`moat_intake_spool_processed_total{result="stored"} 1`,
 		`moat_snapshot_domains 1`,
 		`moat_certificates 1`, // the dev CA's certificate of mta-sts.example.test
 		"go_goroutines",
 	} {
 		if !strings.Contains(body, want+"\n") && !strings.Contains(body, want+" ") {
-			t.Errorf("/metrics lacks %q", want)
+			t.Errorf("/metrics lacks %q:\n%s", want, body)
 		}
 	}
 	if got := get(t, plain, base+"/healthz", 200); got != "ok\n" {
