@@ -20,6 +20,7 @@ import (
 // or a store.Tenant.
 type Reader interface {
 	DMARCRollups(ctx context.Context, q store.DMARCRollupQuery) ([]store.DMARCRollupRow, error)
+	DMARCTotals(ctx context.Context, q store.DMARCTotalsQuery) ([]store.DMARCTotalsRow, error)
 }
 
 // ByNames are the groupings of a summary, in the order they are offered.
@@ -119,20 +120,26 @@ func Summarize(ctx context.Context, rd Reader, q Query) (*Summary, error) {
 		now = time.Now()
 	}
 	col := byColumn[q.By]
-	rq := store.DMARCRollupQuery{Domain: q.Domain, GroupBy: []string{"dkim", "spf"}}
+	var since time.Time
 	if !q.Since.IsZero() {
-		rq.Since = q.Since.UTC().Truncate(24 * time.Hour)
+		since = q.Since.UTC().Truncate(24 * time.Hour)
 	}
+	sum := &Summary{Domain: q.Domain, By: q.By, Until: now.UTC().Format(time.DateOnly), Rows: []Row{}}
+	if !since.IsZero() {
+		sum.Since = since.Format(time.DateOnly)
+	}
+	if q.Domain == "" && (col == "" || col == "day" || col == "domain") {
+		// Every domain, in all, by day or by domain: the narrow counts
+		// per day and domain, not the rows per source.
+		return sum, summarizeTotals(ctx, rd, sum, since, col)
+	}
+	rq := store.DMARCRollupQuery{Domain: q.Domain, Since: since, GroupBy: []string{"dkim", "spf"}}
 	if col != "" {
 		rq.GroupBy = append([]string{col}, rq.GroupBy...)
 	}
 	rows, err := rd.DMARCRollups(ctx, rq)
 	if err != nil {
 		return nil, err
-	}
-	sum := &Summary{Domain: q.Domain, By: q.By, Until: now.UTC().Format(time.DateOnly), Rows: []Row{}}
-	if !rq.Since.IsZero() {
-		sum.Since = rq.Since.Format(time.DateOnly)
 	}
 	index := map[string]int{}
 	for i := range rows {
@@ -152,6 +159,13 @@ func Summarize(ctx context.Context, rd Reader, q Query) (*Summary, error) {
 		sum.Rows[j].Messages += r.Messages
 		sum.Rows[j].add(r)
 	}
+	sortRows(sum, col)
+	return sum, nil
+}
+
+// sortRows puts rows by day in the order of the days, others the most
+// failing first, then the most messages.
+func sortRows(sum *Summary, col string) {
 	if col == "day" {
 		slices.SortStableFunc(sum.Rows, func(a, b Row) int { return cmp.Compare(a.Key, b.Key) })
 	} else {
@@ -159,7 +173,39 @@ func Summarize(ctx context.Context, rd Reader, q Query) (*Summary, error) {
 			return cmp.Or(cmp.Compare(b.DMARCFail, a.DMARCFail), cmp.Compare(b.Messages, a.Messages))
 		})
 	}
-	return sum, nil
+}
+
+// summarizeTotals fills sum from the counts per day and domain of every
+// domain rd sees, since the day since (zero: all time), grouped by col
+// ("", "day" or "domain").
+func summarizeTotals(ctx context.Context, rd Reader, sum *Summary, since time.Time, col string) error {
+	rows, err := rd.DMARCTotals(ctx, store.DMARCTotalsQuery{Since: since, By: col})
+	if err != nil {
+		return err
+	}
+	for i := range rows {
+		r := &rows[i]
+		c := Counts{DMARCPass: r.DMARCPass, DMARCFail: r.Messages - r.DMARCPass, DKIMPass: r.DKIMPass, SPFPass: r.SPFPass}
+		sum.TotalMessages += r.Messages
+		sum.Counts.plus(c)
+		if col == "" {
+			continue
+		}
+		key := r.Domain
+		if col == "day" {
+			key = r.Day.UTC().Format(time.DateOnly)
+		}
+		sum.Rows = append(sum.Rows, Row{Key: key, Messages: r.Messages, Counts: c})
+	}
+	sortRows(sum, col)
+	return nil
+}
+
+func (c *Counts) plus(d Counts) {
+	c.DMARCPass += d.DMARCPass
+	c.DMARCFail += d.DMARCFail
+	c.DKIMPass += d.DKIMPass
+	c.SPFPass += d.SPFPass
 }
 
 // keyOf is the value of col in r, as text.

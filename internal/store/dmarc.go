@@ -257,6 +257,28 @@ type DMARCRollupRow struct {
 	DMARCRow
 }
 
+// DMARCTotalsQuery asks for the DMARC message counts per day and domain
+// (the narrow rollup of dmarc_totals), summed over a period.
+type DMARCTotalsQuery struct {
+	Since time.Time // first day included (UTC midnight)
+	Until time.Time // first day excluded; zero for no end
+	// By is "day" or "domain" for a row per value, in ascending order,
+	// or "" for one total row.
+	By string
+}
+
+// DMARCTotalsRow is one group of a DMARCTotalsQuery: the messages, and
+// those that passed DKIM, SPF and DMARC (either of them) as the reporters
+// evaluated them. Day is set when grouped by day, Domain by domain.
+type DMARCTotalsRow struct {
+	Day       time.Time
+	Domain    string
+	Messages  int64
+	DKIMPass  int64
+	SPFPass   int64
+	DMARCPass int64
+}
+
 // DMARCReader is the read side of the DMARC reports. Store implements it
 // for the operator; a Tenant sees the reports whose policy domain (the
 // reported domain of a failure report) is hosted in its scope, and the
@@ -274,6 +296,10 @@ type DMARCReader interface {
 	DMARCReportByID(ctx context.Context, id int64) (*DMARCReport, error)
 	// DMARCRollups sums the daily rollups; it never reads report rows.
 	DMARCRollups(ctx context.Context, q DMARCRollupQuery) ([]DMARCRollupRow, error)
+	// DMARCTotals sums the counts per day and domain: what the summaries
+	// of many domains by day or by domain read (a row per day and
+	// domain, where DMARCRollups reads a row per source and result).
+	DMARCTotals(ctx context.Context, q DMARCTotalsQuery) ([]DMARCTotalsRow, error)
 	// DMARCFailures lists failure reports, newest first, without Raw and
 	// Parsed (Since and Until apply to ReceivedAt).
 	DMARCFailures(ctx context.Context, f DMARCFilter) ([]*DMARCFailure, error)

@@ -55,6 +55,14 @@ func TestDMARCQueryPlans(t *testing.T) {
 			}
 			queries = append(queries, query{fmt.Sprintf("%s rollups %+v", tn.name, q), text, args})
 		}
+		for _, by := range []string{"", "day", "domain"} {
+			q := DMARCTotalsQuery{Since: since, Until: until, By: by}
+			text, args, err := tn.t.dmarcTotalsQuery(q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			queries = append(queries, query{fmt.Sprintf("%s totals %+v", tn.name, q), text, args})
+		}
 	}
 	queries = append(queries,
 		query{"duplicate by digest", dmarcByDigestSQL, []any{"00"}},

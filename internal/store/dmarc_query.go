@@ -125,6 +125,11 @@ func (s *sqlStore) DMARCRollups(ctx context.Context, q DMARCRollupQuery) ([]DMAR
 	return s.op().DMARCRollups(ctx, q)
 }
 
+// DMARCTotals implements DMARCReader.
+func (s *sqlStore) DMARCTotals(ctx context.Context, q DMARCTotalsQuery) ([]DMARCTotalsRow, error) {
+	return s.op().DMARCTotals(ctx, q)
+}
+
 // DMARCFailures implements DMARCReader.
 func (s *sqlStore) DMARCFailures(ctx context.Context, f DMARCFilter) ([]*DMARCFailure, error) {
 	return s.op().DMARCFailures(ctx, f)
@@ -288,22 +293,6 @@ func (t *tenant) DMARCRollups(ctx context.Context, rq DMARCRollupQuery) ([]DMARC
 	return out, nil
 }
 
-// dmarcRollupTable is the table a rollup query reads: dmarc_by_day, a
-// few narrow rows per domain and day, for the summaries of many domains
-// that group by no more than day, domain and DMARC result; dmarc_daily,
-// whose key leads with the domain, for one domain's and for the rest.
-func dmarcRollupTable(rq DMARCRollupQuery) string {
-	if rq.Domain != "" {
-		return "dmarc_daily"
-	}
-	for _, g := range rq.GroupBy {
-		if g != "day" && g != "domain" && g != "dkim" && g != "spf" {
-			return "dmarc_daily"
-		}
-	}
-	return "dmarc_by_day"
-}
-
 // dmarcRollupQuery returns the SQL text of rq, its arguments and the
 // group-by columns.
 func (t *tenant) dmarcRollupQuery(rq DMARCRollupQuery) (string, []any, []string, error) {
@@ -342,6 +331,76 @@ func (t *tenant) dmarcRollupQuery(rq DMARCRollupQuery) (string, []any, []string,
 		groupBy = " GROUP BY " + strings.Join(group, ", ") + " ORDER BY " + strings.Join(group, ", ")
 	}
 	// SUM of bigint is numeric on PostgreSQL; back to bigint.
-	text := sqlText(`SELECT `, cols, `CAST(COALESCE(SUM(messages), 0) AS BIGINT) FROM `, dmarcRollupTable(rq), where(conds...), groupBy)
+	text := sqlText(`SELECT `, cols, `CAST(COALESCE(SUM(messages), 0) AS BIGINT) FROM `, "dmarc_daily", where(conds...), groupBy)
 	return text, q.args, group, nil
+}
+
+// DMARCTotals implements DMARCReader: the counts of dmarc_totals of the
+// domains hosted in the scope (the operator: of every domain), days with
+// Since <= day < Until, summed by day, by domain or in all. Its key leads
+// with the day, so a period is one range of it, grouped by day without a
+// sort.
+func (t *tenant) DMARCTotals(ctx context.Context, q DMARCTotalsQuery) ([]DMARCTotalsRow, error) {
+	text, args, err := t.dmarcTotalsQuery(q)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := t.s.r.QueryContext(ctx, text, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: dmarc totals by %q: %w", q.By, err)
+	}
+	defer rows.Close()
+	out := []DMARCTotalsRow{}
+	for rows.Next() {
+		var r DMARCTotalsRow
+		var dest []any
+		switch q.By {
+		case "day":
+			dest = append(dest, timeCol{&r.Day})
+		case "domain":
+			dest = append(dest, &r.Domain)
+		}
+		if err := rows.Scan(append(dest, &r.Messages, &r.DKIMPass, &r.SPFPass, &r.DMARCPass)...); err != nil {
+			return nil, fmt.Errorf("store: dmarc totals by %q: %w", q.By, err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: dmarc totals by %q: %w", q.By, err)
+	}
+	return out, nil
+}
+
+// dmarcTotalsQuery returns the SQL text of q and its arguments.
+func (t *tenant) dmarcTotalsQuery(q DMARCTotalsQuery) (string, []any, error) {
+	var col string
+	switch q.By {
+	case "", "day", "domain":
+		col = q.By
+	default:
+		return "", nil, fmt.Errorf("%w: dmarc totals: unknown grouping %q (want day, domain or none)", ErrInvalidArg, q.By)
+	}
+	var (
+		sq    sqlq
+		conds []string
+	)
+	if !q.Since.IsZero() {
+		conds = append(conds, "day >= "+sq.arg(t.s.d.timeArg(normTime(q.Since))))
+	}
+	if !q.Until.IsZero() {
+		conds = append(conds, "day < "+sq.arg(t.s.d.timeArg(normTime(q.Until))))
+	}
+	if c := t.in(&sq, "hd.org_id"); c != "" {
+		conds = append(conds, "domain IN (SELECT hd.name FROM domains hd WHERE "+c+")")
+	}
+	cols, groupBy := "", ""
+	if col != "" {
+		cols = col + ", "
+		groupBy = " GROUP BY " + col + " ORDER BY " + col
+	}
+	// SUM of bigint is numeric on PostgreSQL; back to bigint.
+	sum := func(c string) string { return "CAST(COALESCE(SUM(" + c + "), 0) AS BIGINT)" }
+	text := sqlText(`SELECT `, cols, sum("messages"), `, `, sum("dkim_pass"), `, `, sum("spf_pass"), `, `, sum("dmarc_pass"),
+		` FROM dmarc_totals`, where(conds...), groupBy)
+	return text, sq.args, nil
 }

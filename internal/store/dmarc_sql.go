@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -516,26 +515,33 @@ func (a *dmarcAgg) flush() error {
 			k.Reason, k.DKIMDomain, k.DKIMSelector, k.DKIMResult, k.DKIMAligned, k.SPFDomain, k.SPFResult,
 			k.SPFAligned, a.sums[k])
 	}
-	// The same messages by DMARC result alone: dmarc_by_day.
-	type result struct{ dkim, spf string }
-	byResult := map[result]int64{}
+	// The same messages in one row of dmarc_totals: those that passed
+	// DKIM, SPF and DMARC as the reporters evaluated them (dmarcstats'
+	// rule: DMARC passes with either).
+	var messages, dkimPass, spfPass, dmarcPass int64
 	for _, k := range keys {
-		byResult[result{k.DKIM, k.SPF}] += a.sums[k]
+		n := a.sums[k]
+		messages += n
+		if k.DKIM == "pass" {
+			dkimPass += n
+		}
+		if k.SPF == "pass" {
+			spfPass += n
+		}
+		if k.DKIM == "pass" || k.SPF == "pass" {
+			dmarcPass += n
+		}
 	}
 	clear(a.sums)
 	if err := up.exec(a.ctx, a.tx); err != nil {
 		return fmt.Errorf("add %d rows to the daily rollups: %w", len(keys), err)
 	}
-	results := slices.SortedFunc(maps.Keys(byResult), func(x, y result) int {
-		return cmp.Or(strings.Compare(x.dkim, y.dkim), strings.Compare(x.spf, y.spf))
-	})
-	byDay := a.s.bulk(5, `INSERT INTO dmarc_by_day (day, domain, dkim, spf, messages)`,
-		` ON CONFLICT (day, domain, dkim, spf) DO UPDATE SET messages = dmarc_by_day.messages + excluded.messages`)
-	for _, r := range results {
-		byDay.add(day, a.domain, r.dkim, r.spf, byResult[r])
-	}
-	if err := byDay.exec(a.ctx, a.tx); err != nil {
-		return fmt.Errorf("add to the daily counts by result: %w", err)
+	if _, err := a.tx.ExecContext(a.ctx, `INSERT INTO dmarc_totals (day, domain, messages, dkim_pass, spf_pass, dmarc_pass)
+		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (day, domain) DO UPDATE SET
+		messages = dmarc_totals.messages + excluded.messages, dkim_pass = dmarc_totals.dkim_pass + excluded.dkim_pass,
+		spf_pass = dmarc_totals.spf_pass + excluded.spf_pass, dmarc_pass = dmarc_totals.dmarc_pass + excluded.dmarc_pass`,
+		day, a.domain, messages, dkimPass, spfPass, dmarcPass); err != nil {
+		return fmt.Errorf("add to the daily totals: %w", err)
 	}
 	return nil
 }

@@ -148,7 +148,7 @@ func pruneTables() []pruneTable {
 		{table: "dmarc_reports", setting: SettingReports, key: "id", age: "end_time", dependents: "conflict_of"},
 		{table: "dmarc_failures", setting: SettingReports, key: "id", age: "received_at"},
 		{table: "dmarc_daily", setting: SettingRollups, key: dmarcDailyKey, age: "day"},
-		{table: "dmarc_by_day", setting: SettingRollups, key: "day, domain, dkim, spf", age: "day"},
+		{table: "dmarc_totals", setting: SettingRollups, key: "day, domain", age: "day"},
 		// The newest report of a domain, once it is as old as the reports
 		// that go; the results of moat check, kept as long as reports.
 		{table: "tlsrpt_last", setting: SettingReports, key: "domain", age: "received_at"},

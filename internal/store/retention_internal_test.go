@@ -178,7 +178,7 @@ func TestPrune(t *testing.T) {
 				{Table: "dmarc_reports", Setting: SettingReports, Action: ActionDelete, Before: normTime(repCut)},
 				{Table: "dmarc_failures", Setting: SettingReports, Action: ActionDelete, Before: normTime(repCut)},
 				{Table: "dmarc_daily", Setting: SettingRollups, Action: ActionDelete, Before: rollCut},
-				{Table: "dmarc_by_day", Setting: SettingRollups, Action: ActionDelete, Before: rollCut},
+				{Table: "dmarc_totals", Setting: SettingRollups, Action: ActionDelete, Before: rollCut},
 				{Table: "tlsrpt_last", Setting: SettingReports, Action: ActionDelete, Before: normTime(repCut),
 					Rows: count(t, s, `SELECT count(*) FROM tlsrpt_last WHERE received_at < $1`, ta(repCut))},
 				// No checks, spooled mail, sessions or invitations here: TestPruneHistory.

@@ -127,6 +127,17 @@ func testDMARCIsolation(t *testing.T, x *isolation, d *dmarcIsolation) {
 		if g := strings.Join(got, " "); g != wantRollups[tn.name] {
 			t.Errorf("%s DMARCRollups by domain = %q, want %q", tn.name, g, wantRollups[tn.name])
 		}
+		totals, err := tn.t.DMARCTotals(ctx, store.DMARCTotalsQuery{By: "domain"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = got[:0]
+		for _, r := range totals {
+			got = append(got, fmt.Sprintf("%s:%d", r.Domain, r.Messages))
+		}
+		if g := strings.Join(got, " "); g != wantRollups[tn.name] {
+			t.Errorf("%s DMARCTotals by domain = %q, want %q", tn.name, g, wantRollups[tn.name])
+		}
 
 		// The intake log: each kind's submissions of the scope's domains.
 		for kind, ids := range map[string]map[string]int64{store.KindDMARC: d.reports, store.KindDMARCFailure: d.failures} {
