@@ -187,7 +187,7 @@ func summarizeTotals(ctx context.Context, rd Reader, sum *Summary, since time.Ti
 		r := &rows[i]
 		c := Counts{DMARCPass: r.DMARCPass, DMARCFail: r.Messages - r.DMARCPass, DKIMPass: r.DKIMPass, SPFPass: r.SPFPass}
 		sum.TotalMessages += r.Messages
-		sum.Counts.plus(c)
+		sum.plus(c)
 		if col == "" {
 			continue
 		}
