@@ -428,3 +428,45 @@ func BenchmarkQuickCheck(b *testing.B) {
 		}
 	}
 }
+
+// largeTLSReport is a conforming TLS report with report id n: 200
+// failure details from 200 sending IPs to 20 MX hosts, about 25 KB of JSON.
+func largeTLSReport(n int) []byte {
+	var details []string
+	total := 0
+	for i := range 200 {
+		total += i%7 + 1
+		details = append(details, fmt.Sprintf(`{"result-type":"validation-failure","sending-mta-ip":"192.0.2.%d","receiving-mx-hostname":"mx%d.a.example","failed-session-count":%d,"additional-information":"https://sender.example/tls/%d"}`, i, i%20, i%7+1, i))
+	}
+	return fmt.Appendf(nil, `{"organization-name":"Sender","date-range":{"start-datetime":"2026-12-01T00:00:00Z","end-datetime":"2026-12-01T23:59:59Z"},`+
+		`"contact-info":"tlsrpt@sender.example","report-id":"large-%d","policies":[{"policy":{"policy-type":"sts","policy-domain":"a.example",`+
+		`"policy-string":["version: STSv1","mode: enforce","mx: *.a.example","max_age: 604800"],"mx-host":["*.a.example"]},`+
+		`"summary":{"total-successful-session-count":1000,"total-failure-session-count":%d},"failure-details":[%s]}]}`, n, total, strings.Join(details, ","))
+}
+
+// BenchmarkStoreLargeTLS is what the spool's processor spends on a mail
+// holding a TLS report of 200 failure details (20 KB of JSON): SubmitMail
+// into a real SQLite store from 16 submitters, as RunSpool's workers
+// submit, the writer committing them together.
+func BenchmarkStoreLargeTLS(b *testing.B) {
+	st := openStore(b)
+	ing := startIngester(b, st, func(string) bool { return true }, IngestOpts{MaxDecompressed: 1 << 20})
+	mails := make([][]byte, b.N)
+	for i := range mails {
+		mails[i] = reportMail("application/tlsrpt+gzip", gzipped(b, largeTLSReport(i)))
+	}
+	var next atomic.Int64
+	b.SetParallelism(8) // 16 submitters on 2 CPUs
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			n := int(next.Add(1)) - 1
+			raw := mails[n]
+			res, err := ing.SubmitMail(b.Context(), Submission{Source: SourceSMTP}, raw, MailOpts{Hint: store.KindTLSRPT})
+			if err != nil || res[0].Duplicate || res[0].Status != store.ReportOK {
+				b.Fatalf("report %d: %v, %v (%.300v)", n, err, res[0].Status, res[0].Warnings)
+			}
+		}
+	})
+	b.ReportMetric(float64(next.Load())/b.Elapsed().Seconds(), "reports/s")
+}

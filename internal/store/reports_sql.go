@@ -258,12 +258,39 @@ func (b *bulk) add(vals ...any) {
 	b.args = append(b.args, vals...)
 }
 
+// sqliteBulkParams bounds the parameters of one multi-row statement on
+// SQLite, where the row counts of the statements are powers of two
+// (sqliteRows): modernc.org/sqlite parses the text of every statement it
+// is not handed prepared, and parsing a statement of thousands of
+// parameters for every report (the failure details and rollups of a
+// report of 200 of them) took a third of storing it. Statements of a few
+// row counts and a few hundred parameters each fit the writer's statement
+// cache (stmtCacheMaxText) and are parsed once.
+const sqliteBulkParams = 256
+
+// sqliteRows is the number of rows of the next statement of a bulk
+// INSERT of ncols columns with left rows to go on SQLite: the largest
+// power of two that is at most left and keeps the statement within
+// sqliteBulkParams.
+func sqliteRows(ncols, left int) int {
+	n := 1
+	for n*2 <= left && n*2*ncols <= sqliteBulkParams {
+		n *= 2
+	}
+	return n
+}
+
 // each calls fn with every statement of b, in row order, each with at most
-// maxBulkParams parameters.
+// maxBulkParams parameters (on SQLite, sqliteRows rows).
 func (b *bulk) each(fn func(query string, args []any) error) error {
-	per := max(1, maxBulkParams/b.ncols) * b.ncols
-	for start := 0; start < len(b.args); start += per {
+	maxPer := max(1, maxBulkParams/b.ncols) * b.ncols
+	for start := 0; start < len(b.args); {
+		per := maxPer
+		if b.anon {
+			per = sqliteRows(b.ncols, (len(b.args)-start)/b.ncols) * b.ncols
+		}
 		args := b.args[start:min(start+per, len(b.args))]
+		start += len(args)
 		var q strings.Builder
 		q.WriteString(b.head)
 		q.WriteString(" VALUES ")

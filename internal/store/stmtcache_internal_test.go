@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math/bits"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -87,5 +88,58 @@ func TestStmtCache(t *testing.T) {
 	var count int
 	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM t`).Scan(&count); err != nil || count != 50 {
 		t.Fatalf("after commit: %d rows, %v", count, err)
+	}
+}
+
+// TestBulkStatements: on SQLite a bulk INSERT goes in statements whose row
+// counts are powers of two within sqliteBulkParams, all rows in order, and
+// each statement's text fits the statement cache; on PostgreSQL in as few
+// statements as maxBulkParams allows.
+func TestBulkStatements(t *testing.T) {
+	t.Parallel()
+	for _, ncols := range []int{1, 5, 9, 18, 300} {
+		for _, rows := range []int{0, 1, 2, 3, 7, 64, 200, 1000, 4097} {
+			for _, anon := range []bool{true, false} {
+				b := &bulk{head: "INSERT INTO t (" + strings.Repeat("c, ", ncols-1) + "c)", ncols: ncols, anon: anon}
+				for i := range rows * ncols {
+					b.args = append(b.args, i)
+				}
+				next, stmts, sizes := 0, 0, map[int]bool{}
+				err := b.each(func(q string, args []any) error {
+					stmts++
+					n := len(args) / ncols
+					if len(args)%ncols != 0 || n == 0 {
+						t.Fatalf("%d cols: a statement of %d values", ncols, len(args))
+					}
+					if strings.Count(q, "?")+strings.Count(q, "$") != len(args) {
+						t.Fatalf("%d cols: %d values for the text %.80q...", ncols, len(args), q)
+					}
+					for _, a := range args {
+						if a.(int) != next {
+							t.Fatalf("%d cols, %d rows: value %v where %d was due", ncols, rows, a, next)
+						}
+						next++
+					}
+					if anon {
+						if n&(n-1) != 0 || (n > 1 && len(args) > sqliteBulkParams) || len(q) > stmtCacheMaxText && n > 1 {
+							t.Errorf("%d cols: a statement of %d rows (%d values, %d bytes)", ncols, n, len(args), len(q))
+						}
+						sizes[n] = true
+					} else if len(args) > maxBulkParams && n > 1 {
+						t.Errorf("%d cols: %d values in one statement", ncols, len(args))
+					}
+					return nil
+				})
+				if err != nil || next != rows*ncols {
+					t.Fatalf("%d cols, %d rows: %d values gone through, %v", ncols, rows, next, err)
+				}
+				if want := (rows*ncols + maxBulkParams/ncols*ncols - 1) / max(1, maxBulkParams/ncols*ncols); !anon && stmts != want {
+					t.Errorf("postgres, %d cols, %d rows: %d statements, want %d", ncols, rows, stmts, want)
+				}
+				if anon && len(sizes) > bits.Len(uint(max(1, sqliteBulkParams/ncols))) {
+					t.Errorf("sqlite, %d cols, %d rows: %d row counts", ncols, rows, len(sizes))
+				}
+			}
+		}
 	}
 }
